@@ -1,0 +1,706 @@
+/*
+ * conn: one client connection's state machine.
+ *
+ *   IDLE --first byte--> HEAD --head parsed--> REQ --response flushed and
+ *   body received/dropped--> IDLE (keep-alive) or LINGER --EOF/timeout--> DEAD
+ *
+ * The socket is edge triggered, so `readable` remembers an edge we did not
+ * act on: while a request is in flight with its body complete, bytes of the
+ * next (pipelined) request stay in the kernel until the response is done.
+ * Reading is also what bounds request bodies: when the buffer is full and
+ * the app does not consume, we simply stop reading and TCP flow control
+ * pushes back on the client.
+ *
+ * The read buffer holds the current head at [0, head_len) for the whole
+ * exchange (the access log reads method, path and User-Agent from it) and is
+ * only ever moved or released from the processing loop, never from inside an
+ * app callback, so sl_req_head() pointers stay valid during on_request.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/server_internal.h"
+
+#define STEP_BUDGET 64 /* state machine steps per connection and round */
+
+static void rtimer_fired(struct sl_timer *t);
+static void wtimer_fired(struct sl_timer *t);
+
+uint32_t sl__conn_rcap(const struct sl_conn *c)
+{
+    return (uint32_t)(c->rlarge ? c->w->large.size : c->w->small.size);
+}
+
+struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd,
+                             const union sl__addr *peer, socklen_t peer_len)
+{
+    int one = 1;
+    struct sl_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->tag = SL__TAG_CONN;
+    c->state = SL__C_IDLE;
+    c->fd = fd;
+    c->w = w;
+    c->l = l;
+    if (peer_len > 0 && peer_len <= sizeof(c->peer)) {
+        memcpy(&c->peer, peer, peer_len);
+        c->peer_len = (uint8_t)peer_len;
+    }
+    sl_timer_init(&c->rtimer, rtimer_fired);
+    sl_timer_init(&c->wtimer, wtimer_fired);
+    if (!l->is_unix)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    sl__timer_arm(c, &c->rtimer, l->cfg->timeouts.header_ms);
+    return c;
+}
+
+/* ---- read buffer -------------------------------------------------------- */
+
+static int rbuf_get(struct sl_conn *c)
+{
+    if (c->rbuf)
+        return 0;
+    c->rbuf = sl_pool_get(&c->w->small);
+    c->rlarge = false;
+    c->rlen = c->rstart = c->parse_prev = 0;
+    return c->rbuf ? 0 : -ENOMEM;
+}
+
+static void rbuf_put(struct sl_conn *c)
+{
+    if (!c->rbuf)
+        return;
+    sl_pool_put(c->rlarge ? &c->w->large : &c->w->small, c->rbuf);
+    c->rbuf = NULL;
+    c->rlen = c->rstart = c->parse_prev = 0;
+}
+
+/* Moves the bytes to a large buffer. */
+static int rbuf_grow(struct sl_conn *c)
+{
+    if (c->rlarge)
+        return -ENOBUFS;
+    char *b = sl_pool_get(&c->w->large);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b, c->rbuf, c->rlen);
+    sl_pool_put(&c->w->small, c->rbuf);
+    c->rbuf = b;
+    c->rlarge = true;
+    return 0;
+}
+
+/* One read into the free tail: bytes read, 0 at EOF, -EAGAIN, or -errno. A
+ * short read means the socket is drained (edge triggered: wait for the next
+ * edge). */
+static ssize_t rbuf_read(struct sl_conn *c)
+{
+    size_t room = sl__conn_rcap(c) - c->rlen;
+    ssize_t n;
+    do
+        n = read(c->fd, c->rbuf + c->rlen, room);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        c->rlen += (uint32_t)n;
+        if ((size_t)n < room)
+            c->readable = false;
+        return n;
+    }
+    c->readable = false;
+    if (n == 0) {
+        c->peer_eof = true;
+        return 0;
+    }
+    return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+/* Bytes left after the previous request go to the front. */
+static void shift_leftover(struct sl_conn *c)
+{
+    if (!c->rstart)
+        return;
+    c->rlen -= c->rstart;
+    memmove(c->rbuf, c->rbuf + c->rstart, c->rlen);
+    c->rstart = 0;
+    c->parse_prev = 0;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+void sl__conn_client(const struct sl_conn *c, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (c->peer_len && c->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &c->peer.in.sin_addr, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(c->peer.in.sin_port));
+    } else if (c->peer_len && c->peer.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(c->peer.in6.sin6_port));
+    } else {
+        snprintf(out, cap, "unix");
+    }
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* One access-log line per exchange, written when it ends (a client that
+ * left before the app answered is logged as 499, as nginx does). */
+static void access_log(struct sl_conn *c, struct sl_req *r)
+{
+    struct sl_worker *w = c->w;
+    if (!sl_access_log_on(&w->alog) || r->logged)
+        return;
+    r->logged = true;
+    char client[64];
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    sl__conn_client(c, client, sizeof(client));
+    struct sl_access_entry e = {
+        .time_ms = (uint64_t)rt.tv_sec * 1000 + (uint64_t)rt.tv_nsec / 1000000,
+        .client = client,
+        .method = c->rbuf + r->method_off,
+        .method_len = r->method_len,
+        .path = r->path_off == UINT32_MAX ? "/" : c->rbuf + r->path_off,
+        .path_len = r->path_off == UINT32_MAX ? 1 : r->path_len,
+        .status = r->started ? r->status : 499,
+        .bytes = r->no_body ? 0 : r->resp_sent,
+        .latency_us = r->t_start_us ? now_us() - r->t_start_us : 0,
+        .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
+        .user_agent_len = r->ua_len,
+    };
+    if (!c->rbuf)
+        e.method_len = e.path_len = e.user_agent_len = 0, e.user_agent = NULL;
+    sl_access_log_write(&w->alog, &e);
+}
+
+/*
+ * Closes the socket now. A req still in flight is detached: the app gets
+ * SL_REQ_DISCONNECT (queued, delivered by the poll loop) unless it already
+ * ended its response or closed the connection itself. The conn struct and
+ * its read buffer live until the end of the round (later events of the same
+ * epoll batch, and an on_request still on the stack, may point at them).
+ */
+void sl__conn_close(struct sl_conn *c)
+{
+    struct sl_worker *w = c->w;
+    if (c->state == SL__C_DEAD)
+        return;
+    c->state = SL__C_DEAD;
+    sl_timer_cancel(&w->wheel, &c->rtimer);
+    sl_timer_cancel(&w->wheel, &c->wtimer);
+    close(c->fd);
+    c->fd = -1;
+    struct sl_req *r = c->req;
+    if (r) {
+        access_log(c, r);
+        if (r->app_holds && !r->ended && !r->disc_sent) {
+            r->disc_sent = true;
+            sl__worker_queue_event(r, SL__EV_DISCONNECT);
+        }
+        r->gone = true;
+        r->body_waiting = false;
+        sl__req_detach(r);
+    }
+    sl__out_free(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    c->next = w->dead;
+    c->prev = NULL;
+    w->dead = c;
+}
+
+void sl__conn_free(struct sl_conn *c)
+{
+    rbuf_put(c);
+    free(c);
+}
+
+/*
+ * After a response that ends the connection: shut our write side so the
+ * client sees the response and a FIN, then read and drop whatever it still
+ * sends until its EOF or a short timeout. Closing with unread input would
+ * make the kernel send RST, which can destroy the response in flight.
+ */
+static void close_linger(struct sl_conn *c)
+{
+    if (c->req)
+        sl__req_detach(c->req);
+    shutdown(c->fd, SHUT_WR);
+    c->state = SL__C_LINGER;
+    c->readable = true; /* look once: EOF may already be queued */
+    sl__timer_arm(c, &c->rtimer, SL__LINGER_MS);
+    sl__worker_kick(c);
+}
+
+static void linger_step(struct sl_conn *c)
+{
+    char sink[4096];
+    rbuf_put(c);
+    while (c->readable) {
+        ssize_t n = read(c->fd, sink, sizeof(sink));
+        if (n > 0) {
+            if ((size_t)n < sizeof(sink))
+                c->readable = false;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->readable = false;
+            break;
+        }
+        sl__conn_close(c); /* EOF or error */
+        return;
+    }
+    if (c->peer_eof)
+        sl__conn_close(c);
+}
+
+static void rtimer_fired(struct sl_timer *t)
+{
+    struct sl_conn *c = sl_container_of(t, struct sl_conn, rtimer);
+    struct sl_req *r = c->req;
+    /* In REQ the read timer is the body timeout: the app waited for body
+     * bytes too long (or leftover body was being dropped). */
+    if (c->state == SL__C_REQ && r && !r->finished && r->body_waiting) {
+        r->body_err = -ETIMEDOUT;
+        r->body_waiting = false;
+        sl__worker_queue_event(r, SL__EV_BODY);
+    }
+    sl__conn_close(c);
+}
+
+static void wtimer_fired(struct sl_timer *t)
+{
+    sl__conn_close(sl_container_of(t, struct sl_conn, wtimer));
+}
+
+/* ---- between requests ---------------------------------------------------- */
+
+/* The exchange is over: response flushed, body fully received or dropped. */
+static void request_done(struct sl_conn *c)
+{
+    const struct sl_timeouts *to = &c->l->cfg->timeouts;
+    uint32_t next = c->req->raw_pos;
+    sl__req_detach(c->req);
+    c->rstart = next;
+    if (c->rlen > next) {
+        c->state = SL__C_HEAD;
+        sl__timer_arm(c, &c->rtimer, to->header_ms);
+    } else {
+        c->state = SL__C_IDLE;
+        sl__timer_arm(c, &c->rtimer, to->keep_alive_ms);
+    }
+    if (c->busy) {
+        c->again = true;
+        return;
+    }
+    /* Called from the app between rounds: settle now so an idle keep-alive
+     * connection gives its buffer back without waiting for the next round. */
+    shift_leftover(c);
+    if (c->rlen == 0) {
+        rbuf_put(c);
+        if (!c->readable)
+            return;
+    }
+    sl__worker_kick(c);
+}
+
+void sl__conn_response_flushed(struct sl_conn *c)
+{
+    struct sl_req *r = c->req;
+    r->finished = true;
+    r->body_waiting = false;
+    access_log(c, r);
+    if (!r->ka || c->close_after || c->w->draining || c->peer_eof) {
+        close_linger(c);
+        return;
+    }
+    if (r->body_complete) {
+        request_done(c);
+        return;
+    }
+    /* The app answered without reading the whole body: drop a small rest to
+     * keep the connection, close on a big one. */
+    if (!r->chunked_req && r->body_left > SL__DISCARD_MAX) {
+        close_linger(c);
+        return;
+    }
+    r->discard_limit = r->body_total + SL__DISCARD_MAX;
+    r->body_pos = r->body_end;
+    const struct sl_timeouts *to = &c->l->cfg->timeouts;
+    sl__timer_arm(c, &c->rtimer, to->body_ms ? to->body_ms : SL__LINGER_MS);
+    sl__worker_kick(c);
+}
+
+/* ---- request body ------------------------------------------------------- */
+
+/* Decodes the undecoded bytes [raw_pos, rlen) into the body span (chunked
+ * data is moved down over its framing, in place). Returns 0, -EMSGSIZE or
+ * -EPROTO. */
+static int decode_body(struct sl_conn *c, struct sl_req *r)
+{
+    while (!r->body_complete && r->raw_pos < c->rlen) {
+        size_t avail = c->rlen - r->raw_pos;
+        size_t used, off, len;
+        if (!r->chunked_req) {
+            used = avail < r->body_left ? avail : (size_t)r->body_left;
+            off = 0;
+            len = used;
+            r->body_left -= used;
+            r->body_complete = r->body_left == 0;
+        } else {
+            int rc = sl_h1_chunked_feed(&r->dec, c->rbuf + r->raw_pos, avail, &used, &off, &len);
+            if (rc < 0)
+                return rc == SL_H1_E413 ? -EMSGSIZE : -EPROTO;
+            r->body_complete = rc == 1;
+            if (!used && !r->body_complete)
+                break;
+        }
+        if (len && r->body_end != r->raw_pos + off)
+            memmove(c->rbuf + r->body_end, c->rbuf + r->raw_pos + off, len);
+        r->body_end += (uint32_t)len;
+        r->body_total += len;
+        r->raw_pos += (uint32_t)used;
+    }
+    return 0;
+}
+
+/* Bad or oversized body: the app learns through sl_req_body_peek; the
+ * client gets 413/400 if no response started yet, else a closed
+ * connection. */
+static void body_fail(struct sl_conn *c, struct sl_req *r, int err)
+{
+    r->body_err = err;
+    if (r->body_waiting && r->app_holds) {
+        r->body_waiting = false;
+        sl__worker_queue_event(r, SL__EV_BODY);
+    }
+    if (r->finished)
+        close_linger(c);
+    else if (!r->started)
+        sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
+    else
+        sl__conn_close(c);
+}
+
+/* New bytes were read in REQ state. Returns false when the conn left the
+ * state (closed, failed, or the dropped rest of a body ended). */
+static bool body_arrived(struct sl_conn *c, struct sl_req *r)
+{
+    uint64_t before = r->body_total;
+    int err = decode_body(c, r);
+    if (err) {
+        body_fail(c, r, err);
+        return false;
+    }
+    if (r->finished) {
+        r->body_pos = r->body_end;
+        if (r->body_total > r->discard_limit) {
+            close_linger(c);
+            return false;
+        }
+        if (r->body_complete) {
+            request_done(c);
+            return false;
+        }
+        return true;
+    }
+    if ((r->body_total != before || r->body_complete) && r->body_waiting) {
+        r->body_waiting = false;
+        sl_timer_cancel(&c->w->wheel, &c->rtimer);
+        sl__worker_queue_event(r, SL__EV_BODY);
+    }
+    return true;
+}
+
+/* Free bytes for the body, compacting consumed bytes away (the head stays)
+ * and moving to a large buffer when a small one runs out. 0 = full. */
+static uint32_t body_room(struct sl_conn *c, struct sl_req *r)
+{
+    uint32_t cap = sl__conn_rcap(c);
+    if (cap - c->rlen >= cap / 4)
+        return cap - c->rlen;
+    uint32_t gap = r->body_pos - r->head_len;
+    if (gap) {
+        memmove(c->rbuf + r->head_len, c->rbuf + r->body_pos, c->rlen - r->body_pos);
+        r->body_pos -= gap;
+        r->body_end -= gap;
+        r->raw_pos -= gap;
+        c->rlen -= gap;
+    }
+    if (cap - c->rlen < cap / 4 && !c->rlarge && rbuf_grow(c) == 0)
+        cap = sl__conn_rcap(c);
+    return cap - c->rlen;
+}
+
+static void read_body(struct sl_conn *c, struct sl_req *r)
+{
+    while (!r->body_complete && c->readable) {
+        if (body_room(c, r) == 0) {
+            c->rpaused = true;
+            return;
+        }
+        c->rpaused = false;
+        ssize_t n = rbuf_read(c);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            sl__conn_close(c); /* EOF or error in the middle of a body */
+            return;
+        }
+        if (!body_arrived(c, r))
+            return;
+    }
+}
+
+static void req_step(struct sl_conn *c)
+{
+    struct sl_req *r = c->req;
+    if (!r->body_complete) {
+        read_body(c, r);
+        if (c->state != SL__C_REQ || c->req != r)
+            return;
+    }
+    if (r->finished && r->body_complete) {
+        request_done(c);
+        return;
+    }
+    /* The client shut its side before the app answered: it is gone. */
+    if (c->peer_eof && r->body_complete && !r->ended)
+        sl__conn_close(c);
+}
+
+/* ---- request head -------------------------------------------------------- */
+
+static bool name_is(const struct sl_h1_header *h, const char *name, size_t len)
+{
+    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
+}
+
+/* Where the access log will find method, path and User-Agent. */
+static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h)
+{
+    r->t_start_us = now_us();
+    r->method_off = (uint32_t)(h->method - c->rbuf);
+    r->method_len = (uint32_t)h->method_len;
+    if (h->path >= c->rbuf && h->path < c->rbuf + r->head_len) {
+        r->path_off = (uint32_t)(h->path - c->rbuf);
+        r->path_len = (uint32_t)h->path_len;
+    } else {
+        r->path_off = UINT32_MAX; /* absolute-form without a path: "/" */
+    }
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (name_is(&h->headers[i], "user-agent", 10)) {
+            r->ua_off = (uint32_t)(h->headers[i].value - c->rbuf);
+            r->ua_len = (uint32_t)h->headers[i].value_len;
+            break;
+        }
+    }
+}
+
+/* Framing and connection facts the exchange needs after on_request. */
+static int setup_request(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h,
+                         size_t head_len)
+{
+    uint64_t max_body = c->l->cfg->limits.max_body;
+    r->head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+    r->minor = (uint8_t)h->minor_version;
+    r->req_ka = h->keep_alive;
+    r->expect = h->expect_continue && h->minor_version >= 1;
+    r->head_len = r->body_pos = r->body_end = r->raw_pos = (uint32_t)head_len;
+    if (sl_access_log_on(&c->w->alog))
+        note_log_fields(c, r, h);
+    if (h->content_length >= 0 && max_body && (uint64_t)h->content_length > max_body)
+        return -EMSGSIZE;
+    if (h->chunked) {
+        r->chunked_req = true;
+        r->dec = (struct sl_h1_chunked){.max_body = max_body};
+    } else if (h->content_length > 0) {
+        r->body_left = (uint64_t)h->content_length;
+    } else {
+        r->body_complete = true;
+    }
+    return decode_body(c, r);
+}
+
+static void start_request(struct sl_conn *c, size_t head_len)
+{
+    struct sl_worker *w = c->w;
+    struct sl_req *r = sl__req_new(w);
+    if (!r) {
+        sl__conn_close(c);
+        return;
+    }
+    r->c = c;
+    r->l = c->l;
+    c->req = r;
+    c->state = SL__C_REQ;
+    c->nrequests++;
+    w->requests++;
+    c->parse_prev = 0;
+    sl_timer_cancel(&w->wheel, &c->rtimer);
+    int err = setup_request(c, r, &w->head, head_len);
+    if (err) {
+        sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
+        return;
+    }
+    r->app_holds = true;
+    w->head_req = r;
+    w->ops->on_request(w->app, r);
+    w->head_req = NULL;
+    c->again = true; /* carry on in REQ: read the body, or the next request */
+}
+
+static int parse_head(struct sl_conn *c)
+{
+    struct sl_worker *w = c->w;
+    w->head.headers = w->hdrs;
+    w->head.nheaders = w->max_hdrs;
+    int rc = sl_h1_parse_request(c->rbuf, c->rlen, c->parse_prev, &c->l->h1, &w->head);
+    if (rc == SL_H1_INCOMPLETE)
+        c->parse_prev = c->rlen;
+    return rc;
+}
+
+/* The first byte of a new request starts its header timer (a fresh
+ * connection's has run since accept). */
+static void become_head(struct sl_conn *c)
+{
+    c->state = SL__C_HEAD;
+    if (c->nrequests > 0)
+        sl__timer_arm(c, &c->rtimer, c->l->cfg->timeouts.header_ms);
+}
+
+static void head_step(struct sl_conn *c)
+{
+    shift_leftover(c);
+    for (;;) {
+        if (c->rlen > 0) {
+            if (c->state == SL__C_IDLE)
+                become_head(c);
+            int rc = parse_head(c);
+            if (rc > 0) {
+                start_request(c, (size_t)rc);
+                return;
+            }
+            if (rc != SL_H1_INCOMPLETE) {
+                sl__resp_core_error(c, -rc);
+                return;
+            }
+            if (c->rlen == sl__conn_rcap(c) && rbuf_grow(c) < 0) {
+                sl__resp_core_error(c, 431);
+                return;
+            }
+        }
+        if (!c->readable)
+            break;
+        if (rbuf_get(c) < 0) {
+            sl__conn_close(c);
+            return;
+        }
+        ssize_t n = rbuf_read(c);
+        if (n == -EAGAIN)
+            break;
+        if (n <= 0) {
+            sl__conn_close(c); /* EOF (clean between requests) or error */
+            return;
+        }
+    }
+    if (c->peer_eof) {
+        sl__conn_close(c); /* the rest of the head will never come */
+        return;
+    }
+    if (c->rlen == 0)
+        rbuf_put(c); /* idle: hold no buffer */
+}
+
+/* ---- driving -------------------------------------------------------------- */
+
+static void step(struct sl_conn *c)
+{
+    switch (c->state) {
+    case SL__C_IDLE:
+    case SL__C_HEAD:
+        head_step(c);
+        break;
+    case SL__C_REQ:
+        req_step(c);
+        break;
+    case SL__C_LINGER:
+        linger_step(c);
+        break;
+    default:
+        break;
+    }
+}
+
+void sl__conn_process(struct sl_conn *c)
+{
+    if (c->state == SL__C_DEAD)
+        return;
+    if (c->busy) {
+        c->again = true;
+        return;
+    }
+    unsigned steps = 0;
+    c->busy = true;
+    do {
+        c->again = false;
+        step(c);
+    } while (c->again && c->state != SL__C_DEAD && ++steps < STEP_BUDGET);
+    c->busy = false;
+    if (c->again && c->state != SL__C_DEAD) {
+        c->again = false;
+        sl__worker_defer(c);
+    }
+}
+
+void sl__conn_io(struct sl_conn *c, uint32_t events)
+{
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        sl__conn_close(c);
+        return;
+    }
+    if (events & EPOLLIN)
+        c->readable = true;
+    if (events & EPOLLRDHUP)
+        c->peer_eof = c->readable = true;
+    if ((events & EPOLLOUT) && c->wblocked) {
+        c->wblocked = false;
+        sl__out_ready(c);
+        if (c->state == SL__C_DEAD)
+            return;
+    }
+    sl__conn_process(c);
+}

@@ -1,0 +1,197 @@
+/*
+ * req: the request side of server.h (head, addresses, body streaming) and
+ * the req object's lifetime.
+ *
+ * A req is held by its conn until the exchange is over and by the app until
+ * sl_req_release(); it returns to the worker's free list (no malloc per
+ * request) when neither holds it and no event for it is queued.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "server/server_internal.h"
+
+struct sl_req *sl__req_new(struct sl_worker *w)
+{
+    struct sl_req *r = w->req_free;
+    if (r) {
+        w->req_free = r->evnext;
+    } else {
+        r = malloc(sizeof(*r));
+        if (!r)
+            return NULL;
+        r->all_next = w->req_all;
+        w->req_all = r;
+    }
+    struct sl_req *all_next = r->all_next;
+    memset(r, 0, sizeof(*r));
+    r->all_next = all_next;
+    r->w = w;
+    return r;
+}
+
+void sl__req_maybe_free(struct sl_req *r)
+{
+    if (r->app_holds || r->c || r->queued || r->in_free)
+        return;
+    r->in_free = true;
+    r->evnext = r->w->req_free;
+    r->w->req_free = r;
+}
+
+void sl__req_detach(struct sl_req *r)
+{
+    if (r->c) {
+        r->c->req = NULL;
+        r->c = NULL;
+    }
+    sl__req_maybe_free(r);
+}
+
+void sl__req_free_all(struct sl_worker *w)
+{
+    while (w->req_all) {
+        struct sl_req *r = w->req_all;
+        w->req_all = r->all_next;
+        free(r);
+    }
+    w->req_free = NULL;
+}
+
+const struct sl_h1_request *sl_req_head(const struct sl_req *r)
+{
+    return r->w->head_req == r ? &r->w->head : NULL;
+}
+
+const struct sockaddr *sl_req_peer(const struct sl_req *r, socklen_t *len)
+{
+    const struct sl_conn *c = r->c;
+    if (!c || !c->peer_len) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = c->peer_len;
+    return &c->peer.sa;
+}
+
+/* getsockname once per connection, and only if the app asks. */
+const struct sockaddr *sl_req_local(const struct sl_req *r, socklen_t *len)
+{
+    struct sl_conn *c = r->c;
+    if (len)
+        *len = 0;
+    if (!c || c->l->is_unix)
+        return NULL;
+    if (!c->local_known) {
+        socklen_t n = sizeof(c->local);
+        if (getsockname(c->fd, &c->local.sa, &n) < 0 || n > sizeof(c->local))
+            return NULL;
+        c->local_len = (uint8_t)n;
+        c->local_known = true;
+    }
+    if (len)
+        *len = c->local_len;
+    return &c->local.sa;
+}
+
+bool sl_req_is_unix(const struct sl_req *r)
+{
+    return r->l && r->l->is_unix;
+}
+
+const char *sl_req_unix_path(const struct sl_req *r)
+{
+    return sl_req_is_unix(r) ? r->l->cfg->path : NULL;
+}
+
+void sl_req_set_data(struct sl_req *r, void *data)
+{
+    r->data = data;
+}
+
+void *sl_req_data(const struct sl_req *r)
+{
+    return r->data;
+}
+
+/* RFC 9110 10.1.1: the interim 100 goes out only when the app actually
+ * asks for a body the client is holding back, and never after a response
+ * started. */
+static int send_continue(struct sl_conn *c, struct sl_req *r)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct iovec iov = {.iov_base = (void *)line, .iov_len = sizeof(line) - 1};
+    r->continue_sent = true;
+    if (sl__out_write(c, &iov, 1) < 0) {
+        sl__conn_close(c);
+        return -EPIPE;
+    }
+    return 0;
+}
+
+int sl_req_body_peek(struct sl_req *r, const char **data, size_t *len, bool *done)
+{
+    *data = NULL;
+    *len = 0;
+    *done = false;
+    if (r->body_err)
+        return r->body_err;
+    struct sl_conn *c = r->c;
+    if (!c || r->gone || r->finished)
+        return -EPIPE;
+    size_t avail = r->body_end - r->body_pos;
+    *data = c->rbuf + r->body_pos;
+    *len = avail;
+    *done = r->body_complete && avail == 0;
+    if (avail || r->body_complete)
+        return 0;
+    if (r->expect && !r->continue_sent && !r->started && r->body_total == 0 &&
+        send_continue(c, r) < 0) {
+        *data = NULL;
+        return -EPIPE;
+    }
+    /* The app now waits: SL_REQ_BODY wakes it, the body timeout bounds it. */
+    r->body_waiting = true;
+    if (!sl_timer_armed(&c->rtimer))
+        sl__timer_arm(c, &c->rtimer, c->l->cfg->timeouts.body_ms);
+    if (c->rpaused)
+        sl__worker_kick(c);
+    return 0;
+}
+
+void sl_req_body_consume(struct sl_req *r, size_t n)
+{
+    struct sl_conn *c = r->c;
+    if (!c || r->gone || r->finished)
+        return;
+    size_t avail = r->body_end - r->body_pos;
+    r->body_pos += (uint32_t)(n < avail ? n : avail);
+    /* Reading stopped on a full buffer: resume once half of it is free. */
+    if (c->rpaused && r->body_end - r->body_pos <= sl__conn_rcap(c) / 2)
+        sl__worker_kick(c);
+}
+
+/*
+ * The app lets go. An exchange it never answered gets a 500 (not started)
+ * or a closed connection (started, not ended), so no client waits forever
+ * on an app that forgot a request.
+ */
+void sl_req_release(struct sl_req *r)
+{
+    if (!r->app_holds)
+        return;
+    struct sl_conn *c = r->c;
+    if (c && !r->gone && !r->ended) {
+        r->disc_sent = true;
+        if (!r->started)
+            sl__resp_core_error(c, 500);
+        else
+            sl__conn_close(c);
+    }
+    r->app_holds = false;
+    sl__req_maybe_free(r);
+}

@@ -1,0 +1,198 @@
+/*
+ * server: the C core's public seam. It accepts connections, speaks HTTP/1.1
+ * and calls "the app" through `struct sl_app_ops`. It knows nothing of
+ * Python: python/ implements the ops; tests implement them with a fake app.
+ *
+ * Threading: one worker = one thread. Nothing here is thread-safe; every
+ * call for a worker happens on that worker's thread, except
+ * sl_worker_signal_drain() which is async-signal-safe.
+ *
+ * Driving: the worker owns an epoll fd (sl_worker_fd). The embedding loop
+ * watches it for readability and calls sl_worker_poll(); it also calls
+ * sl_worker_poll() again after sl_worker_next_timer_ms() milliseconds so
+ * timers fire. sl_worker_run() is a self-contained blocking loop that does
+ * both, for embedders without a loop of their own.
+ *
+ * Callbacks (on_request, on_event) are only ever called from inside
+ * sl_worker_poll()/sl_worker_run(), never from inside an sl_req_* or
+ * sl_resp_* call. Work such a call makes possible (the next pipelined
+ * request, resuming a paused body read, a queued event) is deferred to the
+ * next poll, and the worker's fd is made readable so that poll comes soon.
+ */
+#ifndef SL_SERVER_SERVER_H
+#define SL_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+#include "server/h1.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sl_worker;
+struct sl_req; /* one request/response exchange; opaque */
+
+enum sl_req_event {
+    SL_REQ_BODY,       /* body bytes arrived, or the body is now complete */
+    SL_REQ_DRAIN,      /* buffered output fell below the low-water mark */
+    SL_REQ_DISCONNECT, /* the client went away or the connection was closed:
+                          every later sl_resp_* call returns -EPIPE */
+};
+
+struct sl_app_ops {
+    /*
+     * A request head is complete. sl_req_head() is valid until this returns;
+     * the req itself stays valid until the app calls sl_req_release(). The
+     * app must eventually answer (sl_resp_*) or release it.
+     */
+    void (*on_request)(void *app, struct sl_req *req);
+    /* Something the app may be waiting for happened on `req`. */
+    void (*on_event)(void *app, struct sl_req *req, enum sl_req_event ev);
+};
+
+/* ---- request side --------------------------------------------------- */
+
+/* The parsed head. Borrowed, valid only inside on_request. */
+const struct sl_h1_request *sl_req_head(const struct sl_req *r);
+
+/* Peer and local addresses; NULL/0 length for Unix-socket peers and once
+ * the connection is gone (read them in on_request). */
+const struct sockaddr *sl_req_peer(const struct sl_req *r, socklen_t *len);
+const struct sockaddr *sl_req_local(const struct sl_req *r, socklen_t *len);
+bool sl_req_is_unix(const struct sl_req *r);
+/* The listener's unix path for Unix sockets, else NULL. */
+const char *sl_req_unix_path(const struct sl_req *r);
+
+void sl_req_set_data(struct sl_req *r, void *data);
+void *sl_req_data(const struct sl_req *r);
+
+/*
+ * Body bytes buffered so far and not yet consumed: *data and *len (borrowed,
+ * valid until the next call into the worker), *done once the whole body has
+ * been received and nothing is left (so *done implies *len == 0: after
+ * consuming the last bytes, peek again to see it). A peek that finds nothing
+ * while more is due makes the app "waiting": SL_REQ_BODY fires once when
+ * bytes (or the end, or an error) arrive, and the body timeout runs until
+ * then. The first peek of a request that sent `Expect: 100-continue` sends
+ * the interim 100 response. Once the response has been sent in full the
+ * body is gone (the core drops the rest) and peek returns -EPIPE.
+ * Returns 0, or -EPIPE (disconnected), -EMSGSIZE (body over max_body: the
+ * core has answered 413), -ETIMEDOUT (body timeout), -EPROTO (bad chunked
+ * framing: the core has answered 400).
+ */
+int sl_req_body_peek(struct sl_req *r, const char **data, size_t *len, bool *done);
+
+/* Marks n bytes from the last peek consumed; reading from the socket
+ * resumes once the buffer has room (bounded buffering). */
+void sl_req_body_consume(struct sl_req *r, size_t n);
+
+/* ---- response side -------------------------------------------------- */
+
+/*
+ * Starts the response. Headers are validated (sl_h1_header_ok); on a bad
+ * header nothing is written and -EINVAL is returned (the app then answers
+ * 500 with sl_resp_error). The core adds Date, Server (unless the app set
+ * one or http.server_header is empty), and framing: Content-Length when the
+ * app gave one, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+ * `trailers` announces a later sl_resp_trailers (forces chunked).
+ * The app's Connection and Transfer-Encoding headers are not sent (the core
+ * owns framing; "Connection: close" from the app is honoured). Status must
+ * be 200..999 (-EINVAL otherwise: no 1xx final responses).
+ * Returns 0, -EALREADY (already started), -EINVAL, -EPIPE, -ENOMEM.
+ */
+int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, size_t n,
+                  bool trailers);
+
+/*
+ * Sends body bytes (copied if they cannot be written at once); an empty
+ * call with `more` true just flushes the head. `more` false
+ * ends the body (then trailers, if announced, are still owed). HEAD requests
+ * and 204/304 responses write no body bytes.
+ * Returns 0, 1 when buffered output is above the high-water mark (wait for
+ * SL_REQ_DRAIN before sending more), -EPIPE (gone), -EPROTO (not started,
+ * already ended, or more bytes than the declared Content-Length).
+ */
+int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more);
+
+/* Ends a response that announced trailers. Returns 0, -EINVAL, -EPIPE, -EPROTO. */
+int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n);
+
+/*
+ * The app failed. Before the response started: sends `status` (500) with
+ * `Connection: close`. After: closes the connection. Returns 0 or -EPIPE.
+ */
+int sl_resp_error(struct sl_req *r, int status);
+
+bool sl_resp_started(const struct sl_req *r);
+bool sl_resp_done(const struct sl_req *r);
+
+/* The app is done with `r`; it must not touch it again. The core frees it
+ * once the connection no longer needs it. */
+void sl_req_release(struct sl_req *r);
+
+/* ---- worker ---------------------------------------------------------- */
+
+/*
+ * A worker serving the listener fds (already bound and listening, one per
+ * cfg->listeners entry, in the same order; borrowed). Returns NULL with
+ * errno set.
+ */
+struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_fds,
+                                const struct sl_app_ops *ops, void *app);
+void sl_worker_free(struct sl_worker *w);
+
+int sl_worker_fd(const struct sl_worker *w);
+
+/*
+ * Handles up to `budget` ready events without blocking, and fires expired
+ * timers. Returns 1 when more work may be pending (call again soon), 0 when
+ * idle, or a negative errno.
+ */
+int sl_worker_poll(struct sl_worker *w, unsigned budget);
+
+/* Milliseconds until the next timer is due; -1 when none is armed. */
+int sl_worker_next_timer_ms(const struct sl_worker *w);
+
+/* Graceful drain: stop accepting, close idle keep-alives, let in-flight
+ * requests finish (connections close after their current response). */
+void sl_worker_drain(struct sl_worker *w);
+
+/* Async-signal-safe: asks the worker to drain (wakes its epoll fd). A second
+ * call before the worker is done sets sl_worker_abort_requested(). */
+void sl_worker_signal_drain(struct sl_worker *w);
+bool sl_worker_draining(const struct sl_worker *w);
+bool sl_worker_abort_requested(const struct sl_worker *w);
+
+/* True once draining and no connection is left. */
+bool sl_worker_done(const struct sl_worker *w);
+
+size_t sl_worker_nconns(const struct sl_worker *w);
+
+/* Counters for the SIGUSR1 stats line and for tests. Pool buffers are the
+ * only per-connection memory besides the connection structs: an idle
+ * keep-alive connection holds none. */
+struct sl_worker_stats {
+    size_t conns;       /* open connections */
+    size_t conn_bytes;  /* heap held by their structs */
+    size_t bufs_in_use; /* pool buffers held by connections (input + output) */
+    size_t bufs_free;   /* pool buffers cached for reuse */
+    size_t buf_bytes;   /* bytes of all pool buffers mapped, in use or free */
+    uint64_t accepted;  /* connections accepted */
+    uint64_t requests;  /* request heads handed to the app */
+};
+void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out);
+
+/* Blocking loop (epoll_wait + timers) until sl_worker_done() or
+ * sl_worker_abort_requested(). Returns 0 or a negative errno. */
+int sl_worker_run(struct sl_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

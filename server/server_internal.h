@@ -1,0 +1,230 @@
+/*
+ * server internals shared by worker.c, conn.c, req.c and resp.c.
+ *
+ * Object model:
+ *   worker   one per thread: epoll fd, listeners, timer wheel, pools, the
+ *            live connection list, deferred work (pending connections and
+ *            queued app events).
+ *   conn     one per accepted socket. Owns the read buffer (only while it
+ *            holds bytes), the output queue and at most one current req.
+ *   req      one request/response exchange. Held by the conn until the
+ *            exchange is over (response flushed, body received or dropped)
+ *            and by the app until sl_req_release(); freed to the worker's free
+ *            list when neither holds it.
+ *
+ * Re-entrancy: app callbacks (on_request, on_event) are only ever called from
+ * sl_worker_poll/run, never from inside an sl_req_* / sl_resp_* call. Work an
+ * app call makes possible (parse the next pipelined request, resume reading)
+ * is "kicked": done at once by the conn's processing loop when it is on the
+ * stack (c->busy), else queued on the worker's pending list (and, outside
+ * poll, the wake eventfd is written so the embedding loop polls soon).
+ */
+#ifndef SL_SERVER_SERVER_INTERNAL_H
+#define SL_SERVER_SERVER_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <sys/uio.h>
+
+#include "server/date.h"
+#include "server/log.h"
+#include "server/pool.h"
+#include "server/server.h"
+#include "server/timer.h"
+
+#define SL__SMALL_BUF 4096u         /* read buffer for heads; response heads */
+#define SL__LARGE_BUF 65536u        /* bodies, big heads, output overflow */
+#define SL__HIGH_WATER (64u << 10)  /* sl_resp_body returns 1 above it */
+#define SL__LOW_WATER (16u << 10)   /* SL_REQ_DRAIN below it */
+#define SL__DISCARD_MAX (64u << 10) /* unread body dropped to keep alive */
+#define SL__LINGER_MS 2000u         /* lingering close bound */
+#define SL__TICK_MS 8u              /* timer wheel resolution */
+
+enum sl__tag { SL__TAG_LISTENER = 1, SL__TAG_CONN, SL__TAG_WAKE };
+
+struct sl__listener {
+    uint8_t tag; /* SL__TAG_LISTENER: first, epoll data points here */
+    bool is_unix;
+    int fd;
+    const struct sl_listener_config *cfg;
+    struct sl_h1_limits h1;
+};
+
+union sl__addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+/* Output bytes not yet written, in a pool buffer (this header first). */
+struct sl__obuf {
+    struct sl__obuf *next;
+    uint32_t start, end, cap; /* data[start..end) pending; cap = usable bytes */
+    bool large;
+    char data[];
+};
+
+enum sl__conn_state {
+    SL__C_IDLE,   /* no request bytes: fresh (header timer) or kept alive */
+    SL__C_HEAD,   /* part of a request head buffered (header timer) */
+    SL__C_REQ,    /* a request is being served (c->req set) */
+    SL__C_LINGER, /* response sent, write side shut, draining input */
+    SL__C_DEAD,   /* closed, waiting to be freed at the end of poll */
+};
+
+struct sl_conn {
+    uint8_t tag; /* SL__TAG_CONN: first, epoll data points here */
+    uint8_t state;
+    uint8_t peer_len, local_len;
+    bool busy : 1;        /* the processing loop is on the stack */
+    bool again : 1;       /* a kick arrived while busy: loop once more */
+    bool pending : 1;     /* on the worker's pending list */
+    bool readable : 1;    /* the socket may hold unread bytes (edge seen) */
+    bool rpaused : 1;     /* reading stopped: the body buffer is full */
+    bool wblocked : 1;    /* the last write was partial: wait for EPOLLOUT */
+    bool close_after : 1; /* close once the current response is flushed */
+    bool peer_eof : 1;    /* the peer shut its write side */
+    bool rlarge : 1;      /* rbuf is a large-pool buffer */
+    bool local_known : 1;
+    bool epout : 1; /* EPOLLOUT is in the epoll mask (added on the first blocked write) */
+    int fd;
+    uint32_t nrequests;  /* requests started on this connection */
+    uint32_t rlen;       /* bytes in rbuf */
+    uint32_t rstart;     /* leftover (next request) starts here after a request */
+    uint32_t parse_prev; /* head bytes already searched */
+    char *rbuf;          /* NULL while no bytes are buffered */
+    struct sl_worker *w;
+    struct sl__listener *l;
+    struct sl_req *req;
+    struct sl__obuf *out_head, *out_tail;
+    size_t out_bytes;
+    struct sl_conn *next, *prev; /* live list; `next` links the dead list */
+    struct sl_conn *pnext;       /* pending list */
+    struct sl_timer rtimer;      /* header / keep-alive / body / linger */
+    struct sl_timer wtimer;      /* write progress */
+    union sl__addr peer;
+    union sl__addr local;
+};
+
+enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4 };
+
+struct sl_req {
+    struct sl_conn *c; /* NULL once the conn let go of it */
+    struct sl_worker *w;
+    struct sl__listener *l;
+    void *data;
+    struct sl_req *evnext;   /* event queue, or free list */
+    struct sl_req *all_next; /* every req the worker allocated */
+
+    bool app_holds : 1;   /* not yet sl_req_release()d */
+    bool queued : 1;      /* on the worker's event queue */
+    bool head_only : 1;   /* HEAD request */
+    bool req_ka : 1;      /* the request allows keep-alive */
+    bool chunked_req : 1; /* chunked request body */
+    bool expect : 1;      /* Expect: 100-continue on HTTP/1.1 */
+    bool continue_sent : 1;
+    bool body_complete : 1;
+    bool body_waiting : 1; /* the app peeked and found nothing */
+    bool started : 1;
+    bool body_ended : 1; /* last body bytes given (trailers may be owed) */
+    bool ended : 1;      /* the app is done with the response */
+    bool finished : 1;   /* response flushed; only body leftovers remain */
+    bool gone : 1;       /* the app's sl_resp_* now get -EPIPE */
+    bool disc_sent : 1;  /* DISCONNECT delivered or not wanted */
+    bool want_drain : 1; /* sl_resp_body returned 1 */
+    bool ka : 1;         /* the response keeps the connection alive */
+    bool no_body : 1;    /* HEAD, 204, 304: no body bytes on the wire */
+    bool chunked : 1;    /* chunked response framing */
+    bool has_cl : 1;     /* the app declared Content-Length */
+    bool trailers : 1;   /* trailers announced */
+    bool logged : 1;
+    bool in_free : 1; /* on the worker's free list */
+    uint8_t evmask;   /* SL__EV_* waiting to be delivered */
+    uint8_t minor;    /* request HTTP minor version */
+    int16_t status;
+    int body_err; /* sticky peek error, 0 = none */
+
+    uint64_t resp_cl;    /* declared Content-Length */
+    uint64_t resp_sent;  /* body bytes the app gave */
+    uint64_t body_left;  /* Content-Length body bytes not yet received */
+    uint64_t body_total; /* body bytes received (decoded) */
+    uint64_t discard_limit;
+    struct sl_h1_chunked dec;
+    /* Offsets into c->rbuf. The head stays at [0, head_len) until the
+     * exchange is over (the access log reads it); decoded body bytes are
+     * [body_pos, body_end); undecoded bytes start at raw_pos. */
+    uint32_t head_len, body_pos, body_end, raw_pos;
+    uint32_t method_off, method_len, path_off, path_len, ua_off, ua_len; /* access log */
+    uint64_t t_start_us;
+};
+
+struct sl_worker {
+    int epfd;
+    int wakefd;
+    uint8_t wake_tag; /* SL__TAG_WAKE: epoll data of wakefd */
+    bool in_poll;
+    bool wake_sent;
+    bool draining;
+    bool accept_paused;
+    atomic_uint signals;
+    const struct sl_config *cfg;
+    const struct sl_app_ops *ops;
+    void *app;
+    struct sl__listener *ls;
+    size_t nls;
+    uint64_t now_ms; /* CLOCK_MONOTONIC */
+    struct sl_timer_wheel wheel;
+    struct sl_timer housekeeping; /* pool trimming */
+    struct sl_timer accept_timer; /* resume after EMFILE */
+    struct sl_pool small, large;
+    struct sl_date date;
+    struct sl_access_log alog;
+    char *server_line; /* "Server: x\r\n" or NULL */
+    size_t server_line_len;
+    struct sl_h1_header *hdrs; /* parse scratch, max_hdrs entries */
+    size_t max_hdrs;
+    struct sl_h1_request head; /* the head being handed to on_request */
+    struct sl_req *head_req;   /* whose head it is, during on_request */
+    struct sl_conn *conns;     /* live list */
+    size_t nconns;
+    uint64_t accepted, requests; /* counters for sl_worker_stats */
+    struct sl_conn *pending;
+    struct sl_conn *later; /* kicked past their per-round step budget */
+    struct sl_conn *dead;
+    struct sl_req *evq_head, *evq_tail;
+    struct sl_req *req_free;
+    struct sl_req *req_all;
+};
+
+/* worker.c */
+uint64_t sl__worker_now(struct sl_worker *w);
+void sl__worker_wake(struct sl_worker *w);
+void sl__worker_kick(struct sl_conn *c);
+void sl__worker_defer(struct sl_conn *c);
+void sl__worker_queue_event(struct sl_req *r, int ev);
+void sl__timer_arm(struct sl_conn *c, struct sl_timer *t, uint32_t ms);
+
+/* conn.c */
+struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd,
+                             const union sl__addr *peer, socklen_t peer_len);
+void sl__conn_free(struct sl_conn *c);
+void sl__conn_io(struct sl_conn *c, uint32_t events);
+void sl__conn_process(struct sl_conn *c);
+void sl__conn_close(struct sl_conn *c);
+void sl__conn_response_flushed(struct sl_conn *c);
+uint32_t sl__conn_rcap(const struct sl_conn *c);
+void sl__conn_client(const struct sl_conn *c, char *out, size_t cap);
+
+/* req.c */
+struct sl_req *sl__req_new(struct sl_worker *w);
+void sl__req_maybe_free(struct sl_req *r);
+void sl__req_detach(struct sl_req *r);
+void sl__req_free_all(struct sl_worker *w);
+
+/* resp.c */
+int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra);
+void sl__out_free(struct sl_conn *c);
+void sl__out_ready(struct sl_conn *c);
+void sl__resp_core_error(struct sl_conn *c, int status);
+
+#endif

@@ -1,0 +1,527 @@
+/*
+ * worker: the event loop. One epoll set holds the listeners (level
+ * triggered, EPOLLEXCLUSIVE so several workers can share them), the wake
+ * eventfd and every connection (edge triggered, registered once for
+ * in+out+rdhup: no epoll_ctl per request).
+ *
+ * One round (sl_worker_poll or one turn of sl_worker_run):
+ *   epoll_wait -> handle I/O (may call on_request) -> deferred work (pending
+ *   connections, queued app events) -> timers -> deferred work again ->
+ *   free the connections that died this round.
+ * Connections closed during a round are freed only at its end because later
+ * events of the same epoll batch may still point at them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/server_internal.h"
+
+#define ACCEPT_BATCH 64 /* accepts per listener event: fairness */
+#define EVENT_BATCH 64  /* epoll_wait array */
+#define HOUSEKEEPING_MS 1000
+#define POOL_IDLE_MS 5000   /* free buffers unused this long go back to the kernel */
+#define ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
+
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Inside a round the clock read at its start is fresh enough; app calls
+ * between rounds (the app awaited something) read it again. */
+uint64_t sl__worker_now(struct sl_worker *w)
+{
+    if (!w->in_poll)
+        w->now_ms = clock_ms();
+    return w->now_ms;
+}
+
+void sl__timer_arm(struct sl_conn *c, struct sl_timer *t, uint32_t ms)
+{
+    struct sl_worker *w = c->w;
+    if (ms == 0)
+        sl_timer_cancel(&w->wheel, t);
+    else
+        sl_timer_arm(&w->wheel, t, sl__worker_now(w) + ms);
+}
+
+/* Makes the embedding loop call sl_worker_poll soon: only needed between
+ * rounds, and one write per round is enough. */
+void sl__worker_wake(struct sl_worker *w)
+{
+    uint64_t one = 1;
+    if (w->in_poll || w->wake_sent)
+        return;
+    w->wake_sent = true;
+    if (write(w->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        sl_log(SL_LOG_ERROR, "worker wake: %s", strerror(errno));
+}
+
+void sl__worker_kick(struct sl_conn *c)
+{
+    if (c->state == SL__C_DEAD)
+        return;
+    if (c->busy) {
+        c->again = true;
+        return;
+    }
+    if (c->pending)
+        return;
+    c->pending = true;
+    c->pnext = c->w->pending;
+    c->w->pending = c;
+    sl__worker_wake(c->w);
+}
+
+/* A connection that used up its step budget continues next round, after
+ * the others had their turn (a client pipelining without pause would
+ * otherwise keep the worker to itself). */
+void sl__worker_defer(struct sl_conn *c)
+{
+    if (c->pending)
+        return;
+    c->pending = true;
+    c->pnext = c->w->later;
+    c->w->later = c;
+}
+
+void sl__worker_queue_event(struct sl_req *r, int ev)
+{
+    struct sl_worker *w = r->w;
+    r->evmask |= (uint8_t)ev;
+    if (r->queued)
+        return;
+    r->queued = true;
+    r->evnext = NULL;
+    if (w->evq_tail)
+        w->evq_tail->evnext = r;
+    else
+        w->evq_head = r;
+    w->evq_tail = r;
+    sl__worker_wake(w);
+}
+
+static void deliver(struct sl_worker *w, struct sl_req *r)
+{
+    static const struct {
+        int bit;
+        enum sl_req_event ev;
+    } order[] = {{SL__EV_BODY, SL_REQ_BODY},
+                 {SL__EV_DRAIN, SL_REQ_DRAIN},
+                 {SL__EV_DISCONNECT, SL_REQ_DISCONNECT}};
+    for (size_t i = 0; i < 3; i++) {
+        /* The app may release the req from inside a callback. */
+        if (!r->app_holds)
+            break;
+        if (r->evmask & order[i].bit) {
+            r->evmask &= (uint8_t)~order[i].bit;
+            w->ops->on_event(w->app, r, order[i].ev);
+        }
+    }
+}
+
+/* Runs kicked connections and delivers queued events until both are empty
+ * (each may produce more of the other). */
+static void run_deferred(struct sl_worker *w)
+{
+    while (w->pending || w->evq_head) {
+        while (w->pending) {
+            struct sl_conn *c = w->pending;
+            w->pending = c->pnext;
+            c->pending = false;
+            sl__conn_process(c);
+        }
+        while (w->evq_head) {
+            struct sl_req *r = w->evq_head;
+            w->evq_head = r->evnext;
+            if (!w->evq_head)
+                w->evq_tail = NULL;
+            deliver(w, r);
+            r->queued = false;
+            r->evmask = 0;
+            sl__req_maybe_free(r);
+        }
+    }
+}
+
+static void free_dead(struct sl_worker *w)
+{
+    while (w->dead) {
+        struct sl_conn *c = w->dead;
+        w->dead = c->next;
+        sl__conn_free(c);
+    }
+}
+
+static void listeners_ctl(struct sl_worker *w, int op)
+{
+    for (size_t i = 0; i < w->nls; i++) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->ls[i]};
+        if (epoll_ctl(w->epfd, op, w->ls[i].fd, &ev) < 0 && op == EPOLL_CTL_ADD)
+            sl_log(SL_LOG_ERROR, "epoll add listener %s: %s", w->ls[i].cfg->name, strerror(errno));
+    }
+}
+
+static void accept_resume(struct sl_timer *t)
+{
+    struct sl_worker *w = sl_container_of(t, struct sl_worker, accept_timer);
+    w->accept_paused = false;
+    if (!w->draining)
+        listeners_ctl(w, EPOLL_CTL_ADD);
+}
+
+/* Out of fds: a level-triggered listener would spin, so stop watching the
+ * listeners for a moment; the backlog waits in the kernel. */
+static void accept_pause(struct sl_worker *w, int err)
+{
+    sl_log(SL_LOG_ERROR, "accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_PAUSE_MS);
+    w->accept_paused = true;
+    listeners_ctl(w, EPOLL_CTL_DEL);
+    sl_timer_arm(&w->wheel, &w->accept_timer, w->now_ms + ACCEPT_PAUSE_MS);
+}
+
+static void accept_ready(struct sl_worker *w, struct sl__listener *l)
+{
+    uint32_t limit = l->cfg->limits.max_connections;
+    for (int i = 0; i < ACCEPT_BATCH && !w->accept_paused; i++) {
+        union sl__addr peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(l->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause(w, errno);
+            return; /* EAGAIN: the backlog is empty */
+        }
+        /* Over the limit: accepted and closed at once, so the client gets a
+         * prompt end instead of waiting in the backlog. */
+        if (w->draining || (limit && w->nconns >= limit)) {
+            close(fd);
+            continue;
+        }
+        if (sl__conn_new(w, l, fd, &peer, l->is_unix ? 0 : len))
+            w->accepted++;
+        else
+            close(fd);
+    }
+}
+
+static void wake_ready(struct sl_worker *w)
+{
+    uint64_t v;
+    if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        sl_log(SL_LOG_ERROR, "worker wake read: %s", strerror(errno));
+    w->wake_sent = false;
+}
+
+static void check_signals(struct sl_worker *w)
+{
+    if (!w->draining && atomic_load_explicit(&w->signals, memory_order_relaxed) > 0)
+        sl_worker_drain(w);
+}
+
+static void housekeeping(struct sl_timer *t)
+{
+    struct sl_worker *w = sl_container_of(t, struct sl_worker, housekeeping);
+    sl_pool_trim(&w->small, POOL_IDLE_MS);
+    sl_pool_trim(&w->large, POOL_IDLE_MS);
+}
+
+/* Trimming only matters while free buffers exist: an idle worker with
+ * empty pools arms no timer and sleeps. */
+static void housekeeping_arm(struct sl_worker *w)
+{
+    if (!sl_timer_armed(&w->housekeeping) && (w->small.nfree || w->large.nfree))
+        sl_timer_arm(&w->wheel, &w->housekeeping, w->now_ms + HOUSEKEEPING_MS);
+}
+
+static void dispatch(struct sl_worker *w, const struct epoll_event *ev)
+{
+    uint8_t tag = *(const uint8_t *)ev->data.ptr;
+    if (tag == SL__TAG_CONN) {
+        struct sl_conn *c = ev->data.ptr;
+        if (c->state != SL__C_DEAD)
+            sl__conn_io(c, ev->events);
+    } else if (tag == SL__TAG_LISTENER) {
+        if (!w->draining)
+            accept_ready(w, ev->data.ptr);
+    } else {
+        wake_ready(w);
+    }
+}
+
+/* One round; returns the number of events handled. */
+static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
+{
+    struct epoll_event evs[EVENT_BATCH];
+    int max = budget < EVENT_BATCH ? (int)budget : EVENT_BATCH;
+    int n = epoll_wait(w->epfd, evs, max > 0 ? max : 1, timeout_ms);
+    if (n < 0) {
+        if (errno != EINTR)
+            return -errno;
+        n = 0;
+    }
+    w->now_ms = clock_ms();
+    w->in_poll = true;
+    check_signals(w);
+    while (w->later) { /* deferred last round: their turn again */
+        struct sl_conn *c = w->later;
+        w->later = c->pnext;
+        c->pnext = w->pending;
+        w->pending = c;
+    }
+    for (int i = 0; i < n; i++)
+        dispatch(w, &evs[i]);
+    run_deferred(w);
+    sl_timer_advance(&w->wheel, w->now_ms);
+    run_deferred(w);
+    housekeeping_arm(w);
+    free_dead(w);
+    w->in_poll = false;
+    return n;
+}
+
+int sl_worker_poll(struct sl_worker *w, unsigned budget)
+{
+    unsigned handled = 0;
+    int n;
+    do {
+        n = round_run(w, 0, budget - handled);
+        if (n < 0)
+            return n;
+        handled += (unsigned)n;
+    } while (n == EVENT_BATCH && handled < budget);
+    return (handled >= budget && budget > 0) || w->later ? 1 : 0;
+}
+
+int sl_worker_next_timer_ms(const struct sl_worker *w)
+{
+    if (w->pending || w->later || w->evq_head)
+        return 0;
+    int64_t ms = sl_timer_next_ms(&w->wheel, clock_ms());
+    return ms > 1000000000 ? 1000000000 : (int)ms;
+}
+
+int sl_worker_run(struct sl_worker *w)
+{
+    while (!sl_worker_done(w) && !sl_worker_abort_requested(w)) {
+        int rc = round_run(w, sl_worker_next_timer_ms(w), EVENT_BATCH);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int sl_worker_fd(const struct sl_worker *w)
+{
+    return w->epfd;
+}
+
+size_t sl_worker_nconns(const struct sl_worker *w)
+{
+    return w->nconns;
+}
+
+void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out)
+{
+    *out = (struct sl_worker_stats){
+        .conns = w->nconns,
+        .conn_bytes = w->nconns * sizeof(struct sl_conn),
+        .bufs_in_use = w->small.outstanding + w->large.outstanding,
+        .bufs_free = w->small.nfree + w->large.nfree,
+        .buf_bytes = (w->small.outstanding + w->small.nfree) * w->small.size +
+                     (w->large.outstanding + w->large.nfree) * w->large.size,
+        .accepted = w->accepted,
+        .requests = w->requests,
+    };
+}
+
+bool sl_worker_draining(const struct sl_worker *w)
+{
+    return w->draining;
+}
+
+bool sl_worker_abort_requested(const struct sl_worker *w)
+{
+    return atomic_load_explicit(&((struct sl_worker *)w)->signals, memory_order_relaxed) >= 2;
+}
+
+bool sl_worker_done(const struct sl_worker *w)
+{
+    return w->draining && w->nconns == 0;
+}
+
+void sl_worker_signal_drain(struct sl_worker *w)
+{
+    uint64_t one = 1;
+    int saved = errno;
+    atomic_fetch_add_explicit(&w->signals, 1, memory_order_relaxed);
+    ssize_t rc = write(w->wakefd, &one, sizeof(one));
+    (void)rc; /* EAGAIN: the counter is saturated, the worker is awake anyway */
+    errno = saved;
+}
+
+/* Idle connections (no request bytes) close now; the others close after
+ * their current response (conn.c checks w->draining). */
+void sl_worker_drain(struct sl_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    if (!w->accept_paused)
+        listeners_ctl(w, EPOLL_CTL_DEL);
+    sl_timer_cancel(&w->wheel, &w->accept_timer);
+    for (struct sl_conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == SL__C_IDLE)
+            sl__conn_close(c);
+    }
+}
+
+/* ---- construction ----------------------------------------------------- */
+
+static int make_server_line(struct sl_worker *w)
+{
+    const char *s = w->cfg->http.server_header;
+    if (!s || !*s)
+        return 0;
+    if (!sl_h1_header_ok("Server", 6, s, strlen(s))) {
+        sl_log(SL_LOG_WARNING, "http.server_header has a forbidden byte; not sent");
+        return 0;
+    }
+    w->server_line_len = strlen(s) + 10;
+    w->server_line = malloc(w->server_line_len + 1);
+    if (!w->server_line)
+        return -ENOMEM;
+    memcpy(w->server_line, "Server: ", 8);
+    memcpy(w->server_line + 8, s, strlen(s));
+    memcpy(w->server_line + w->server_line_len - 2, "\r\n", 3);
+    return 0;
+}
+
+/* The large buffer must hold any head the limits allow, plus room. */
+static size_t large_size(const struct sl_config *cfg)
+{
+    size_t size = SL__LARGE_BUF;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        size_t need = (size_t)cfg->listeners[i].limits.max_header_bytes + 4096;
+        if (need > size)
+            size = need;
+    }
+    return size;
+}
+
+static int setup_listeners(struct sl_worker *w, const int *fds)
+{
+    w->nls = w->cfg->nlisteners;
+    w->ls = calloc(w->nls ? w->nls : 1, sizeof(*w->ls));
+    if (!w->ls)
+        return -ENOMEM;
+    for (size_t i = 0; i < w->nls; i++) {
+        const struct sl_listener_config *lc = &w->cfg->listeners[i];
+        struct sl__listener *l = &w->ls[i];
+        l->tag = SL__TAG_LISTENER;
+        l->fd = fds[i];
+        l->cfg = lc;
+        l->is_unix = lc->kind == SL_LISTENER_UNIX;
+        /* No config key for the target: 8 KiB like common servers, and
+         * always below the head limit so a long URI is 414, not 431. */
+        size_t head = lc->limits.max_header_bytes;
+        size_t target = head > 64 ? head - 64 : head;
+        l->h1 = (struct sl_h1_limits){
+            .max_head = head,
+            .max_headers = lc->limits.max_headers,
+            .max_target = target < 8192 ? target : 8192,
+        };
+        if (lc->limits.max_headers > w->max_hdrs)
+            w->max_hdrs = lc->limits.max_headers;
+    }
+    if (w->max_hdrs == 0)
+        w->max_hdrs = 1;
+    w->hdrs = calloc(w->max_hdrs, sizeof(*w->hdrs));
+    return w->hdrs ? 0 : -ENOMEM;
+}
+
+static int setup_epoll(struct sl_worker *w)
+{
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0)
+        return -errno;
+    w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wakefd < 0)
+        return -errno;
+    w->wake_tag = SL__TAG_WAKE;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->wake_tag};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) < 0)
+        return -errno;
+    listeners_ctl(w, EPOLL_CTL_ADD);
+    return 0;
+}
+
+static int worker_setup(struct sl_worker *w, const int *fds)
+{
+    int rc;
+    w->now_ms = clock_ms();
+    sl_timer_wheel_init(&w->wheel, w->now_ms, SL__TICK_MS);
+    sl_timer_init(&w->housekeeping, housekeeping);
+    sl_timer_init(&w->accept_timer, accept_resume);
+    if ((rc = sl_pool_init(&w->small, SL__SMALL_BUF, 1024, &w->now_ms)) < 0 ||
+        (rc = sl_pool_init(&w->large, large_size(w->cfg), 64, &w->now_ms)) < 0 ||
+        (rc = make_server_line(w)) < 0 || (rc = setup_listeners(w, fds)) < 0 ||
+        (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0)
+        return rc;
+    return setup_epoll(w);
+}
+
+struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_fds,
+                                const struct sl_app_ops *ops, void *app)
+{
+    struct sl_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->cfg = cfg;
+    w->ops = ops;
+    w->app = app;
+    w->epfd = w->wakefd = -1;
+    w->alog.fd = -1;
+    atomic_init(&w->signals, 0);
+    int rc = worker_setup(w, listen_fds);
+    if (rc < 0) {
+        sl_worker_free(w);
+        errno = -rc;
+        return NULL;
+    }
+    return w;
+}
+
+void sl_worker_free(struct sl_worker *w)
+{
+    if (!w)
+        return;
+    w->in_poll = true; /* closing conns must not write the wake fd */
+    while (w->conns)
+        sl__conn_close(w->conns);
+    free_dead(w);
+    w->pending = w->later = NULL;
+    sl__req_free_all(w);
+    sl_pool_release(&w->small);
+    sl_pool_release(&w->large);
+    sl_access_log_close(&w->alog);
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wakefd >= 0)
+        close(w->wakefd);
+    free(w->server_line);
+    free(w->hdrs);
+    free(w->ls);
+    free(w);
+}
