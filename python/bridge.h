@@ -1,0 +1,53 @@
+/*
+ * bridge: runs an ASGI 3 application inside saltare's worker.
+ *
+ * Embeds CPython, imports cfg->app.target, drives the asyncio (or uvloop)
+ * loop as the outer loop with the server core's epoll fd registered through
+ * loop.add_reader, and implements struct sl_app_ops (scope, receive, send,
+ * lifespan) on top of server/server.h.
+ */
+#ifndef SL_PYTHON_BRIDGE_H
+#define SL_PYTHON_BRIDGE_H
+
+#include <sys/types.h>
+
+#include "config/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SL_EX_APP 3 /* exit status when the app cannot be imported or started */
+
+/*
+ * Initialises the interpreter (app.path, app.venv), creates the event loop
+ * (app.loop) and sets it current, then imports the app. Call once per process,
+ * before forking workers so they share the imported pages. Returns 0, or
+ * SL_EX_APP after printing the Python traceback.
+ */
+int sl_py_init(const struct sl_config *cfg);
+
+/*
+ * Serves on the listening fds (one per cfg->listeners entry) in this process
+ * until SIGTERM/SIGINT drains it: lifespan startup, serve, lifespan
+ * shutdown. Installs the signal handlers. Returns the process exit status
+ * (0 clean, SL_EX_APP on lifespan startup failure, 1 otherwise).
+ */
+int sl_py_serve(const struct sl_config *cfg, const int *listen_fds);
+
+/*
+ * fork(2) for a worker, with CPython's before/after-fork hooks. In the
+ * child, the next sl_py_serve() replaces the event loop inherited from the
+ * parent (whose epoll instance the parent still owns) with a fresh one;
+ * the imported app is shared copy-on-write (gc.freeze() ran before).
+ */
+pid_t sl_py_fork(void);
+
+/* Finalises the interpreter. */
+void sl_py_fini(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * main: argv -> config -> listeners -> workers -> run.
+ *
+ * Exit codes (DESIGN.md): 0 clean, 78 config error, 3 app startup failure,
+ * 1 otherwise.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "python/bridge.h"
+#include "server/listen.h"
+
+#define SL_VERSION "0.1.0"
+#define MAX_ARGS 64 /* -c files and --set overrides, each */
+
+struct cli {
+    struct sl_cfg_source sources[MAX_ARGS + 1];
+    size_t nsources;
+    const char *sets[MAX_ARGS];
+    size_t nsets;
+    const char *target; /* quick start: module:attr */
+    const char *host;
+    const char *port;
+    const char *workers;
+    char quick_yaml[1024];
+    bool test_only, print_config, schema, docs;
+};
+
+static const char usage[] =
+    "usage: saltare -c FILE [-c OVERLAY]... [--set KEY=VALUE]... [-t | --print-config]\n"
+    "       saltare MODULE:ATTR [--host HOST] [--port PORT] [--workers N] [--set KEY=VALUE]...\n"
+    "       saltare --schema | --version | --help\n"
+    "\n"
+    "  -c, --config FILE   YAML config; repeat to overlay (maps merge, scalars and\n"
+    "                      lists replace)\n"
+    "  --set KEY=VALUE     override one key after all files (listeners.0.tcp=:9000)\n"
+    "  -t, --test          compile and check the config, print \"configuration OK\"\n"
+    "                      or the errors; exit 0 or 78. Binds nothing.\n"
+    "  --print-config      print the effective merged config (every key) as YAML\n"
+    "  --schema            print the config's JSON Schema\n"
+    "  --host HOST         quick start: listen address (default 127.0.0.1)\n"
+    "  --port PORT         quick start: listen port (default 8000)\n"
+    "  --workers N         quick start: worker processes (0 = one per CPU)\n"
+    "  -V, --version       print the version\n"
+    "  -h, --help          print this help\n"
+    "\n"
+    "Exit status: 0 clean, 78 config error, 3 app startup failure, 1 otherwise.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "saltare: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see saltare --help)\n");
+    return SL_EX_CONFIG;
+}
+
+/* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (strcmp(argv[*i], name) != 0)
+        return NULL;
+    if (*i + 1 >= argc)
+        return "";
+    return argv[++*i];
+}
+
+static int parse_args(struct cli *cli, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if ((v = opt_value(argc, argv, &i, "-c")) || (v = opt_value(argc, argv, &i, "--config"))) {
+            if (*v == '\0')
+                return usage_error("%s needs a file", a);
+            if (cli->nsources == MAX_ARGS)
+                return usage_error("too many %s files", "-c");
+            cli->sources[cli->nsources++] = (struct sl_cfg_source){.name = v};
+        } else if ((v = opt_value(argc, argv, &i, "--set"))) {
+            if (strchr(v, '=') == NULL)
+                return usage_error("--set needs KEY=VALUE, got \"%s\"", v);
+            if (cli->nsets == MAX_ARGS)
+                return usage_error("too many %s overrides", "--set");
+            cli->sets[cli->nsets++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--host"))) {
+            cli->host = v;
+        } else if ((v = opt_value(argc, argv, &i, "--port"))) {
+            cli->port = v;
+        } else if ((v = opt_value(argc, argv, &i, "--workers"))) {
+            cli->workers = v;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--test")) {
+            cli->test_only = true;
+        } else if (!strcmp(a, "--print-config")) {
+            cli->print_config = true;
+        } else if (!strcmp(a, "--schema")) {
+            cli->schema = true;
+        } else if (!strcmp(a, "--docs")) {
+            cli->docs = true; /* regenerates docs/config.md; not in --help */
+        } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("saltare %s\n", SL_VERSION);
+            exit(0);
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (a[0] == '-') {
+            return usage_error("unknown option \"%s\"", a);
+        } else if (cli->target == NULL) {
+            cli->target = a;
+        } else {
+            return usage_error("unexpected argument \"%s\"", a);
+        }
+    }
+    return 0;
+}
+
+/* Writes YAML-quoted `s` (double quotes, backslash escapes) into buf. */
+static size_t yaml_quote(char *buf, size_t cap, const char *s)
+{
+    size_t n = 0;
+    if (n < cap)
+        buf[n++] = '"';
+    for (; *s && n + 3 < cap; s++) {
+        if (*s == '"' || *s == '\\')
+            buf[n++] = '\\';
+        buf[n++] = *s;
+    }
+    if (n < cap)
+        buf[n++] = '"';
+    return n;
+}
+
+/*
+ * Quick start: `saltare main:app --port 8000` becomes an in-memory YAML
+ * document merged after any -c files, so it builds the very same structs as
+ * the equivalent file would.
+ */
+static int add_quick_start(struct cli *cli)
+{
+    char addr[300], q[700];
+    const char *host = cli->host ? cli->host : "127.0.0.1";
+    const char *port = cli->port ? cli->port : "8000";
+    size_t n = sizeof(cli->quick_yaml), off = 0;
+
+    if (!cli->target) {
+        if (cli->host || cli->port || cli->workers)
+            return usage_error("%s needs MODULE:ATTR", "--host/--port/--workers");
+        return 0;
+    }
+    if (strchr(host, ':') && host[0] != '[')
+        snprintf(addr, sizeof(addr), "[%s]:%s", host, port);
+    else
+        snprintf(addr, sizeof(addr), "%s:%s", host, port);
+    q[yaml_quote(q, sizeof(q) - 1, cli->target)] = '\0';
+    /* Like `python -m`, the quick start imports from the working directory. */
+    off += snprintf(cli->quick_yaml + off, n - off, "app:\n  target: %s\n  path: [\".\"]\n", q);
+    q[yaml_quote(q, sizeof(q) - 1, addr)] = '\0';
+    off += snprintf(cli->quick_yaml + off, n - off, "listeners:\n  - tcp: %s\n", q);
+    if (cli->workers) {
+        q[yaml_quote(q, sizeof(q) - 1, cli->workers)] = '\0';
+        snprintf(cli->quick_yaml + off, n - off, "workers: %s\n", q);
+    }
+    cli->sources[cli->nsources++] =
+        (struct sl_cfg_source){.name = "<command line>", .text = cli->quick_yaml};
+    return 0;
+}
+
+static const struct sl_config *load_config(const struct cli *cli)
+{
+    struct sl_diags d;
+    struct sl_cfg_input in = {
+        .sources = cli->sources,
+        .nsources = cli->nsources,
+        .sets = cli->sets,
+        .nsets = cli->nsets,
+        .check_files = cli->test_only,
+    };
+    const struct sl_config *cfg;
+
+    sl_diags_init(&d);
+    cfg = sl_cfg_load(&in, &d);
+    if (cfg == NULL)
+        sl_diags_print(&d, stderr);
+    sl_diags_release(&d);
+    return cfg;
+}
+
+static int open_listeners(const struct sl_config *cfg, int *fds)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        fds[i] = -1;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        fds[i] = sl_listen_open(&cfg->listeners[i]);
+        if (fds[i] < 0) {
+            sl_listen_close_all(cfg, fds);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void announce(const struct sl_config *cfg, unsigned workers)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct sl_listener_config *l = &cfg->listeners[i];
+        if (l->kind == SL_LISTENER_TCP)
+            fprintf(stderr, "saltare: serving %s on http://%s\n", cfg->app.target, l->name);
+        else
+            fprintf(stderr, "saltare: serving %s on unix:%s\n", cfg->app.target, l->path);
+    }
+    fprintf(stderr, "saltare: %u worker%s, pid %d\n", workers, workers == 1 ? "" : "s",
+            (int)getpid());
+}
+
+/* ---- multi-worker master ------------------------------------------------ */
+
+static volatile sig_atomic_t stop_signals;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_signals++;
+}
+
+static void forward_signal(const pid_t *pids, unsigned n, int sig)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (pids[i] > 0)
+            kill(pids[i], sig);
+}
+
+static int worker_main(const struct sl_config *cfg, const int *fds)
+{
+    /* Its own process group: a Ctrl-C at the terminal reaches only the
+     * master, which forwards one SIGTERM (two would mean "abort"). */
+    setpgid(0, 0);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    return sl_py_serve(cfg, fds);
+}
+
+/* Forks one worker into pids[i]. Returns 0 or -errno. */
+static int spawn(const struct sl_config *cfg, const int *fds, pid_t *pids, unsigned i)
+{
+    pid_t pid = sl_py_fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        _exit(worker_main(cfg, fds));
+    pids[i] = pid;
+    return 0;
+}
+
+/* Records a reaped worker; returns its slot or -1. */
+static int reap(pid_t *pids, unsigned n, pid_t pid)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (pids[i] == pid) {
+            pids[i] = 0;
+            return (int)i;
+        }
+    return -1;
+}
+
+/*
+ * Runs N workers until a stop signal drains them. A worker that dies
+ * unexpectedly is respawned after a back-off that doubles while it keeps
+ * crashing (up to 10 s); each crash is reported. The first worker exit status
+ * other than 0 that happens during startup (3: app failed) stops everything.
+ */
+static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
+{
+    pid_t pids[1024] = {0};
+    unsigned alive = 0, backoff_ms = 100;
+    int rc = 0, forwarded = 0;
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        if (spawn(cfg, fds, pids, i) < 0) {
+            perror("saltare: fork");
+            stop_signals = 1;
+            break;
+        }
+        alive++;
+    }
+    while (alive > 0) {
+        int status;
+        pid_t pid;
+        while (forwarded < stop_signals)
+            forward_signal(pids, n, SIGTERM), forwarded++; /* 2nd: workers abort */
+        pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        int slot = reap(pids, n, pid);
+        if (slot < 0)
+            continue;
+        alive--;
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (stop_signals) {
+            if (code != 0 && rc == 0)
+                rc = code;
+            continue;
+        }
+        if (code == SL_EX_APP) {
+            fprintf(stderr, "saltare: worker %d failed to start the app; stopping\n", (int)pid);
+            rc = SL_EX_APP;
+            stop_signals = 1;
+            continue;
+        }
+        fprintf(stderr, "saltare: worker %d exited with status %d; respawning in %u ms\n",
+                (int)pid, code, backoff_ms);
+        struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stop_signals)
+            ;
+        backoff_ms = backoff_ms < 10000 ? backoff_ms * 2 : 10000;
+        if (!stop_signals && spawn(cfg, fds, pids, (unsigned)slot) == 0)
+            alive++;
+    }
+    return rc;
+}
+
+static int serve(const struct sl_config *cfg)
+{
+    int fds[256], rc;
+    unsigned workers = cfg->workers;
+
+    if (cfg->nlisteners > sizeof(fds) / sizeof(fds[0])) {
+        fprintf(stderr, "saltare: too many listeners (max %zu)\n", sizeof(fds) / sizeof(fds[0]));
+        return 1;
+    }
+    if (workers == 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = ncpu > 0 ? (unsigned)ncpu : 1;
+    }
+    if (workers > 1024)
+        workers = 1024;
+    if (open_listeners(cfg, fds) < 0)
+        return 1;
+    rc = sl_py_init(cfg);
+    if (rc != 0)
+        goto out_close;
+    announce(cfg, workers);
+    rc = workers == 1 ? sl_py_serve(cfg, fds) : supervise(cfg, fds, workers);
+    sl_py_fini();
+out_close:
+    sl_listen_close_all(cfg, fds);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {0};
+    const struct sl_config *cfg;
+    int rc;
+
+    if (argc == 1) {
+        fputs(usage, stderr);
+        return SL_EX_CONFIG;
+    }
+    if ((rc = parse_args(&cli, argc, argv)) != 0)
+        return rc;
+    if (cli.schema) {
+        sl_cfg_print_schema(stdout);
+        return 0;
+    }
+    if (cli.docs) {
+        sl_cfg_print_docs(stdout);
+        return 0;
+    }
+    if ((rc = add_quick_start(&cli)) != 0)
+        return rc;
+    if (cli.nsources == 0)
+        return usage_error("%s", "nothing to serve: give -c FILE or MODULE:ATTR");
+    cfg = load_config(&cli);
+    if (cfg == NULL)
+        return SL_EX_CONFIG;
+    if (cli.print_config) {
+        sl_cfg_print(cfg, stdout);
+        rc = 0;
+    } else if (cli.test_only) {
+        printf("configuration OK\n");
+        rc = 0;
+    } else {
+        rc = serve(cfg);
+    }
+    sl_cfg_free(cfg);
+    return rc;
+}

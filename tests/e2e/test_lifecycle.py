@@ -1,0 +1,139 @@
+"""Signals, disconnects, and the kinds of listeners."""
+
+import signal
+import time
+
+import httpx
+import pytest
+from conftest import free_port, ipv6_available, read_head, read_response
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(serve):
+    server = serve("stream_app:app")
+    with server.connect() as s:
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        f = s.makefile("rb")
+        status, headers, _ = read_head(f)  # the app is now inside its sleep
+        assert status == 200
+        server.proc.send_signal(signal.SIGTERM)
+        body = f.read()  # chunked; the connection closes after the response
+        f.close()  # (the core lingers until the client closes its side too)
+    assert b"started;" in body and b"finished" in body and body.endswith(b"0\r\n\r\n")
+    assert server.wait() == 0
+
+
+def wait_for_log(server, text, timeout=10):
+    deadline = time.monotonic() + timeout
+    while text not in server.stderr():
+        assert server.proc.poll() is None, server.stderr()
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{server.stderr()}"
+        time.sleep(0.01)
+
+
+def test_shutdown_timeout_cancels_a_request_that_never_ends(serve):
+    server = serve("stream_app:app", timeouts={"shutdown": "500ms"})
+    with server.connect() as s:
+        s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for_log(server, "hanging")
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.wait() == 0
+        assert time.monotonic() - started < 5
+        status, headers, _, _ = read_response(s.makefile("rb"))
+    assert status == 500  # the cancelled request is answered, not just dropped
+    assert headers["connection"] == "close"
+    assert "shutdown timeout" in server.stderr()
+
+
+def test_second_signal_exits_at_once_with_status_1(serve):
+    server = serve("stream_app:app")  # shutdown timeout 10s
+    with server.connect() as s:
+        s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for_log(server, "hanging")
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for_log(server, "draining")
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.wait() == 1
+        assert time.monotonic() - started < 5
+
+
+def test_sigterm_during_lifespan_startup_shuts_down_cleanly(serve):
+    server = serve("slow_startup_app:app", lifespan="on", ready=False)
+    wait_for_log(server, "starting up")
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.wait() == 0
+    assert "shut down cleanly" in server.stderr()
+
+
+def test_sigterm_when_idle_exits_0_promptly(serve):
+    server = serve("scope_app:app")
+    assert httpx.get(server.url + "/").status_code == 200
+    assert server.stop() == 0
+
+
+def test_app_sees_http_disconnect_when_the_client_goes_away(serve):
+    server = serve("disconnect_app:app")
+    with server.connect() as s:
+        s.sendall(b"POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    r = httpx.get(server.url + "/seen", timeout=10)
+    assert r.text == "disconnect seen"
+
+
+def test_unix_socket_listener(serve, tmp_path):
+    path = str(tmp_path / "saltare.sock")
+    serve("scope_app:app", listener={"unix": path})
+    transport = httpx.HTTPTransport(uds=path)
+    with httpx.Client(transport=transport, base_url="http://localhost") as client:
+        scope = client.get("/over-unix").json()
+    assert scope["path"] == "/over-unix"
+    assert scope["client"] is None
+    assert scope["server"] == [path, None]
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback")
+def test_ipv6_listener(serve):
+    port = free_port("::1")
+    serve("scope_app:app", listener={"tcp": f"[::1]:{port}"})
+    scope = httpx.get(f"http://[::1]:{port}/v6").json()
+    assert scope["client"][0] == "::1"
+    assert scope["server"] == ["::1", port]
+
+
+def test_asyncio_loop_can_be_chosen(serve):
+    server = serve("scope_app:app", loop="asyncio")
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_app_venv_site_packages_are_importable(serve, tmp_path):
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "saltare_venv_probe.py").write_text('VALUE = "imported from the venv"\n')
+    server = serve("venv_app:app", venv=str(tmp_path / "venv"))
+    assert httpx.get(server.url + "/").text == "imported from the venv"
+
+
+def test_without_the_venv_the_same_app_cannot_start(serve):
+    server = serve("venv_app:app", ready=False)
+    assert server.wait() == 3
+    assert "No module named 'saltare_venv_probe'" in server.stderr()
+
+
+@pytest.fixture
+def no_uvloop(tmp_path):
+    """A directory whose uvloop module cannot be imported (it shadows the real one)."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "uvloop.py").write_text('raise ImportError("uvloop hidden by the test")\n')
+    return [str(shadow)]
+
+
+def test_loop_auto_falls_back_to_asyncio_without_uvloop(serve, no_uvloop):
+    server = serve("scope_app:app", loop="auto", extra_path=no_uvloop)
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_loop_uvloop_without_uvloop_exits_3(serve, no_uvloop):
+    server = serve("scope_app:app", loop="uvloop", extra_path=no_uvloop, ready=False)
+    assert server.wait() == 3
+    assert "uvloop hidden by the test" in server.stderr()
