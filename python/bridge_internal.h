@@ -40,7 +40,7 @@ struct sl__py {
     PyObject *inherited_loop; /* forked child: the parent's loop, never closed */
     bool forked;              /* this process is a forked child */
     /* Bound methods of `loop`, refreshed whenever the loop changes. */
-    PyObject *create_task, *create_future, *call_soon, *call_later;
+    PyObject *create_task, *create_future, *call_soon, *call_later, *get_task_factory;
     PyObject *client_disconnected; /* exception type, subclass of OSError */
     PyObject *scope_template;      /* constant part of every HTTP scope */
     PyObject *lifespan_state;      /* scope["state"] source; NULL without lifespan */
@@ -199,6 +199,10 @@ int sl__lifespan_init(void);
 
 /* Asks the serve loop to poll the worker again soon (after a release). */
 void sl__serve_kick(void);
+
+/* After a send: if the core held the output back (write batching), makes
+ * sure a flush runs once the loop's current turn is over. */
+void sl__serve_flush_soon(void);
 
 /* Monotonic clock, milliseconds. */
 uint64_t sl__now_ms(void);

@@ -162,10 +162,11 @@ void sl__py_compact(void)
 
 int sl__py_bind_loop(PyObject *loop)
 {
-    PyObject *m[4] = {NULL, NULL, NULL, NULL};
-    static const char *names[4] = {"create_task", "create_future", "call_soon", "call_later"};
+    PyObject *m[5] = {NULL, NULL, NULL, NULL, NULL};
+    static const char *names[5] = {"create_task", "create_future", "call_soon", "call_later",
+                                   "get_task_factory"};
 
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         m[i] = PyObject_GetAttrString(loop, names[i]); /* new */
         if (m[i] == NULL) {
             for (int j = 0; j < i; j++)
@@ -178,6 +179,7 @@ int sl__py_bind_loop(PyObject *loop)
     Py_XSETREF(sl__py.create_future, m[1]);
     Py_XSETREF(sl__py.call_soon, m[2]);
     Py_XSETREF(sl__py.call_later, m[3]);
+    Py_XSETREF(sl__py.get_task_factory, m[4]);
     return 0;
 }
 
@@ -456,6 +458,7 @@ void sl_py_fini(void)
     Py_CLEAR(sl__py.create_future);
     Py_CLEAR(sl__py.call_soon);
     Py_CLEAR(sl__py.call_later);
+    Py_CLEAR(sl__py.get_task_factory);
     if (sl__py.loop != NULL && !sl__py.forked) {
         PyObject *r = PyObject_CallMethod(sl__py.loop, "close", NULL); /* new */
         if (r == NULL)

@@ -24,6 +24,9 @@
 
 static struct sl__exchange *active; /* unfinished requests, newest first */
 static PyObject *cancelled_error;   /* asyncio.CancelledError */
+static PyObject *task_type;         /* asyncio.Task */
+static PyObject *task_kwnames;      /* ("loop", "name") */
+static PyObject *task_name;         /* "saltare.http": every request task's name */
 
 /* ---- waking and sleeping ------------------------------------------------------- */
 
@@ -154,7 +157,11 @@ static int app_raised(struct sl__exchange *ex)
     PyObject *type = NULL, *value = NULL, *tb = NULL;
 
     if (PyErr_ExceptionMatches(cancelled_error)) {
+        /* Finishing calls into Python (wakes waiters, kicks the serve loop):
+         * not with an exception set. The cancellation is re-raised after. */
+        PyErr_Fetch(&type, &value, &tb);
         exchange_finish(ex, true);
+        PyErr_Restore(type, value, tb);
         return -1;
     }
     PyErr_Fetch(&type, &value, &tb);
@@ -265,6 +272,13 @@ static PyObject *exchange_close(PyObject *self, PyObject *unused)
     if (ex->coro == NULL)
         Py_RETURN_NONE;
     r = PyObject_CallMethod(ex->coro, "close", NULL); /* new */
+    if (r == NULL) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        exchange_finish(ex, true);
+        PyErr_Restore(type, value, tb);
+        return NULL;
+    }
     exchange_finish(ex, true);
     return r;
 }
@@ -423,6 +437,28 @@ static int awaitable_iter(PyObject **obj)
     return it ? 0 : -1;
 }
 
+/*
+ * A Task running `coro` (new reference): what loop.create_task(coro) makes,
+ * minus its "Task-<n>" name. Task() formats that name with printf on every
+ * call, ~7% of a small request's instructions, so request tasks share one
+ * constant name instead. When the app has set a task factory on the loop,
+ * create_task itself runs, factory and all.
+ */
+static PyObject *task_new(PyObject *coro)
+{
+    PyObject *factory = PyObject_CallNoArgs(sl__py.get_task_factory); /* new */
+
+    if (factory == NULL)
+        return NULL;
+    if (factory != Py_None) {
+        Py_DECREF(factory);
+        return PyObject_CallOneArg(sl__py.create_task, coro);
+    }
+    Py_DECREF(factory);
+    PyObject *args[3] = {coro, sl__py.loop, task_name};
+    return PyObject_Vectorcall(task_type, args, 1, task_kwnames);
+}
+
 /* Runs app(scope, receive, send) in a Task. Returns 0 or -1 (error set). */
 static int start_task(struct sl__exchange *ex, PyObject *scope)
 {
@@ -435,7 +471,7 @@ static int start_task(struct sl__exchange *ex, PyObject *scope)
     Py_DECREF(send);
     if (ex->coro == NULL || awaitable_iter(&ex->coro) < 0)
         return -1;
-    if ((task = PyObject_CallOneArg(sl__py.create_task, (PyObject *)ex)) == NULL)
+    if ((task = task_new((PyObject *)ex)) == NULL)
         return -1;
     ex->task = task;
     active_link(ex);
@@ -478,6 +514,9 @@ static void on_event(void *app, struct sl_req *req, enum sl_req_event ev)
         break;
     case SL_REQ_DRAIN:
         sl__py_wake(&ex->send_waiter);
+        break;
+    case SL_REQ_PEER_EOF: /* receive() now says http.disconnect; send() still works */
+        sl__py_wake(&ex->recv_waiter);
         break;
     case SL_REQ_DISCONNECT:
         ex->disconnected = true;
@@ -530,7 +569,11 @@ int sl__request_init(void)
     if (PyType_Ready(&sl__exchange_type) < 0)
         return -1;
     if ((asyncio = PyImport_ImportModule("asyncio")) == NULL ||
-        (cancelled_error = PyObject_GetAttrString(asyncio, "CancelledError")) == NULL)
+        (cancelled_error = PyObject_GetAttrString(asyncio, "CancelledError")) == NULL ||
+        (task_type = PyObject_GetAttrString(asyncio, "Task")) == NULL ||
+        (task_name = PyUnicode_InternFromString("saltare.http")) == NULL ||
+        (task_kwnames = Py_BuildValue("(NN)", PyUnicode_InternFromString("loop"),
+                                      PyUnicode_InternFromString("name"))) == NULL)
         goto out;
     /* asyncio.Task only runs what asyncio.iscoroutine() recognises. */
     if ((abc = PyImport_ImportModule("collections.abc")) == NULL ||

@@ -301,7 +301,16 @@ static PyObject *client_tuple(struct sl_req *req)
         Py_XSETREF(last_peer_host, h);
         memcpy(&last_peer, sa, addr_len(sa));
     }
-    return Py_BuildValue("(Oi)", last_peer_host, port_of(sa));
+    /* By hand: Py_BuildValue parses its format on every request. */
+    PyObject *port = PyLong_FromLong(port_of(sa)); /* new */
+    PyObject *t = port ? PyTuple_New(2) : NULL;
+    if (t == NULL) {
+        Py_XDECREF(port);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, Py_NewRef(last_peer_host));
+    PyTuple_SET_ITEM(t, 1, port);
+    return t;
 }
 
 /* [host, port], or [unix_path, None] (new reference, usually cached). */
@@ -377,8 +386,10 @@ PyObject *sl__scope_http(struct sl_req *req, PyObject **method, PyObject **path)
         set_steal(scope, s->client, client_tuple(req)) < 0 ||
         set_steal(scope, s->server, server_tuple(req)) < 0)
         goto fail;
-    if (state != NULL && PyDict_GET_SIZE(state) > 0 &&
-        set_steal(scope, s->state, PyDict_Copy(state)) < 0)
+    /* Present whenever lifespan ran, even empty: ASGI says a missing
+     * "state" means the server does not support it. A shallow copy per
+     * request, so one request's additions never reach the next. */
+    if (state != NULL && set_steal(scope, s->state, PyDict_Copy(state)) < 0)
         goto fail;
     *method = m; /* the scope holds them now */
     *path = p;

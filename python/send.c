@@ -205,6 +205,7 @@ static PyObject *send_body(struct sl__exchange *ex, PyObject *msg)
         return NULL;
     }
     rc = ex->req ? sl_resp_body(ex->req, buf.buf, (size_t)buf.len, more) : -EPIPE;
+    sl__serve_flush_soon();
     if (body != NULL)
         PyBuffer_Release(&buf);
     if (rc < 0)
@@ -249,6 +250,7 @@ static PyObject *send_trailers(struct sl__exchange *ex, PyObject *msg)
         return NULL;
     }
     rc = ex->req ? sl_resp_trailers(ex->req, h.v, h.n) : -EPIPE;
+    sl__serve_flush_soon();
     sl__hdrs_release(&h);
     Py_CLEAR(ex->trailers);
     if (rc < 0)

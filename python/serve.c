@@ -27,6 +27,7 @@
 static struct {
     PyObject *on_readable; /* add_reader callback */
     PyObject *on_kick;     /* call_soon callback */
+    PyObject *on_flush;    /* call_soon callback: write batched responses */
     PyObject *on_timer;    /* call_later callback for core timers */
     PyObject *on_deadline; /* call_later callback for the shutdown bound */
     PyObject *timer;       /* pending core-timer handle, or NULL */
@@ -37,6 +38,7 @@ static struct {
     uint64_t idle_seen;    /* sl__py.nrequests at the last idle check */
     bool compacted;        /* compacted since the last request */
     bool kick_pending;     /* an on_kick is queued */
+    bool flush_pending;    /* an on_flush is queued */
     bool stopping;         /* loop.stop() was called */
     bool finishing;        /* serving ended: lifespan shutdown and cleanup */
     bool aborted;          /* second signal */
@@ -84,6 +86,22 @@ void sl__serve_kick(void)
         return;
     S.kick_pending = true;
     loop_call(sl__py.call_soon, "loop.call_soon", S.on_kick, NULL);
+}
+
+/*
+ * The core batches the responses tasks send (sl_worker_set_batching): they
+ * leave together once the tasks ready in this turn of the loop have run,
+ * so a client is woken once per turn rather than per response, as uvloop
+ * does for its own transports. call_soon queues the flush behind them.
+ */
+void sl__serve_flush_soon(void)
+{
+    struct sl_worker *w = sl__py.worker;
+
+    if (S.flush_pending || S.on_flush == NULL || w == NULL || !sl_worker_flush_pending(w))
+        return;
+    S.flush_pending = true;
+    loop_call(sl__py.call_soon, "loop.call_soon", S.on_flush, NULL);
 }
 
 /* Keeps one call_later handle due no later than the core's next timer. */
@@ -210,6 +228,16 @@ static PyObject *on_kick(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *on_flush(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    S.flush_pending = false;
+    if (sl__py.worker != NULL)
+        sl_worker_flush(sl__py.worker);
+    Py_RETURN_NONE;
+}
+
 static PyObject *on_timer(PyObject *self, PyObject *unused)
 {
     (void)self;
@@ -259,6 +287,7 @@ static void idle_arm(void)
 
 static PyMethodDef readable_def = {"saltare_readable", on_readable, METH_NOARGS, NULL};
 static PyMethodDef kick_def = {"saltare_kick", on_kick, METH_NOARGS, NULL};
+static PyMethodDef flush_def = {"saltare_flush", on_flush, METH_NOARGS, NULL};
 static PyMethodDef timer_def = {"saltare_timer", on_timer, METH_NOARGS, NULL};
 static PyMethodDef deadline_def = {"saltare_deadline", on_deadline, METH_NOARGS, NULL};
 static PyMethodDef idle_def = {"saltare_idle", on_idle, METH_NOARGS, NULL};
@@ -286,9 +315,16 @@ static void on_signal(int sig)
 static void signals_install(void (*handler)(int))
 {
     struct sigaction sa = {.sa_handler = handler, .sa_flags = SA_RESTART};
+    sigset_t set;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* A forked worker starts with both blocked (server/main.c): one that
+     * came before this point is delivered now, to the handler. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /* ---- serving ------------------------------------------------------------------ */
@@ -297,10 +333,13 @@ static int callbacks_create(void)
 {
     S.on_readable = PyCFunction_New(&readable_def, NULL);
     S.on_kick = PyCFunction_New(&kick_def, NULL);
+    S.on_flush = PyCFunction_New(&flush_def, NULL);
     S.on_timer = PyCFunction_New(&timer_def, NULL);
     S.on_deadline = PyCFunction_New(&deadline_def, NULL);
     S.on_idle = PyCFunction_New(&idle_def, NULL);
-    return S.on_readable && S.on_kick && S.on_timer && S.on_deadline && S.on_idle ? 0 : -1;
+    return S.on_readable && S.on_kick && S.on_flush && S.on_timer && S.on_deadline && S.on_idle
+               ? 0
+               : -1;
 }
 
 static int reader(const char *method, int fd)
@@ -412,6 +451,7 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
         sl__lifespan_release();
         return 1;
     }
+    sl_worker_set_batching(w, true);
     sl__py.worker = w;
     rc = run(w);
     release_handles();

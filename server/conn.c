@@ -50,6 +50,7 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
     c->tag = SL__TAG_CONN;
     c->state = SL__C_IDLE;
     c->fd = fd;
+    c->tp = l->tp;
     c->w = w;
     c->l = l;
     if (peer_len > 0 && peer_len <= sizeof(c->peer)) {
@@ -116,10 +117,7 @@ static int rbuf_grow(struct sl_conn *c)
 static ssize_t rbuf_read(struct sl_conn *c)
 {
     size_t room = sl__conn_rcap(c) - c->rlen;
-    ssize_t n;
-    do
-        n = read(c->fd, c->rbuf + c->rlen, room);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = c->tp->read(c->fd, c->tp_ctx, c->rbuf + c->rlen, room);
     if (n > 0) {
         c->rlen += (uint32_t)n;
         if ((size_t)n < room)
@@ -127,11 +125,9 @@ static ssize_t rbuf_read(struct sl_conn *c)
         return n;
     }
     c->readable = false;
-    if (n == 0) {
+    if (n == 0)
         c->peer_eof = true;
-        return 0;
-    }
-    return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
 }
 
 /* Bytes left after the previous request go to the front. */
@@ -213,8 +209,9 @@ void sl__conn_close(struct sl_conn *c)
     c->state = SL__C_DEAD;
     sl_timer_cancel(&w->wheel, &c->rtimer);
     sl_timer_cancel(&w->wheel, &c->wtimer);
-    close(c->fd);
+    c->tp->close(c->fd, c->tp_ctx);
     c->fd = -1;
+    c->tp_ctx = NULL;
     struct sl_req *r = c->req;
     if (r) {
         access_log(c, r);
@@ -255,7 +252,7 @@ static void close_linger(struct sl_conn *c)
 {
     if (c->req)
         sl__req_detach(c->req);
-    shutdown(c->fd, SHUT_WR);
+    c->tp->shutdown(c->fd, c->tp_ctx);
     c->state = SL__C_LINGER;
     c->readable = true; /* look once: EOF may already be queued */
     sl__timer_arm(c, &c->rtimer, SL__LINGER_MS);
@@ -267,15 +264,13 @@ static void linger_step(struct sl_conn *c)
     char sink[4096];
     rbuf_put(c);
     while (c->readable) {
-        ssize_t n = read(c->fd, sink, sizeof(sink));
+        ssize_t n = c->tp->read(c->fd, c->tp_ctx, sink, sizeof(sink));
         if (n > 0) {
             if ((size_t)n < sizeof(sink))
                 c->readable = false;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (n == -EAGAIN) {
             c->readable = false;
             break;
         }
@@ -330,7 +325,7 @@ static void request_done(struct sl_conn *c)
     shift_leftover(c);
     if (c->rlen == 0) {
         rbuf_put(c);
-        if (!c->readable)
+        if (!c->readable && !c->peer_eof)
             return;
     }
     sl__worker_kick(c);
@@ -342,7 +337,10 @@ void sl__conn_response_flushed(struct sl_conn *c)
     r->finished = true;
     r->body_waiting = false;
     access_log(c, r);
-    if (!r->ka || c->close_after || c->w->draining || c->peer_eof) {
+    /* After a half-close, requests the client pipelined before it are
+     * still answered; with none left, nothing more can come. */
+    bool more = c->rlen > r->raw_pos || c->readable;
+    if (!r->ka || c->close_after || c->w->draining || (c->peer_eof && !more)) {
         close_linger(c);
         return;
     }
@@ -496,9 +494,15 @@ static void req_step(struct sl_conn *c)
         request_done(c);
         return;
     }
-    /* The client shut its side before the app answered: it is gone. */
-    if (c->peer_eof && r->body_complete && !r->ended)
-        sl__conn_close(c);
+    /* A half-close after the whole request (`printf ... | nc -N`, some
+     * HTTP/1.0 clients) is not a disconnect: the client still reads. The
+     * app hears of it (it may stop waiting) and the response still goes
+     * out; a client that is really gone shows up as a failed write. */
+    if (c->peer_eof && r->body_complete && !r->eof_sent) {
+        r->eof_sent = true;
+        if (r->app_holds && !r->ended)
+            sl__worker_queue_event(r, SL__EV_PEER_EOF);
+    }
 }
 
 /* ---- request head -------------------------------------------------------- */

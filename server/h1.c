@@ -16,7 +16,8 @@
  * - Transfer-Encoding on an HTTP/1.0 request is 400 (RFC 9112 6.1: "faulty
  *   framing"), and so is Transfer-Encoding with Content-Length.
  * - Request-targets are visible ASCII only; absolute-form must be http(s)
- *   with a non-empty authority and no userinfo.
+ *   with a non-empty authority and no userinfo, and its authority replaces
+ *   the Host field's value (RFC 9112 3.2.2).
  * - Duplicate Content-Length values (in one field as a list, or in several
  *   fields) are accepted when all are equal (RFC 9110 8.6), else 400.
  */
@@ -557,6 +558,26 @@ static int incomplete(const char *buf, size_t len, const char *line, size_t max_
     return len >= max_head ? SL_H1_E431 : SL_H1_INCOMPLETE;
 }
 
+/* RFC 9112 3.2.2: with an absolute-form target the server ignores the Host
+ * field and uses the target's authority. The Host entry is repointed at it
+ * (no copy), so the app and everything else see the one host that counts. */
+static void host_from_target(struct sl_h1_request *req, size_t count)
+{
+    const char *t = req->target, *e = t + req->target_len;
+    const char *a = t + (lower((unsigned char)t[4]) == 's' ? 8 : 7), *ae = a;
+    while (ae < e && *ae != '/' && *ae != '?')
+        ae++;
+    for (size_t i = 0; i < count; i++) {
+        struct sl_h1_header *h = &req->headers[i];
+        if (IEQ(h->name, h->name_len, "host")) {
+            h->value = a;
+            h->value_len = (size_t)(ae - a);
+        }
+    }
+    req->host = a;
+    req->host_len = (size_t)(ae - a);
+}
+
 static int parse_head(const char *buf, const char *p, const char *end,
                       const struct sl_h1_limits *lim, struct sl_h1_request *req)
 {
@@ -575,6 +596,8 @@ static int parse_head(const char *buf, const char *p, const char *end,
         rc = finish(req, &f);
     if (rc != 0)
         return rc;
+    if (req->host && req->target[0] != '/' && req->target[0] != '*')
+        host_from_target(req, count);
     req->nheaders = count;
     return (int)(p - buf);
 }

@@ -59,7 +59,9 @@ struct sl_h1_request {
     bool keep_alive;        /* 1.1 unless "close"; 1.0 only with "keep-alive" */
     bool expect_continue;   /* Expect: 100-continue */
     bool upgrade;           /* Connection: upgrade with an Upgrade header */
-    const char *host;       /* Host value, NULL when absent */
+    const char *host;       /* Host value, NULL when absent; with an
+                               absolute-form target, the target's authority
+                               (the Host entry in `headers` says the same) */
     size_t host_len;
 };
 

@@ -5,10 +5,12 @@
  * 1 otherwise.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -229,6 +231,61 @@ static void on_stop_signal(int sig)
     stop_signals++;
 }
 
+/* Only there so that sigsuspend() returns when a worker exits. */
+static void on_child(int sig)
+{
+    (void)sig;
+}
+
+/*
+ * The master keeps SIGTERM, SIGINT and SIGCHLD blocked and takes them only
+ * inside sigsuspend()/ppoll(), so a signal can never land between checking
+ * stop_signals and going to sleep (it would be forwarded to nobody). Forked
+ * workers inherit the block: a signal sent to a worker before the bridge
+ * installed its handlers stays pending instead of being lost to the
+ * master's handler or killing the worker. *open receives the mask to wait
+ * with.
+ */
+static void master_signals(sigset_t *open)
+{
+    struct sigaction stop = {.sa_handler = on_stop_signal}, child = {.sa_handler = on_child};
+    sigset_t set;
+
+    sigemptyset(&stop.sa_mask);
+    sigemptyset(&child.sa_mask);
+    sigaction(SIGTERM, &stop, NULL);
+    sigaction(SIGINT, &stop, NULL);
+    sigaction(SIGCHLD, &child, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, open);
+    sigdelset(open, SIGTERM);
+    sigdelset(open, SIGINT);
+    sigdelset(open, SIGCHLD);
+}
+
+/* Sleeps `ms` milliseconds, less if a stop signal comes. */
+static void backoff_sleep(unsigned ms, const sigset_t *open)
+{
+    struct timespec now, end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += ms / 1000;
+    end.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L)
+        end.tv_sec++, end.tv_nsec -= 1000000000L;
+    while (!stop_signals) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        struct timespec left = {end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec};
+        if (left.tv_nsec < 0)
+            left.tv_sec--, left.tv_nsec += 1000000000L;
+        if (left.tv_sec < 0)
+            return;
+        ppoll(NULL, 0, &left, open); /* any signal ends it early: look again */
+    }
+}
+
 static void forward_signal(const pid_t *pids, unsigned n, int sig)
 {
     for (unsigned i = 0; i < n; i++)
@@ -236,24 +293,38 @@ static void forward_signal(const pid_t *pids, unsigned n, int sig)
             kill(pids[i], sig);
 }
 
-static int worker_main(const struct sl_config *cfg, const int *fds)
+static int worker_main(const struct sl_config *cfg, const int *fds, pid_t master)
 {
+    sigset_t child;
+
     /* Its own process group: a Ctrl-C at the terminal reaches only the
      * master, which forwards one SIGTERM (two would mean "abort"). */
     setpgid(0, 0);
+    /* A master killed outright (SIGKILL, a crash) must not leave orphans
+     * serving on its sockets: they drain as if it had sent SIGTERM. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        raise(SIGTERM); /* it died before prctl: pending until handled */
+    /* Not the master's handlers. SIGTERM and SIGINT stay blocked (pending,
+     * never lost) until the bridge installs its own; SIGCHLD is the app's. */
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &child, NULL);
     return sl_py_serve(cfg, fds);
 }
 
 /* Forks one worker into pids[i]. Returns 0 or -errno. */
 static int spawn(const struct sl_config *cfg, const int *fds, pid_t *pids, unsigned i)
 {
+    pid_t master = getpid();
     pid_t pid = sl_py_fork();
     if (pid < 0)
         return -errno;
     if (pid == 0)
-        _exit(worker_main(cfg, fds));
+        _exit(worker_main(cfg, fds, master));
     pids[i] = pid;
     return 0;
 }
@@ -280,11 +351,9 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
     pid_t pids[1024] = {0};
     unsigned alive = 0, backoff_ms = 100;
     int rc = 0, forwarded = 0;
-    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigset_t open;
 
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    master_signals(&open);
     for (unsigned i = 0; i < n; i++) {
         if (spawn(cfg, fds, pids, i) < 0) {
             perror("saltare: fork");
@@ -298,7 +367,11 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
         pid_t pid;
         while (forwarded < stop_signals)
             forward_signal(pids, n, SIGTERM), forwarded++; /* 2nd: workers abort */
-        pid = waitpid(-1, &status, 0);
+        pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0) {
+            sigsuspend(&open); /* until a stop signal or a worker exit */
+            continue;
+        }
         if (pid < 0) {
             if (errno == EINTR)
                 continue;
@@ -320,11 +393,9 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
             stop_signals = 1;
             continue;
         }
-        fprintf(stderr, "saltare: worker %d exited with status %d; respawning in %u ms\n",
-                (int)pid, code, backoff_ms);
-        struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stop_signals)
-            ;
+        fprintf(stderr, "saltare: worker %d exited with status %d; respawning in %u ms\n", (int)pid,
+                code, backoff_ms);
+        backoff_sleep(backoff_ms, &open);
         backoff_ms = backoff_ms < 10000 ? backoff_ms * 2 : 10000;
         if (!stop_signals && spawn(cfg, fds, pids, (unsigned)slot) == 0)
             alive++;

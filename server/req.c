@@ -103,6 +103,11 @@ bool sl_req_is_unix(const struct sl_req *r)
     return r->l && r->l->is_unix;
 }
 
+bool sl_req_peer_eof(const struct sl_req *r)
+{
+    return !r->c || r->gone || r->c->peer_eof;
+}
+
 const char *sl_req_unix_path(const struct sl_req *r)
 {
     return sl_req_is_unix(r) ? r->l->cfg->path : NULL;

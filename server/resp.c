@@ -3,7 +3,8 @@
  * errors) and the connection's output queue.
  *
  * Write path: sl_resp_start only formats the head into a pooled buffer; the
- * first sl_resp_body sends head and body with one sendmsg (gather write). Whatever the
+ * first sl_resp_body sends head and body with one gather write through the
+ * connection's transport (server/transport.h). Whatever the
  * socket does not take is copied into pooled output buffers and sent on
  * EPOLLOUT (added to the epoll mask on the first blocked write only).
  */
@@ -150,14 +151,9 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra)
         int k = gather(c, iov, ex + ei, nextra - ei, &total);
         if (k == 0)
             return 0;
-        /* sendmsg, not writev: MSG_NOSIGNAL turns a peer reset into EPIPE
-         * instead of a process-killing SIGPIPE. */
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
+        ssize_t n = c->tp->writev(c->fd, c->tp_ctx, iov, k);
+        if (n < 0 && n != -EAGAIN)
+            return (int)n;
         size_t left = out_consume(c, n < 0 ? 0 : (size_t)n);
         progress |= n > 0;
         for (; left && ei < nextra; ei++) {
@@ -321,6 +317,18 @@ static char *put_u64(char *p, uint64_t v)
     return p;
 }
 
+/*
+ * The client sent `Expect: 100-continue`, got no 100 and has sent no body
+ * byte: after a final response it may send the body or skip it (RFC 9110
+ * 10.1.1 allows both), so the next bytes are ambiguous. Reading them as
+ * body could swallow its next request (a desync); reading them as a
+ * request could run its body as one. Only closing is safe.
+ */
+static bool body_withheld(const struct sl_req *r)
+{
+    return r->expect && !r->continue_sent && !r->body_complete && r->raw_pos == r->head_len;
+}
+
 /* Framing: Content-Length when declared, else chunked (1.1) or "until
  * close" (1.0); none for bodiless responses. Decides keep-alive too. */
 static void decide_framing(struct sl_conn *c, struct sl_req *r, int status,
@@ -330,7 +338,7 @@ static void decide_framing(struct sl_conn *c, struct sl_req *r, int status,
     r->no_body = r->head_only || status == 204 || status == 304;
     r->trailers = trailers;
     r->ka = r->req_ka && !f->app_close && !c->w->draining && !c->close_after &&
-            !(max_ka && c->nrequests >= max_ka);
+            !(max_ka && c->nrequests >= max_ka) && !body_withheld(r);
     if (r->no_body)
         return;
     if (f->has_cl && !trailers) {
@@ -375,7 +383,10 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
         p = put(p, w->server_line, w->server_line_len);
     for (size_t i = 0; i < n; i++) {
         int kind = classify(&h[i]);
-        if (kind == SKIP_FRAMING || (kind == SKIP_CL && trailers && !r->no_body))
+        /* RFC 9110 8.6: never a Content-Length on a 204 (a 304 or HEAD may
+         * carry the length a GET would have had). */
+        if (kind == SKIP_FRAMING ||
+            (kind == SKIP_CL && ((trailers && !r->no_body) || status == 204)))
             continue;
         p = put(p, h[i].name, h[i].name_len);
         p = PUT_LIT(p, ": ");
@@ -417,9 +428,39 @@ static size_t chunk_line(char *out, size_t len)
 
 /* Sends the iovs; on a broken socket closes the conn (the app hears it from
  * the -EPIPE it is about to get). */
+/*
+ * Write batching (sl_worker_set_batching): an app call between polls whose
+ * output stays small is queued, not written; sl_worker_flush writes it with
+ * the rest of the loop turn's responses. Returns 1 when it held the bytes,
+ * 0 when they must go out now, -ENOMEM.
+ */
+static int batch_hold(struct sl_conn *c, const struct iovec *iov, int n)
+{
+    struct sl_worker *w = c->w;
+    size_t total = c->out_bytes;
+    if (!w->batching || w->in_poll || c->wblocked)
+        return 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (total > SL__BATCH_MAX)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (out_copy(c, iov[i].iov_base, iov[i].iov_len) < 0)
+            return -ENOMEM;
+    if (!c->batched) {
+        c->batched = true;
+        c->bnext = w->batch;
+        w->batch = c;
+    }
+    return 1;
+}
+
 static int send_parts(struct sl_conn *c, struct sl_req *r, const struct iovec *iov, int n)
 {
-    if (sl__out_write(c, iov, n) < 0) {
+    int held = batch_hold(c, iov, n);
+    if (held > 0)
+        return 0;
+    if (held < 0 || sl__out_write(c, iov, n) < 0) {
         r->disc_sent = true;
         sl__conn_close(c);
         return -EPIPE;

@@ -42,6 +42,10 @@ enum sl_req_event {
     SL_REQ_DRAIN,      /* buffered output fell below the low-water mark */
     SL_REQ_DISCONNECT, /* the client went away or the connection was closed:
                           every later sl_resp_* call returns -EPIPE */
+    SL_REQ_PEER_EOF,   /* the client shut its sending side after the whole
+                          request (a half-close): it sends nothing more, but
+                          the response is still written and then the
+                          connection closes. Fired at most once. */
 };
 
 struct sl_app_ops {
@@ -65,6 +69,9 @@ const struct sl_h1_request *sl_req_head(const struct sl_req *r);
 const struct sockaddr *sl_req_peer(const struct sl_req *r, socklen_t *len);
 const struct sockaddr *sl_req_local(const struct sl_req *r, socklen_t *len);
 bool sl_req_is_unix(const struct sl_req *r);
+/* True once the client has shut its sending side (SL_REQ_PEER_EOF) or the
+ * connection is gone. */
+bool sl_req_peer_eof(const struct sl_req *r);
 /* The listener's unix path for Unix sockets, else NULL. */
 const char *sl_req_unix_path(const struct sl_req *r);
 
@@ -109,7 +116,8 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
                   bool trailers);
 
 /*
- * Sends body bytes (copied if they cannot be written at once); an empty
+ * Sends body bytes (copied if they cannot be written at once, or held for
+ * the next flush under write batching, see sl_worker_set_batching); an empty
  * call with `more` true just flushes the head. `more` false
  * ends the body (then trailers, if announced, are still owed). HEAD requests
  * and 204/304 responses write no body bytes.
@@ -155,8 +163,34 @@ int sl_worker_fd(const struct sl_worker *w);
  */
 int sl_worker_poll(struct sl_worker *w, unsigned budget);
 
-/* Milliseconds until the next timer is due; -1 when none is armed. */
-int sl_worker_next_timer_ms(const struct sl_worker *w);
+/* Milliseconds until the next timer is due; -1 when none is armed. The
+ * worker remembers the answer: should a call between polls arm a timer due
+ * earlier, it makes its fd readable so that the embedder polls and asks
+ * again. */
+int sl_worker_next_timer_ms(struct sl_worker *w);
+
+/*
+ * Write batching, for embedders whose app answers between polls, from the
+ * callbacks of its own event loop. Off by default: sl_resp_* write to the
+ * socket at once. On: the small writes (up to 16 KiB queued per connection)
+ * an app makes outside sl_worker_poll are held in the connection's output
+ * queue, so that the responses one turn of the embedding loop produces go
+ * out back to back when it ends. A client waiting on the other side is then
+ * woken once per turn instead of once per response, as with uvloop's
+ * transports. Larger writes, and writes from inside a poll, go out at once.
+ *
+ * With batching on, the embedder calls sl_worker_flush() once the callbacks
+ * ready in its loop's turn have run, whenever sl_worker_flush_pending();
+ * sl_worker_poll() flushes first too, and sl_worker_next_timer_ms() says 0
+ * while a flush is pending. sl_worker_flush() writes and does the
+ * bookkeeping a finished response allows, like an immediate write would
+ * (it never calls the app: work for it is deferred to the next poll). A
+ * write error found then closes the connection; the app, if it still
+ * holds the req, gets SL_REQ_DISCONNECT.
+ */
+void sl_worker_set_batching(struct sl_worker *w, bool on);
+bool sl_worker_flush_pending(const struct sl_worker *w);
+void sl_worker_flush(struct sl_worker *w);
 
 /* Graceful drain: stop accepting, close idle keep-alives, let in-flight
  * requests finish (connections close after their current response). */

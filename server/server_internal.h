@@ -31,11 +31,13 @@
 #include "server/pool.h"
 #include "server/server.h"
 #include "server/timer.h"
+#include "server/transport.h"
 
 #define SL__SMALL_BUF 4096u         /* read buffer for heads; response heads */
 #define SL__LARGE_BUF 65536u        /* bodies, big heads, output overflow */
 #define SL__HIGH_WATER (64u << 10)  /* sl_resp_body returns 1 above it */
 #define SL__LOW_WATER (16u << 10)   /* SL_REQ_DRAIN below it */
+#define SL__BATCH_MAX (16u << 10)   /* queued output a batched write may leave */
 #define SL__DISCARD_MAX (64u << 10) /* unread body dropped to keep alive */
 #define SL__LINGER_MS 2000u         /* lingering close bound */
 #define SL__TICK_MS 8u              /* timer wheel resolution */
@@ -46,6 +48,7 @@ struct sl__listener {
     uint8_t tag; /* SL__TAG_LISTENER: first, epoll data points here */
     bool is_unix;
     int fd;
+    const struct sl_transport *tp; /* for its connections */
     const struct sl_listener_config *cfg;
     struct sl_h1_limits h1;
 };
@@ -86,13 +89,16 @@ struct sl_conn {
     bool peer_eof : 1;    /* the peer shut its write side */
     bool rlarge : 1;      /* rbuf is a large-pool buffer */
     bool local_known : 1;
-    bool epout : 1; /* EPOLLOUT is in the epoll mask (added on the first blocked write) */
+    bool epout : 1;   /* EPOLLOUT is in the epoll mask (added on the first blocked write) */
+    bool batched : 1; /* on the worker's batch list: output waits for a flush */
     int fd;
-    uint32_t nrequests;  /* requests started on this connection */
-    uint32_t rlen;       /* bytes in rbuf */
-    uint32_t rstart;     /* leftover (next request) starts here after a request */
-    uint32_t parse_prev; /* head bytes already searched */
-    char *rbuf;          /* NULL while no bytes are buffered */
+    const struct sl_transport *tp; /* all socket I/O goes through it */
+    void *tp_ctx;                  /* the transport's state (NULL: plain) */
+    uint32_t nrequests;            /* requests started on this connection */
+    uint32_t rlen;                 /* bytes in rbuf */
+    uint32_t rstart;               /* leftover (next request) starts here after a request */
+    uint32_t parse_prev;           /* head bytes already searched */
+    char *rbuf;                    /* NULL while no bytes are buffered */
     struct sl_worker *w;
     struct sl__listener *l;
     struct sl_req *req;
@@ -100,13 +106,14 @@ struct sl_conn {
     size_t out_bytes;
     struct sl_conn *next, *prev; /* live list; `next` links the dead list */
     struct sl_conn *pnext;       /* pending list */
+    struct sl_conn *bnext;       /* batch list */
     struct sl_timer rtimer;      /* header / keep-alive / body / linger */
     struct sl_timer wtimer;      /* write progress */
     union sl__addr peer;
     union sl__addr local;
 };
 
-enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4 };
+enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4, SL__EV_PEER_EOF = 8 };
 
 struct sl_req {
     struct sl_conn *c; /* NULL once the conn let go of it */
@@ -131,6 +138,7 @@ struct sl_req {
     bool finished : 1;   /* response flushed; only body leftovers remain */
     bool gone : 1;       /* the app's sl_resp_* now get -EPIPE */
     bool disc_sent : 1;  /* DISCONNECT delivered or not wanted */
+    bool eof_sent : 1;   /* PEER_EOF delivered or not wanted */
     bool want_drain : 1; /* sl_resp_body returned 1 */
     bool ka : 1;         /* the response keeps the connection alive */
     bool no_body : 1;    /* HEAD, 204, 304: no body bytes on the wire */
@@ -164,6 +172,7 @@ struct sl_worker {
     uint8_t wake_tag; /* SL__TAG_WAKE: epoll data of wakefd */
     bool in_poll;
     bool wake_sent;
+    bool batching; /* sl_worker_set_batching */
     bool draining;
     bool accept_paused;
     atomic_uint signals;
@@ -172,7 +181,8 @@ struct sl_worker {
     void *app;
     struct sl__listener *ls;
     size_t nls;
-    uint64_t now_ms; /* CLOCK_MONOTONIC */
+    uint64_t now_ms;      /* CLOCK_MONOTONIC */
+    uint64_t told_due_ms; /* the embedder polls by then (last sl_worker_next_timer_ms) */
     struct sl_timer_wheel wheel;
     struct sl_timer housekeeping; /* pool trimming */
     struct sl_timer accept_timer; /* resume after EMFILE */
@@ -190,6 +200,8 @@ struct sl_worker {
     uint64_t accepted, requests; /* counters for sl_worker_stats */
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
+    struct sl_conn *batch; /* output held for sl_worker_flush (never a freed conn:
+                              flushed at the start of every round) */
     struct sl_conn *dead;
     struct sl_req *evq_head, *evq_tail;
     struct sl_req *req_free;

@@ -44,13 +44,20 @@ uint64_t sl__worker_now(struct sl_worker *w)
     return w->now_ms;
 }
 
+/* A timer armed by an app call between polls (the keep-alive timer after a
+ * response, the body and write timers) may be due before the time the
+ * embedder was told to poll again: then it is woken to poll and ask anew. */
 void sl__timer_arm(struct sl_conn *c, struct sl_timer *t, uint32_t ms)
 {
     struct sl_worker *w = c->w;
-    if (ms == 0)
+    if (ms == 0) {
         sl_timer_cancel(&w->wheel, t);
-    else
-        sl_timer_arm(&w->wheel, t, sl__worker_now(w) + ms);
+        return;
+    }
+    uint64_t due = sl__worker_now(w) + ms;
+    sl_timer_arm(&w->wheel, t, due);
+    if (!w->in_poll && due < w->told_due_ms)
+        sl__worker_wake(w);
 }
 
 /* Makes the embedding loop call sl_worker_poll soon: only needed between
@@ -116,8 +123,9 @@ static void deliver(struct sl_worker *w, struct sl_req *r)
         enum sl_req_event ev;
     } order[] = {{SL__EV_BODY, SL_REQ_BODY},
                  {SL__EV_DRAIN, SL_REQ_DRAIN},
+                 {SL__EV_PEER_EOF, SL_REQ_PEER_EOF},
                  {SL__EV_DISCONNECT, SL_REQ_DISCONNECT}};
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         /* The app may release the req from inside a callback. */
         if (!r->app_holds)
             break;
@@ -259,6 +267,37 @@ static void dispatch(struct sl_worker *w, const struct epoll_event *ev)
     }
 }
 
+/* Writes the output batching held back (sl_worker_set_batching). */
+static void flush_batch(struct sl_worker *w)
+{
+    while (w->batch) {
+        struct sl_conn *c = w->batch;
+        w->batch = c->bnext;
+        c->batched = false;
+        if (c->state != SL__C_DEAD)
+            sl__out_ready(c);
+    }
+}
+
+void sl_worker_set_batching(struct sl_worker *w, bool on)
+{
+    w->batching = on;
+    if (!on)
+        sl_worker_flush(w);
+}
+
+bool sl_worker_flush_pending(const struct sl_worker *w)
+{
+    return w->batch != NULL;
+}
+
+void sl_worker_flush(struct sl_worker *w)
+{
+    if (!w->in_poll)
+        w->now_ms = clock_ms();
+    flush_batch(w);
+}
+
 /* One round; returns the number of events handled. */
 static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
 {
@@ -272,6 +311,7 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     }
     w->now_ms = clock_ms();
     w->in_poll = true;
+    flush_batch(w); /* first: the responses of the embedder's last turn */
     check_signals(w);
     while (w->later) { /* deferred last round: their turn again */
         struct sl_conn *c = w->later;
@@ -303,12 +343,15 @@ int sl_worker_poll(struct sl_worker *w, unsigned budget)
     return (handled >= budget && budget > 0) || w->later ? 1 : 0;
 }
 
-int sl_worker_next_timer_ms(const struct sl_worker *w)
+int sl_worker_next_timer_ms(struct sl_worker *w)
 {
-    if (w->pending || w->later || w->evq_head)
-        return 0;
-    int64_t ms = sl_timer_next_ms(&w->wheel, clock_ms());
-    return ms > 1000000000 ? 1000000000 : (int)ms;
+    uint64_t now = clock_ms();
+    int64_t ms =
+        w->pending || w->later || w->evq_head || w->batch ? 0 : sl_timer_next_ms(&w->wheel, now);
+    if (ms > 1000000000)
+        ms = 1000000000;
+    w->told_due_ms = ms < 0 ? UINT64_MAX : now + (uint64_t)ms;
+    return (int)ms;
 }
 
 int sl_worker_run(struct sl_worker *w)
@@ -431,6 +474,7 @@ static int setup_listeners(struct sl_worker *w, const int *fds)
         struct sl__listener *l = &w->ls[i];
         l->tag = SL__TAG_LISTENER;
         l->fd = fds[i];
+        l->tp = &sl_transport_plain; /* TLS listeners will pick theirs here */
         l->cfg = lc;
         l->is_unix = lc->kind == SL_LISTENER_UNIX;
         /* No config key for the target: 8 KiB like common servers, and
@@ -493,6 +537,7 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
     w->app = app;
     w->epfd = w->wakefd = -1;
     w->alog.fd = -1;
+    w->told_due_ms = UINT64_MAX;
     atomic_init(&w->signals, 0);
     int rc = worker_setup(w, listen_fds);
     if (rc < 0) {
@@ -510,6 +555,7 @@ void sl_worker_free(struct sl_worker *w)
     w->in_poll = true; /* closing conns must not write the wake fd */
     while (w->conns)
         sl__conn_close(w->conns);
+    w->batch = NULL; /* held output of closed conns: dropped with them */
     free_dead(w);
     w->pending = w->later = NULL;
     sl__req_free_all(w);

@@ -265,6 +265,26 @@ TEST(H1Parse, TakesPathAndQueryFromAbsoluteForm)
     EXPECT_EQ(p.Query(), "x");
 }
 
+TEST(H1Parse, TakesTheHostFromAnAbsoluteFormTargetNotTheHostField)
+{
+    Parser p;
+    /* RFC 9112 3.2.2: the Host field is ignored; the app must not see a
+     * host other than the one the request was routed by. */
+    ASSERT_GT(p.Parse("GET http://real.example:8080/a?q HTTP/1.1\r\nX-A: 1\r\n"
+                      "hOsT: evil.example\r\n\r\n"),
+              0);
+    EXPECT_EQ(p.Host(), "real.example:8080");
+    EXPECT_EQ(p.Header(1), "hOsT=real.example:8080");
+    EXPECT_EQ(p.Header(0), "X-A=1");
+    ASSERT_GT(p.Parse("GET HTTPS://s.example?x HTTP/1.1\r\nHost: other\r\n\r\n"), 0);
+    EXPECT_EQ(p.Host(), "s.example");
+    EXPECT_EQ(p.Header(0), "Host=s.example");
+    /* Origin-form keeps the field as sent; absolute-form still needs one. */
+    ASSERT_GT(p.Parse("GET /a HTTP/1.1\r\nHost: h.example\r\n\r\n"), 0);
+    EXPECT_EQ(p.Host(), "h.example");
+    EXPECT_EQ(Status("GET http://a.example/ HTTP/1.1\r\n\r\n"), SL_H1_E400);
+}
+
 TEST(H1Parse, RejectsOtherAbsoluteForms)
 {
     for (const char *t : {"http://", "http:///a", "ftp://ex.com/", "http://u@ex.com/", "http:/x",

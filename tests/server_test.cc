@@ -35,6 +35,7 @@
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/server.h"
+#include "server/transport.h"
 
 namespace
 {
@@ -71,6 +72,7 @@ class App
     std::condition_variable cv;
     int requests = 0;
     int disconnects = 0;
+    int peer_eofs = 0;
     int drains = 0;
     int blocked = 0;
     std::vector<int> rcs; /* return codes the app saw, in order */
@@ -140,18 +142,25 @@ class App
         auto *st = static_cast<ReqState *>(sl_req_data(r));
         if (ev == SL_REQ_DISCONNECT) {
             int rc = Start(r, 200, {});
+            a->Forget(r);
             {
                 std::lock_guard<std::mutex> lk(a->mu);
                 a->disconnects++;
-                for (auto it = a->held.begin(); it != a->held.end(); ++it)
-                    if (*it == r) {
-                        a->held.erase(it);
-                        break;
-                    }
                 a->rcs.push_back(rc);
                 a->cv.notify_all();
             }
             Done(r);
+        } else if (ev == SL_REQ_PEER_EOF) {
+            {
+                std::lock_guard<std::mutex> lk(a->mu);
+                a->peer_eofs++;
+                a->cv.notify_all();
+            }
+            if (st->path == "/until-eof") { /* answers once the client half-closed */
+                a->Forget(r);
+                Respond(r, 200, "eof seen");
+                Done(r);
+            }
         } else if (ev == SL_REQ_BODY) {
             a->PumpBody(r, st);
         } else if (ev == SL_REQ_DRAIN) {
@@ -161,6 +170,17 @@ class App
             }
             a->PumpBig(r, st);
         }
+    }
+
+    /* Drops r from `held` (it is being answered or is gone). */
+    void Forget(sl_req *r)
+    {
+        std::lock_guard<std::mutex> lk(mu);
+        for (auto it = held.begin(); it != held.end(); ++it)
+            if (*it == r) {
+                held.erase(it);
+                break;
+            }
     }
 
     void Route(sl_req *r, ReqState *st)
@@ -179,7 +199,7 @@ class App
             sl_resp_body(r, "", 0, false);
             Done(r);
         } else if (p == "/nocontent") {
-            Start(r, 204, {});
+            Start(r, 204, {{"Content-Length", "7"}}); /* must not reach the wire */
             sl_resp_body(r, "ignored", 7, false);
             Done(r);
         } else if (p == "/badheader") {
@@ -996,8 +1016,43 @@ TEST(Server, NoInterimResponseWhenTheAppAnswersWithoutReading)
                           r));
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "hello world");
-    /* The unread body is small: it is dropped and the connection kept. */
-    ASSERT_TRUE(c.Send("0123456789"));
+    /* The client may now send the body or skip it: whatever it sends next
+     * is ambiguous, so the connection ends here. */
+    EXPECT_EQ(r.Get("connection"), "close");
+    EXPECT_TRUE(c.ClosedWithin(3000));
+}
+
+TEST(Server, WithheldBodyIsNeverReadAsTheNextRequest)
+{
+    Server s(Options{});
+    START_SERVER(s);
+    Client c(s);
+    Response r;
+    /* A client that skips the body after the final response and reuses
+     * the connection: had the server kept it, the first 10 bytes of the
+     * next request would have been dropped as body (a desync). */
+    ASSERT_TRUE(Roundtrip(c,
+                          "POST /hello HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                          "Content-Length: 10\r\n\r\n",
+                          r));
+    c.Send(Get("/p/smuggled"));
+    EXPECT_FALSE(c.Read(r)) << r.status << " " << r.body;
+    std::lock_guard<std::mutex> lk(s.app.mu);
+    EXPECT_EQ(s.app.seen_paths, (std::vector<std::string>{"/hello"}));
+}
+
+TEST(Server, BodySentWithoutWaitingForContinueIsDroppedAndTheConnectionKept)
+{
+    Server s(Options{});
+    START_SERVER(s);
+    Client c(s);
+    Response r;
+    ASSERT_TRUE(Roundtrip(c,
+                          "POST /hello HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                          "Content-Length: 10\r\n\r\n0123456789",
+                          r));
+    EXPECT_EQ(r.body, "hello world");
+    EXPECT_FALSE(r.Has("connection"));
     ASSERT_TRUE(Roundtrip(c, Get("/p/next"), r));
     EXPECT_EQ(r.body, "GET /p/next");
 }
@@ -1205,8 +1260,67 @@ TEST(Server, DisconnectEventReachesTheAppAndLaterCallsGetEpipe)
         Client c(s);
         ASSERT_TRUE(c.Send(Get("/hold")));
         ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+        linger lg{1, 0}; /* close with a reset: the client is gone for good */
+        setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
+    std::lock_guard<std::mutex> lk(s.app.mu);
+    EXPECT_EQ(s.app.rcs, (std::vector<int>{-EPIPE}));
+}
+
+TEST(Server, HalfClosedClientIsToldAndStillGetsItsResponse)
+{
+    Server s(Options{});
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/until-eof")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    shutdown(c.fd, SHUT_WR); /* `printf 'GET ...' | nc -N` */
+    Response r;
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "eof seen");
+    EXPECT_TRUE(c.ClosedWithin(2000));
+    std::lock_guard<std::mutex> lk(s.app.mu);
+    EXPECT_EQ(s.app.peer_eofs, 1);
+    EXPECT_EQ(s.app.disconnects, 0);
+}
+
+TEST(Server, HalfCloseAfterPipelinedRequestsAnswersEveryOne)
+{
+    Server s(Options{});
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/p/1") +
+                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
+                       "abc" +
+                       Get("/p/3")));
+    shutdown(c.fd, SHUT_WR);
+    Response r;
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.body, "GET /p/1");
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.body.rfind("bytes=3 ", 0), 0u) << r.body;
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.body, "GET /p/3");
+    EXPECT_TRUE(c.ClosedWithin(2000));
+}
+
+TEST(Server, WriteTimeoutClosesAConnectionWhoseClientStopsReading)
+{
+    Options o;
+    o.write_ms = 300;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    int rcvbuf = 4096;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    auto t0 = Clock::now();
+    ASSERT_TRUE(c.Send(Get("/big")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.blocked > 0; }));
+    /* The client never reads: the write timer, not the client, ends it. */
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }, 3000ms));
+    EXPECT_GE(Clock::now() - t0, 250ms);
     std::lock_guard<std::mutex> lk(s.app.mu);
     EXPECT_EQ(s.app.rcs, (std::vector<int>{-EPIPE}));
 }
@@ -1371,6 +1485,30 @@ TEST(Listen, RefusesToReplaceARegularFile)
     EXPECT_EQ(sl_listen_open(&lc), -EEXIST);
     EXPECT_EQ(access(path.c_str(), F_OK), 0);
     unlink(path.c_str());
+}
+
+/* ---- transport ----------------------------------------------------------- */
+
+TEST(Transport, PlainSocketsFollowTheTransportContract)
+{
+    const sl_transport *t = &sl_transport_plain;
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    char buf[16];
+    EXPECT_EQ(t->read(sv[0], nullptr, buf, sizeof(buf)), -EAGAIN);
+    iovec iov[2] = {{const_cast<char *>("ab"), 2}, {const_cast<char *>("cde"), 3}};
+    EXPECT_EQ(t->writev(sv[1], nullptr, iov, 2), 5);
+    EXPECT_EQ(t->read(sv[0], nullptr, buf, sizeof(buf)), 5);
+    EXPECT_EQ(std::string(buf, 5), "abcde");
+    EXPECT_EQ(t->shutdown(sv[1], nullptr), 0); /* the peer sees the end... */
+    EXPECT_EQ(t->read(sv[0], nullptr, buf, sizeof(buf)), 0);
+    EXPECT_EQ(t->writev(sv[0], nullptr, iov, 1), 2); /* ...and can still answer */
+    EXPECT_EQ(t->read(sv[1], nullptr, buf, sizeof(buf)), 2);
+    t->close(sv[1], nullptr);
+    /* A vanished peer is -EPIPE, not a SIGPIPE that would kill the test. */
+    EXPECT_EQ(t->writev(sv[0], nullptr, iov, 2), -EPIPE);
+    t->close(sv[0], nullptr);
+    EXPECT_EQ(fcntl(sv[0], F_GETFD), -1); /* closed */
 }
 
 /* ---- memory ------------------------------------------------------------- */

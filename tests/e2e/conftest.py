@@ -3,7 +3,7 @@
 `serve(target, ...)` writes a YAML config into the test's tmp_path, starts
 `saltare -c FILE.yaml`, waits until the listener accepts connections and
 returns a `Server`. At teardown every server still running gets SIGTERM and
-must exit 0.
+must exit 0. `serve_module` does the same for a server a whole module shares.
 """
 
 from __future__ import annotations
@@ -108,11 +108,18 @@ class Server:
         raise AssertionError(f"saltare did not listen in {START_TIMEOUT}s:\n{self.stderr()}")
 
 
-@pytest.fixture
-def serve(tmp_path):
-    started: list[Server] = []
+class Launcher:
+    """Starts servers from YAML written into `directory`; stop_all() at the end."""
+
+    def __init__(self, directory: pathlib.Path):
+        self.directory = directory
+        self.started: list[Server] = []
+
+    def __call__(self, *args, **kwargs) -> Server:
+        return self.start(*args, **kwargs)
 
     def start(
+        self,
         target: str,
         *,
         lifespan: str = "auto",
@@ -146,28 +153,43 @@ def serve(tmp_path):
             "timeouts": {"shutdown": "10s"},
             **sections,
         }
-        path = tmp_path / f"saltare-{len(started)}.yaml"
+        path = self.directory / f"saltare-{len(self.started)}.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML
-        log_path = tmp_path / f"saltare-{len(started)}.log"
+        log_path = self.directory / f"saltare-{len(self.started)}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [BIN, "-c", str(path)],
-                cwd=tmp_path,
+                cwd=self.directory,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         server = Server(proc, log_path, host=host, port=port, uds=uds)
-        started.append(server)
+        self.started.append(server)
         if ready:
             server.wait_ready()
         return server
 
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            code = server.stop()
-            assert code == 0, f"exit status {code} after SIGTERM:\n{server.stderr()}"
+    def stop_all(self) -> None:
+        for server in self.started:
+            if server.proc.poll() is None:
+                code = server.stop()
+                assert code == 0, f"exit status {code} after SIGTERM:\n{server.stderr()}"
+
+
+@pytest.fixture
+def serve(tmp_path):
+    launcher = Launcher(tmp_path)
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def serve_module(tmp_path_factory):
+    """Like `serve`, for a server shared by every test of a module."""
+    launcher = Launcher(tmp_path_factory.mktemp("saltare"))
+    yield launcher
+    launcher.stop_all()
 
 
 # ---- raw HTTP/1.1 helpers -------------------------------------------------

@@ -1,5 +1,8 @@
 """Signals, disconnects, and the kinds of listeners."""
 
+import os
+import pathlib
+import re
 import signal
 import time
 
@@ -43,6 +46,19 @@ def test_shutdown_timeout_cancels_a_request_that_never_ends(serve):
     assert status == 500  # the cancelled request is answered, not just dropped
     assert headers["connection"] == "close"
     assert "shutdown timeout" in server.stderr()
+    assert "Traceback" not in server.stderr()  # the cancellation is not an app error
+
+
+def test_shutdown_timeout_cancels_a_request_whose_client_left(serve):
+    server = serve("stream_app:app", timeouts={"shutdown": "500ms"})
+    with server.connect() as s:
+        s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for_log(server, "hanging")
+    server.proc.send_signal(signal.SIGTERM)  # the app still sleeps, its client is gone
+    assert server.wait() == 0
+    log = server.stderr()
+    assert "shutdown timeout" in log
+    assert "Traceback" not in log and "failed" not in log, log
 
 
 def test_second_signal_exits_at_once_with_status_1(serve):
@@ -137,3 +153,64 @@ def test_loop_uvloop_without_uvloop_exits_3(serve, no_uvloop):
     server = serve("scope_app:app", loop="uvloop", extra_path=no_uvloop, ready=False)
     assert server.wait() == 3
     assert "uvloop hidden by the test" in server.stderr()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unix_socket_file_is_removed_on_exit(serve, tmp_path, workers):
+    path = tmp_path / f"w{workers}.sock"
+    server = serve("scope_app:app", listener={"unix": str(path)}, workers=workers)
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport, base_url="http://localhost") as client:
+        assert client.get("/").status_code == 200
+    assert path.exists()
+    assert server.stop() == 0
+    assert not path.exists()
+
+
+def test_sigterm_with_two_workers_finishes_the_request_in_flight(serve):
+    server = serve("stream_app:app", workers=2)
+    with server.connect() as s:
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        f = s.makefile("rb")
+        status, _, _ = read_head(f)  # a worker is now inside the app's sleep
+        assert status == 200
+        server.proc.send_signal(signal.SIGTERM)  # to the master only
+        body = f.read()
+        f.close()
+    assert b"started;" in body and b"finished" in body and body.endswith(b"0\r\n\r\n")
+    assert server.wait() == 0
+    with pytest.raises(OSError):
+        server.connect()  # nobody listens any more
+
+
+def test_sigterm_while_workers_are_still_starting_is_not_lost(serve):
+    server = serve("slow_fork_app:app", lifespan="off", workers=2)
+    wait_for_log(server, "forked")  # the workers are inside their pause
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=5) == 0
+
+
+def test_workers_do_not_outlive_a_killed_master(serve):
+    server = serve("lifespan_app:app", lifespan="on", workers=2)
+    children = pathlib.Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    deadline = time.monotonic() + 10
+    while len(set(re.findall(r"lifespan startup ran in pid (\d+)", server.stderr()))) < 2:
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.01)
+    workers = [int(p) for p in children.read_text().split()]
+    assert len(workers) == 2
+    server.proc.kill()
+    assert server.wait() == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    try:
+        while any(pathlib.Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "orphaned workers still running"
+            time.sleep(0.02)
+    except AssertionError:
+        for pid in workers:  # a failure must not leave them behind
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        raise
+    assert server.stderr().count("lifespan shutdown ran") == 2  # they drained

@@ -1,0 +1,55 @@
+/*
+ * transport: the plain-socket implementation of struct sl_transport.
+ */
+#include "server/transport.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static ssize_t plain_read(int fd, void *ctx, void *buf, size_t len)
+{
+    ssize_t n;
+    (void)ctx;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+/* sendmsg, not writev: MSG_NOSIGNAL turns a peer reset into EPIPE instead
+ * of a process-killing SIGPIPE. */
+static ssize_t plain_writev(int fd, void *ctx, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    ssize_t n;
+    (void)ctx;
+    do
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+static int plain_shutdown(int fd, void *ctx)
+{
+    (void)ctx;
+    return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
+}
+
+static void plain_close(int fd, void *ctx)
+{
+    (void)ctx;
+    close(fd);
+}
+
+const struct sl_transport sl_transport_plain = {
+    .name = "plain",
+    .read = plain_read,
+    .writev = plain_writev,
+    .shutdown = plain_shutdown,
+    .close = plain_close,
+};

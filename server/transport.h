@@ -1,0 +1,49 @@
+/*
+ * transport: the byte stream under a client connection.
+ *
+ * The HTTP code (conn.c, resp.c) never calls read, sendmsg, shutdown or
+ * close on a client socket itself: it goes through the connection's
+ * transport, an ops table chosen per listener. Plain sockets use
+ * sl_transport_plain; TLS slots in later as another table whose per-
+ * connection state (the session) travels as `ctx`, without touching the
+ * HTTP code. A call costs one indirect call: no allocation, no extra copy.
+ *
+ * Every implementation is non-blocking, returns errors as negative errno
+ * values (-EAGAIN: nothing can be done now, wait for the fd's next edge),
+ * retries EINTR itself and never raises SIGPIPE.
+ */
+#ifndef SL_SERVER_TRANSPORT_H
+#define SL_SERVER_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sl_transport {
+    const char *name; /* "plain", for logs */
+    /* Reads up to len bytes into buf: the count (> 0), 0 at the end of the
+     * peer's stream, -EAGAIN, or another -errno. */
+    ssize_t (*read)(int fd, void *ctx, void *buf, size_t len);
+    /* Writes iov[0..iovcnt) in order: the bytes taken (possibly fewer than
+     * offered), -EAGAIN when none could be, or another -errno (-EPIPE,
+     * -ECONNRESET: the peer is gone). */
+    ssize_t (*writev)(int fd, void *ctx, const struct iovec *iov, int iovcnt);
+    /* Ends the write side after the bytes written so far; reading goes on.
+     * Returns 0 or -errno. */
+    int (*shutdown)(int fd, void *ctx);
+    /* Releases ctx and closes fd. */
+    void (*close)(int fd, void *ctx);
+};
+
+/* Plain sockets: ctx is unused (NULL). */
+extern const struct sl_transport sl_transport_plain;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
