@@ -15,6 +15,7 @@
 
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
+#include "server/log.h"
 
 struct sl__py sl__py;
 
@@ -80,10 +81,11 @@ static int strings_init(void)
 
 /* ---- logging ------------------------------------------------------------ */
 
-static void vlog_line(const char *fmt, va_list ap)
+/* One line through the core's error log, after whatever Python printed. */
+static void vlog_line(enum sl_log_level level, const char *fmt, va_list ap)
 {
-    char buf[1024];
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    if (!sl_log_enabled(level))
+        return;
     /* Python's sys.stderr may hold buffered text: keep the order. */
     PyObject *err = PySys_GetObject("stderr"); /* borrowed */
     if (err != NULL) {
@@ -91,16 +93,14 @@ static void vlog_line(const char *fmt, va_list ap)
         Py_XDECREF(r);
         PyErr_Clear();
     }
-    fprintf(stderr, "saltare: %s\n", buf);
+    sl_vlog(level, fmt, ap);
 }
 
 void sl__py_log(enum sl_log_level level, const char *fmt, ...)
 {
     va_list ap;
-    if (sl__py.cfg != NULL && level < sl__py.cfg->log.level)
-        return;
     va_start(ap, fmt);
-    vlog_line(fmt, ap);
+    vlog_line(level, fmt, ap);
     va_end(ap);
 }
 
@@ -124,7 +124,7 @@ void sl__py_log_error(const char *fmt, ...)
     if (value != NULL && tb != NULL)
         PyException_SetTraceback(value, tb);
     va_start(ap, fmt);
-    vlog_line(fmt, ap);
+    vlog_line(SL_LOG_ERROR, fmt, ap);
     va_end(ap);
     if (value != NULL)
         display(value);
@@ -137,7 +137,7 @@ void sl__py_log_exception(PyObject *exc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog_line(fmt, ap);
+    vlog_line(SL_LOG_ERROR, fmt, ap);
     va_end(ap);
     display(exc);
 }
@@ -366,8 +366,8 @@ static int interpreter_start(void)
         st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     if (PyStatus_Exception(st)) {
-        fprintf(stderr, "saltare: cannot initialise Python: %s\n",
-                st.err_msg ? st.err_msg : "unknown error");
+        sl_log(SL_LOG_ERROR, "cannot initialise Python: %s",
+               st.err_msg ? st.err_msg : "unknown error");
         return -1;
     }
     return 0;
@@ -469,5 +469,5 @@ void sl_py_fini(void)
     Py_CLEAR(sl__py.loop_factory);
     Py_CLEAR(sl__py.lifespan_state);
     if (Py_FinalizeEx() < 0)
-        fprintf(stderr, "saltare: Python finalisation reported errors\n");
+        sl_log(SL_LOG_ERROR, "Python finalisation reported errors");
 }

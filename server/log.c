@@ -51,23 +51,28 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-void sl_log(enum sl_log_level level, const char *fmt, ...)
+void sl_vlog(enum sl_log_level level, const char *fmt, va_list ap)
 {
     char line[1024];
     if (!sl_log_enabled(level))
         return;
     int saved = errno;
     int n = snprintf(line, sizeof(line), "saltare[%d]: %s: ", (int)getpid(), level_name(level));
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
     line[len++] = '\n';
     write_all(2, line, len);
     errno = saved;
+}
+
+void sl_log(enum sl_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl_vlog(level, fmt, ap);
+    va_end(ap);
 }
 
 int sl_access_log_open(struct sl_access_log *l, const char *target)

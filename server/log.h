@@ -8,6 +8,7 @@
 #ifndef SL_SERVER_LOG_H
 #define SL_SERVER_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,8 @@ bool sl_log_enabled(enum sl_log_level level);
 /* "saltare[PID]: LEVEL: message\n" on stderr when `level` passes the
  * threshold. Long messages are truncated to one line of ~1 KiB. */
 void sl_log(enum sl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl_vlog(enum sl_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 struct sl_access_log {
     int fd; /* -1 = off */

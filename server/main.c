@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "python/bridge.h"
 #include "server/listen.h"
+#include "server/log.h"
 
 #define SL_VERSION "0.1.0"
 #define MAX_ARGS 64 /* -c files and --set overrides, each */
@@ -213,12 +214,11 @@ static void announce(const struct sl_config *cfg, unsigned workers)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct sl_listener_config *l = &cfg->listeners[i];
         if (l->kind == SL_LISTENER_TCP)
-            fprintf(stderr, "saltare: serving %s on http://%s\n", cfg->app.target, l->name);
+            sl_log(SL_LOG_INFO, "serving %s on http://%s", cfg->app.target, l->name);
         else
-            fprintf(stderr, "saltare: serving %s on unix:%s\n", cfg->app.target, l->path);
+            sl_log(SL_LOG_INFO, "serving %s on unix:%s", cfg->app.target, l->path);
     }
-    fprintf(stderr, "saltare: %u worker%s, pid %d\n", workers, workers == 1 ? "" : "s",
-            (int)getpid());
+    sl_log(SL_LOG_INFO, "%u worker%s", workers, workers == 1 ? "" : "s");
 }
 
 /* ---- multi-worker master ------------------------------------------------ */
@@ -388,13 +388,13 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
             continue;
         }
         if (code == SL_EX_APP) {
-            fprintf(stderr, "saltare: worker %d failed to start the app; stopping\n", (int)pid);
+            sl_log(SL_LOG_ERROR, "worker %d failed to start the app; stopping", (int)pid);
             rc = SL_EX_APP;
             stop_signals = 1;
             continue;
         }
-        fprintf(stderr, "saltare: worker %d exited with status %d; respawning in %u ms\n", (int)pid,
-                code, backoff_ms);
+        sl_log(SL_LOG_ERROR, "worker %d exited with status %d; respawning in %u ms", (int)pid, code,
+               backoff_ms);
         backoff_sleep(backoff_ms, &open);
         backoff_ms = backoff_ms < 10000 ? backoff_ms * 2 : 10000;
         if (!stop_signals && spawn(cfg, fds, pids, (unsigned)slot) == 0)
@@ -409,7 +409,7 @@ static int serve(const struct sl_config *cfg)
     unsigned workers = cfg->workers;
 
     if (cfg->nlisteners > sizeof(fds) / sizeof(fds[0])) {
-        fprintf(stderr, "saltare: too many listeners (max %zu)\n", sizeof(fds) / sizeof(fds[0]));
+        sl_log(SL_LOG_ERROR, "too many listeners (max %zu)", sizeof(fds) / sizeof(fds[0]));
         return 1;
     }
     if (workers == 0) {
@@ -418,6 +418,7 @@ static int serve(const struct sl_config *cfg)
     }
     if (workers > 1024)
         workers = 1024;
+    sl_log_set_level(cfg->log.level);
     if (open_listeners(cfg, fds) < 0)
         return 1;
     rc = sl_py_init(cfg);
