@@ -1602,4 +1602,96 @@ TEST(AccessLog, WritesOneLinePerRequest)
     unlink(o.access_log.c_str());
 }
 
+/* ---- write batching (the Python bridge turns it on) ------------------------ */
+
+/* True when bytes from the server wait on the client socket. */
+bool Arrived(const Client &c)
+{
+    char b;
+    return recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+TEST(Server, BatchedResponsesLeaveTogetherOnTheFlush)
+{
+    Options o;
+    o.external_loop = true;
+    Server s(o);
+    START_SERVER(s);
+    Client a(s), b(s);
+    ASSERT_TRUE(a.Send(Get("/hold")));
+    ASSERT_TRUE(b.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.held.size() == 2; }));
+    bool held_back = false, arrived_early = true, pending_after = true;
+    s.OnWorker([&] {
+        sl_worker_set_batching(s.w, true);
+        for (const char *body : {"one", "two"}) {
+            sl_req *r = s.app.held.front();
+            s.app.held.pop_front();
+            App::Respond(r, 200, body);
+            App::Done(r);
+        }
+        held_back = sl_worker_flush_pending(s.w) && sl_worker_next_timer_ms(s.w) == 0;
+        arrived_early = Arrived(a) || Arrived(b);
+        sl_worker_flush(s.w);
+        pending_after = sl_worker_flush_pending(s.w);
+    });
+    EXPECT_TRUE(held_back);
+    EXPECT_FALSE(arrived_early);
+    EXPECT_FALSE(pending_after);
+    Response ra, rb;
+    ASSERT_TRUE(a.Read(ra));
+    ASSERT_TRUE(b.Read(rb));
+    EXPECT_EQ(ra.status, 200);
+    EXPECT_EQ(ra.body + rb.body, "onetwo");
+    ASSERT_TRUE(Roundtrip(a, Get("/hello"), ra)); /* kept alive */
+}
+
+TEST(Server, TheNextPollFlushesWhatBatchingHeld)
+{
+    Options o;
+    o.external_loop = true;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    s.OnWorker([&] {
+        sl_worker_set_batching(s.w, true);
+        sl_req *r = s.app.held.front();
+        s.app.held.pop_front();
+        App::Respond(r, 200, "later");
+        App::Done(r);
+    });
+    Response r;
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.body, "later");
+}
+
+TEST(Server, LargeWritesAreNotBatched)
+{
+    Options o;
+    o.external_loop = true;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    const std::string big(20000, 'x');
+    bool arrived = false, pending = true;
+    s.OnWorker([&] {
+        sl_worker_set_batching(s.w, true);
+        sl_req *r = s.app.held.front();
+        s.app.held.pop_front();
+        App::Respond(r, 200, big);
+        App::Done(r);
+        arrived = Arrived(c);
+        pending = sl_worker_flush_pending(s.w);
+    });
+    EXPECT_TRUE(arrived);
+    EXPECT_FALSE(pending);
+    Response r;
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.body, big);
+}
+
 } // namespace
