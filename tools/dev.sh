@@ -17,7 +17,7 @@ PY=/usr/bin/python3
 # Build + runtime + test dependencies, all Debian packages.
 PACKAGES=(
     bazel-bootstrap gcc g++ libc6-dev
-    libyaml-dev libssl-dev openssl python3-dev libgtest-dev
+    libyaml-dev libssl-dev openssl python3-dev libexpat1-dev zlib1g-dev libgtest-dev
     python3-pytest python3-httpx python3-fastapi python3-uvicorn python3-uvloop
     python3-httptools python3-websockets
 )
