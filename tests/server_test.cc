@@ -25,6 +25,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -402,26 +403,44 @@ class Server
         thread.join();
     }
 
-    /* Runs fn on the worker thread between polls (external loop only) and
-     * waits for it. */
+    /*
+     * Runs fn on the worker thread between polls (external loop only) and
+     * waits for it. fn may hold references to the caller's stack, so this
+     * never returns while fn can still run: after 5 s a command the worker
+     * has not picked up is withdrawn (a test failure); one it has picked up
+     * is waited for to the end (the test's own timeout bounds that).
+     */
     void OnWorker(std::function<void()> fn)
     {
-        std::mutex m;
-        std::condition_variable done_cv;
-        bool done = false;
+        struct Pending {
+            std::mutex m;
+            std::condition_variable cv;
+            bool done = false;
+        };
+        auto p = std::make_shared<Pending>();
+        uint64_t id;
         {
             std::lock_guard<std::mutex> lk(cmd_mu);
-            cmds.push_back([&] {
-                fn();
-                std::lock_guard<std::mutex> l2(m);
-                done = true;
-                done_cv.notify_all();
-            });
+            id = ++cmd_seq;
+            cmds.push_back({id, [p, &fn] {
+                                fn();
+                                std::lock_guard<std::mutex> l2(p->m);
+                                p->done = true;
+                                p->cv.notify_all();
+                            }});
         }
         uint64_t one = 1;
-        ASSERT_EQ(write(cmd_fd, &one, sizeof(one)), 8);
-        std::unique_lock<std::mutex> lk(m);
-        ASSERT_TRUE(done_cv.wait_for(lk, 5s, [&] { return done; }));
+        EXPECT_EQ(write(cmd_fd, &one, sizeof(one)), 8);
+        std::unique_lock<std::mutex> lk(p->m);
+        if (p->cv.wait_for(lk, 5s, [&] { return p->done; }))
+            return;
+        lk.unlock();
+        if (Withdraw(id)) {
+            ADD_FAILURE() << "the worker did not run the command within 5 s";
+            return;
+        }
+        lk.lock();
+        p->cv.wait(lk, [&] { return p->done; });
     }
 
     sl_worker_stats Stats()
@@ -448,22 +467,40 @@ class Server
             if (p[1].revents) {
                 uint64_t v;
                 (void)!read(cmd_fd, &v, sizeof(v));
-                std::deque<std::function<void()>> todo;
+                std::deque<Cmd> todo;
                 {
                     std::lock_guard<std::mutex> lk(cmd_mu);
                     todo.swap(cmds);
                 }
-                for (auto &f : todo)
-                    f();
+                for (auto &c : todo)
+                    c.fn();
             }
             while (sl_worker_poll(w, 64) == 1) {
             }
         }
     }
 
+    /* True when command `id` was still queued (it will never run now). */
+    bool Withdraw(uint64_t id)
+    {
+        std::lock_guard<std::mutex> lk(cmd_mu);
+        for (auto it = cmds.begin(); it != cmds.end(); ++it) {
+            if (it->id == id) {
+                cmds.erase(it);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    struct Cmd {
+        uint64_t id;
+        std::function<void()> fn;
+    };
     int cmd_fd = -1;
     std::mutex cmd_mu;
-    std::deque<std::function<void()>> cmds;
+    uint64_t cmd_seq = 0; /* guarded by cmd_mu */
+    std::deque<Cmd> cmds; /* guarded by cmd_mu */
     std::thread thread;
 };
 
@@ -653,6 +690,48 @@ std::string Get(const std::string &path, const std::string &extra = "")
 bool Roundtrip(Client &c, const std::string &req, Response &r, bool head = false)
 {
     return c.Send(req) && c.Read(r, head);
+}
+
+/* Waits up to 5 s for any of `events` on fd; true when they came. */
+bool PollFor(int fd, short events)
+{
+    pollfd p = {fd, events, 0};
+    return poll(&p, 1, 5000) == 1 && (p.revents & events);
+}
+
+/* This process's end of the loopback connection whose other end is fd
+ * (the worker's socket for a Client), or -1. */
+int PeerFd(int fd)
+{
+    sockaddr_storage want{}, got{};
+    socklen_t wlen = sizeof(want);
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&want), &wlen) < 0)
+        return -1;
+    for (int i = 0; i < 4096; i++) {
+        socklen_t glen = sizeof(got);
+        if (i != fd && getpeername(i, reinterpret_cast<sockaddr *>(&got), &glen) == 0 &&
+            glen == wlen && memcmp(&got, &want, wlen) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* Whether this machine can bind the IPv6 loopback at all (probed once):
+ * only then is a failing IPv6 listener a skip rather than a failure. */
+bool HaveIPv6Loopback()
+{
+    static const bool have = [] {
+        int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return false;
+        sockaddr_in6 a{};
+        a.sin6_family = AF_INET6;
+        a.sin6_addr = in6addr_loopback;
+        bool ok = bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)) == 0;
+        close(fd);
+        return ok;
+    }();
+    return have;
 }
 
 #define START_SERVER(s) ASSERT_TRUE((s).ok()) << strerror(errno);
@@ -1136,19 +1215,21 @@ TEST(Server, ReadingPausesWhileTheAppDoesNotConsume)
     ASSERT_TRUE(c.Send(
         "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n"));
     ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
-    /* Push until the socket refuses: the server has stopped reading. */
+    /* Push until the socket stays full for 2 s: the server has stopped
+     * reading. A server that kept reading would drain it long before. */
     fcntl(c.fd, F_SETFL, O_NONBLOCK);
     std::string chunk(65536, 'q');
     size_t sent = 0;
-    auto until = Clock::now() + 3s;
-    while (sent < total && Clock::now() < until) {
+    while (sent < total) {
         ssize_t n = send(c.fd, chunk.data(), std::min(chunk.size(), total - sent), MSG_NOSIGNAL);
         if (n > 0) {
             sent += static_cast<size_t>(n);
-            until = Clock::now() + 300ms; /* stop once it stalls for a while */
-        } else {
-            std::this_thread::sleep_for(5ms);
+            continue;
         }
+        ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << strerror(errno);
+        pollfd p = {c.fd, POLLOUT, 0};
+        if (poll(&p, 1, 2000) == 0)
+            break;
     }
     EXPECT_LT(sent, total / 4) << "the server read a body nobody asked for";
     sl_worker_stats st = s.Stats();
@@ -1340,16 +1421,21 @@ TEST(Server, WritingToAVanishedClientReturnsEpipeWithoutSigpipe)
     /* All on the worker thread, between polls, so the core has not yet
      * seen the FIN: the first write draws an RST, the second hits EPIPE,
      * which would raise SIGPIPE and kill this process with plain writev. */
+    int server_fd = PeerFd(c.fd);
+    ASSERT_GE(server_fd, 0);
+    bool fin_seen = false, rst_seen = false;
     s.OnWorker([&] {
         close(c.fd);
         c.fd = -1;
-        std::this_thread::sleep_for(20ms);
+        fin_seen = PollFor(server_fd, POLLRDHUP);
         App::Start(r, 200, {});
         rc1 = sl_resp_body(r, "first", 5, true);
-        std::this_thread::sleep_for(50ms);
+        rst_seen = PollFor(server_fd, POLLERR | POLLHUP);
         rc2 = sl_resp_body(r, "second", 6, true);
         App::Done(r);
     });
+    EXPECT_TRUE(fin_seen);
+    EXPECT_TRUE(rst_seen);
     EXPECT_EQ(rc1, 0);
     EXPECT_EQ(rc2, -EPIPE);
     Client again(s);
@@ -1398,8 +1484,15 @@ TEST(Server, DrainFinishesTheInFlightRequestAndClosesIdleOnes)
     uint64_t accepted = s.Stats().accepted;
     Client late(s);
     ASSERT_TRUE(late.Send(Get("/hello")));
-    std::this_thread::sleep_for(200ms);
+    /* Once the connection waits in the accept queue, a full worker poll
+     * would accept it if the worker still listened; it must stay queued. */
+    ASSERT_TRUE(PollFor(s.fd, POLLIN));
+    s.OnWorker([&] {
+        while (sl_worker_poll(s.w, 64) == 1) {
+        }
+    });
     EXPECT_EQ(s.Stats().accepted, accepted);
+    EXPECT_TRUE(PollFor(s.fd, POLLIN)) << "someone accepted the late connection";
     sl_req *req = s.app.held.front();
     s.OnWorker([&] {
         App::Respond(req, 200, "finished");
@@ -1459,11 +1552,12 @@ TEST(Server, ServesOverAUnixSocket)
 
 TEST(Server, ServesOverIPv6)
 {
+    if (!HaveIPv6Loopback())
+        GTEST_SKIP() << "this machine has no IPv6 loopback";
     Options o;
     o.ipv6 = true;
     Server s(o);
-    if (!s.ok())
-        GTEST_SKIP() << "no IPv6 loopback here";
+    START_SERVER(s);
     Client c(s);
     ASSERT_TRUE(c.connected);
     Response r;
