@@ -3,8 +3,10 @@
  */
 #include "server/listen.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +22,31 @@ static int fail(const struct sl_listener_config *l, const char *what, int err)
 {
     sl_log(SL_LOG_ERROR, "listen %s: %s: %s", l->name ? l->name : l->path, what, strerror(err));
     return -err;
+}
+
+/*
+ * With port 0 the kernel picks the port, so the log says which: one
+ * "listening on HOST:PORT" line ("[HOST]:PORT" for IPv6), which scripts and
+ * tests wait for as the ready signal.
+ */
+static void announce_port0(const struct sl_listener_config *l, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&l->addr;
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&l->addr;
+    bool is6 = l->addr.ss_family == AF_INET6;
+    if ((is6 ? v6->sin6_port : v4->sin_port) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    v4 = (const struct sockaddr_in *)&ss;
+    v6 = (const struct sockaddr_in6 *)&ss;
+    if (!inet_ntop(ss.ss_family, is6 ? (const void *)&v6->sin6_addr : (const void *)&v4->sin_addr,
+                   host, sizeof(host)))
+        return;
+    sl_log(SL_LOG_INFO, is6 ? "listening on [%s]:%u" : "listening on %s:%u", host,
+           (unsigned)ntohs(is6 ? v6->sin6_port : v4->sin_port));
 }
 
 static int open_tcp(const struct sl_listener_config *l)
@@ -41,6 +68,7 @@ static int open_tcp(const struct sl_listener_config *l)
     }
     if (listen(fd, BACKLOG) < 0)
         goto out_close;
+    announce_port0(l, fd);
     return fd;
 out_close : {
     int err = errno;

@@ -1,9 +1,29 @@
 """Shared fixtures for the end-to-end tests: the real binary, real clients.
 
 `serve(target, ...)` writes a YAML config into the test's tmp_path, starts
-`saltare -c FILE.yaml`, waits until the listener accepts connections and
-returns a `Server`. At teardown every server still running gets SIGTERM and
-must exit 0. `serve_module` does the same for a server a whole module shares.
+`saltare -c FILE.yaml`, waits until it is ready and returns a `Server`. At
+teardown every server still running gets SIGTERM and must exit 0.
+`serve_module` does the same for a server a whole module shares.
+
+For tests that add scenarios (use these, not a port of your own):
+
+- Ports: by default a server listens on `127.0.0.1:0`; any TCP listener
+  given with port 0 (`listener={"tcp": "[::1]:0"}`) works the same way. The
+  kernel picks the port, saltare logs `listening on HOST:PORT`, and `serve`
+  reads that line: `server.port` and `server.url` are the real ones. There is
+  no pick-a-free-port-then-bind race. A fixed port or a Unix socket is
+  waited for by connecting until it accepts (with a deadline).
+- `serve(..., ready=False)` returns at once, for servers that must fail to
+  start (`server.wait()` returns the exit status).
+- `server.stderr()` is everything the server printed. `server.mark()` and
+  `server.stderr_since(mark)` give the lines printed after a point, so a test
+  asserts on its own lines, not on those of a module-shared server's earlier
+  tests; `wait_for_output(server, pattern)` waits (with a deadline) until a
+  line appears. The same applies to an access log file: `lines_after()`.
+- The event loop: SALTARE_E2E_LOOP=asyncio|uvloop|auto (default auto: uvloop
+  when importable) is the `app.loop` of every server whose test does not
+  choose one; tools/dev.sh runs the suite with both.
+- `read_head`, `read_chunked`, `read_response`: raw HTTP/1.1 over a socket.
 """
 
 from __future__ import annotations
@@ -11,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -26,14 +47,52 @@ STOP_TIMEOUT = 15.0
 # app.loop for every test that does not choose one: SALTARE_E2E_LOOP=asyncio
 # runs the suite on the stdlib loop instead of uvloop.
 DEFAULT_LOOP = os.environ.get("SALTARE_E2E_LOOP", "auto")
+if DEFAULT_LOOP not in ("auto", "asyncio", "uvloop"):
+    raise pytest.UsageError(f"SALTARE_E2E_LOOP={DEFAULT_LOOP!r}: expected auto, asyncio or uvloop")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago. Racy (another process may take it
+    before saltare binds it): listen on port 0 instead; kept only for tests
+    that need a port saltare does not bind."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
+
+READY_LINE = re.compile(r"listening on (\[[^\]]*\]|[^\s:]+):(\d+)$", re.M)
+
+
+def wait_for(condition, timeout: float, what: str, on_fail=lambda: ""):
+    """Polls `condition()` until it returns a true value (returned) or the
+    deadline passes (AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout}s{on_fail()}")
+        time.sleep(0.01)
+
+
+def lines_after(path: pathlib.Path, mark: int) -> list[str]:
+    """Non-empty lines of a file from byte offset `mark` (see Server.mark)."""
+    with open(path, "rb") as f:
+        f.seek(mark)
+        return [line for line in f.read().decode(errors="replace").splitlines() if line]
+
+
+def wait_for_output(server, pattern: str, mark: int = 0, timeout: float = 10.0) -> re.Match:
+    """Waits until the server's output after `mark` matches `pattern` (re)."""
+    rx = re.compile(pattern, re.M)
+    return wait_for(
+        lambda: rx.search(server.stderr_since(mark)),
+        timeout,
+        f"no output matching {pattern!r}",
+        lambda: f":\n{server.stderr()}",
+    )
 
 def ipv6_available() -> bool:
     try:
@@ -62,6 +121,15 @@ class Server:
 
     def stderr(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def mark(self, path: pathlib.Path | None = None) -> int:
+        """The current end of the server's output (or of the file at `path`,
+        e.g. an access log): pass it to stderr_since / lines_after."""
+        path = path or self.log_path
+        return path.stat().st_size if path.exists() else 0
+
+    def stderr_since(self, mark: int) -> str:
+        return "\n".join(lines_after(self.log_path, mark))
 
     def connect(self) -> socket.socket:
         """A raw client socket to the listener."""
@@ -94,18 +162,37 @@ class Server:
         return self.wait()
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        """Port 0: waits for the ready line and takes the port from it. A
+        fixed port or a Unix socket: connects until the listener accepts."""
+
+        def exited():
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"saltare exited with {self.proc.returncode}:\n{self.stderr()}"
                 )
+
+        if self.port == 0:
+
+            def bound_port():
+                exited()
+                m = READY_LINE.search(self.stderr())
+                return m and int(m.group(2))
+
+            self.port = wait_for(
+                bound_port, START_TIMEOUT, "no 'listening on' line", lambda: f":\n{self.stderr()}"
+            )
+            self.url = self.url.rpartition(":")[0] + f":{self.port}"
+            return
+
+        def accepts():
+            exited()
             try:
                 self.connect().close()
-                return
+                return True
             except OSError:
-                time.sleep(0.01)  # the listener is not bound yet: poll again
-        raise AssertionError(f"saltare did not listen in {START_TIMEOUT}s:\n{self.stderr()}")
+                return False  # the listener is not bound yet: poll again
+
+        wait_for(accepts, START_TIMEOUT, "saltare did not listen", lambda: f":\n{self.stderr()}")
 
 
 class Launcher:
@@ -132,9 +219,8 @@ class Launcher:
     ) -> Server:
         host = port = uds = None
         if listener is None:
-            host, port = "127.0.0.1", free_port()
-            listener = {"tcp": f"{host}:{port}"}
-        elif "unix" in listener:
+            listener = {"tcp": "127.0.0.1:0"}
+        if "unix" in listener:
             uds = listener["unix"]
         else:
             addr = listener["tcp"]

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import free_port, ipv6_available, read_head, read_response
+from conftest import ipv6_available, read_head, read_response
 
 
 def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(serve):
@@ -109,11 +109,11 @@ def test_unix_socket_listener(serve, tmp_path):
 
 @pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback")
 def test_ipv6_listener(serve):
-    port = free_port("::1")
-    serve("scope_app:app", listener={"tcp": f"[::1]:{port}"})
-    scope = httpx.get(f"http://[::1]:{port}/v6").json()
+    server = serve("scope_app:app", listener={"tcp": "[::1]:0"})
+    assert server.url == f"http://[::1]:{server.port}" and server.port > 0
+    scope = httpx.get(server.url + "/v6").json()
     assert scope["client"][0] == "::1"
-    assert scope["server"] == ["::1", port]
+    assert scope["server"] == ["::1", server.port]
 
 
 def test_asyncio_loop_can_be_chosen(serve):
