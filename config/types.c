@@ -581,7 +581,8 @@ const struct sl__type sl__type_addr = {
     .name = "address",
     .doc = "`HOST:PORT` with a numeric host: `127.0.0.1:8000`, `[::1]:8000` (IPv6 in "
            "brackets), `[::]:8000` (all IPv6 interfaces), or `:8000` (all IPv4 interfaces, "
-           "same as `0.0.0.0:8000`). Host names are not resolved. Port 0 picks a free port.",
+           "same as `0.0.0.0:8000`). Host names are not resolved. Port 0 picks a free port "
+           "and logs it: `listening on 127.0.0.1:PORT`.",
     .parse = addr_parse,
     .expect = addr_expect,
     .allowed = allowed_none,
