@@ -184,9 +184,27 @@ static void compile_list(struct sl__cx *cx, const struct sl__key *k, const struc
 }
 
 /* Compiles the value `n` given (or defaulted) for key `k` of `obj`. */
+static void compile_absent(struct sl__cx *cx, const struct sl__key *k, const struct sl__node *where,
+                           void *obj, const char *path);
+
+/*
+ * null resets a key to its default (docs/config.md, Loading), so an overlay
+ * or a --set can undo a value. Nullable keys keep null as their value, and a
+ * required key has no default: null there is reported as a wrong value.
+ */
+static bool resets_to_default(const struct sl__key *k, const struct sl__node *n)
+{
+    return k->shape != SL__SECTION && !(k->flags & (SL__NULLABLE | SL__REQUIRED)) &&
+           sl__node_is_null(n);
+}
+
 static void compile_key(struct sl__cx *cx, const struct sl__key *k, const struct sl__node *n,
                         const struct sl__node *where, void *obj, const char *path)
 {
+    if (resets_to_default(k, n)) {
+        compile_absent(cx, k, where, obj, path);
+        return;
+    }
     switch (k->shape) {
     case SL__SCALAR:
         compile_scalar(cx, k, n, path, field(obj, k->offset));

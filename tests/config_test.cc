@@ -333,10 +333,21 @@ TEST(ConfigLoad, NamesTheKindOfAWrongTypedValue)
                                          "listeners: {tcp: x}\nlog: []\n"));
 }
 
-TEST(ConfigLoad, RejectsNullForAValueThatIsNotNullable)
+TEST(ConfigLoad, NullGivesAKeyItsDefault)
 {
-    EXPECT_EQ("test.yaml:2:10: workers: expected an integer from 0 to 1024, got null\n",
-              Errors(std::string(kApp) + "workers: ~\n"));
+    Load load(std::string(kApp) + "workers: ~\nlisteners:\ntimeouts: {header: null}\n");
+    ASSERT_TRUE(load.ok()) << load.errors();
+    EXPECT_EQ(1u, load->workers);
+    ASSERT_EQ(1u, load->nlisteners);
+    EXPECT_STREQ("127.0.0.1:8000", load->listeners[0].name);
+    EXPECT_EQ(5000u, load->timeouts.header_ms);
+}
+
+TEST(ConfigLoad, RejectsNullForARequiredKey)
+{
+    EXPECT_EQ("test.yaml:1:15: app.target: expected a module:attr target like \"main:app\", got "
+              "null\n",
+              Errors("app: {target: ~}\n"));
 }
 
 TEST(ConfigLoad, AcceptsQuotedNumbersAndUnits)
@@ -544,9 +555,9 @@ TEST(ConfigOverlay, ResetsASectionToItsDefaultsWithNull)
         {"base.yaml", std::string(kApp) + "limits: {max_body: 1KiB}\nworkers: 4\n"},
         {"prod.yaml", "limits: ~\nworkers:\n"},
     });
-    EXPECT_FALSE(load.ok()); // workers: null is not an integer
-    EXPECT_EQ("prod.yaml:2:9: workers: expected an integer from 0 to 1024, got null\n",
-              load.errors());
+    ASSERT_TRUE(load.ok()) << load.errors(); // a null key resets too
+    EXPECT_EQ(1u, load->workers);
+    EXPECT_EQ(1u << 20, load->limits.max_body);
     Load reset(std::vector<Source>{
         {"base.yaml", std::string(kApp) + "limits: {max_body: 1KiB}\n"},
         {"prod.yaml", "limits: ~\n"},
