@@ -21,7 +21,8 @@
 #include "server/log.h"
 
 #define SL_VERSION "0.1.0"
-#define MAX_ARGS 64 /* -c files and --set overrides, each */
+#define MAX_ARGS 64       /* -c files and --set overrides, each */
+#define LOG_DRAIN_MS 2000 /* at exit, how long a slow log consumer may hold us */
 
 struct cli {
     struct sl_cfg_source sources[MAX_ARGS + 1];
@@ -361,8 +362,11 @@ static int spawn(const struct sl_config *cfg, const int *fds, pid_t *pids, unsig
     pid_t pid = sl_py_fork();
     if (pid < 0)
         return -errno;
-    if (pid == 0)
-        _exit(worker_main(cfg, fds, master));
+    if (pid == 0) {
+        int rc = worker_main(cfg, fds, master);
+        sl_log_drain(LOG_DRAIN_MS);
+        _exit(rc);
+    }
     pids[i] = pid;
     return 0;
 }
@@ -511,5 +515,6 @@ int main(int argc, char **argv)
     }
     sl_cfg_free(cfg);
     free(cli.quick_yaml);
+    sl_log_drain(LOG_DRAIN_MS);
     return rc;
 }

@@ -72,6 +72,12 @@ void sl__worker_wake(struct sl_worker *w)
         sl_log(SL_LOG_ERROR, "worker wake: %s", strerror(errno));
 }
 
+/* A log line queued between rounds: come round to flush it. */
+static void log_kick(void *arg)
+{
+    sl__worker_wake(arg);
+}
+
 void sl__worker_kick(struct sl_conn *c)
 {
     if (c->state == SL__C_DEAD)
@@ -244,11 +250,12 @@ static void housekeeping(struct sl_timer *t)
     sl_pool_trim(&w->large, POOL_IDLE_MS);
 }
 
-/* Trimming only matters while free buffers exist: an idle worker with
- * empty pools arms no timer and sleeps. */
+/* Trimming only matters while free buffers exist, and a log consumer that
+ * pushed back is retried here too: an idle worker with empty pools and
+ * nothing to log arms no timer and sleeps. */
 static void housekeeping_arm(struct sl_worker *w)
 {
-    if (!sl_timer_armed(&w->housekeeping) && (w->small.nfree || w->large.nfree))
+    if (!sl_timer_armed(&w->housekeeping) && (w->small.nfree || w->large.nfree || sl_log_pending()))
         sl_timer_arm(&w->wheel, &w->housekeeping, w->now_ms + HOUSEKEEPING_MS);
 }
 
@@ -295,7 +302,9 @@ void sl_worker_flush(struct sl_worker *w)
 {
     if (!w->in_poll)
         w->now_ms = clock_ms();
+    sl_log_flush(); /* what the app logged comes before its responses */
     flush_batch(w);
+    sl_log_flush();
 }
 
 /* One round; returns the number of events handled. */
@@ -311,6 +320,7 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     }
     w->now_ms = clock_ms();
     w->in_poll = true;
+    sl_log_flush(); /* what the app logged comes before its responses */
     flush_batch(w); /* first: the responses of the embedder's last turn */
     check_signals(w);
     while (w->later) { /* deferred last round: their turn again */
@@ -324,8 +334,9 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     run_deferred(w);
     sl_timer_advance(&w->wheel, w->now_ms);
     run_deferred(w);
-    housekeeping_arm(w);
     free_dead(w);
+    sl_log_flush(); /* the lines of this turn, without blocking */
+    housekeeping_arm(w);
     w->in_poll = false;
     return n;
 }
@@ -521,9 +532,10 @@ static int worker_setup(struct sl_worker *w, const int *fds)
     if ((rc = sl_pool_init(&w->small, SL__SMALL_BUF, 1024, &w->now_ms)) < 0 ||
         (rc = sl_pool_init(&w->large, large_size(w->cfg), 64, &w->now_ms)) < 0 ||
         (rc = make_server_line(w)) < 0 || (rc = setup_listeners(w, fds)) < 0 ||
-        (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0)
+        (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0 || (rc = setup_epoll(w)) < 0)
         return rc;
-    return setup_epoll(w);
+    sl_log_defer(log_kick, w); /* log lines now wait for the end of the turn */
+    return 0;
 }
 
 struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_fds,
@@ -536,7 +548,6 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
     w->ops = ops;
     w->app = app;
     w->epfd = w->wakefd = -1;
-    w->alog.fd = -1;
     w->told_due_ms = UINT64_MAX;
     atomic_init(&w->signals, 0);
     int rc = worker_setup(w, listen_fds);
@@ -553,6 +564,7 @@ void sl_worker_free(struct sl_worker *w)
     if (!w)
         return;
     w->in_poll = true; /* closing conns must not write the wake fd */
+    sl_log_defer(NULL, NULL);
     while (w->conns)
         sl__conn_close(w->conns);
     w->batch = NULL; /* held output of closed conns: dropped with them */
