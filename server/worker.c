@@ -488,14 +488,14 @@ static int setup_listeners(struct sl_worker *w, const int *fds)
         l->tp = &sl_transport_plain; /* TLS listeners will pick theirs here */
         l->cfg = lc;
         l->is_unix = lc->kind == SL_LISTENER_UNIX;
-        /* No config key for the target: 8 KiB like common servers, and
-         * always below the head limit so a long URI is 414, not 431. */
+        /* The target stays below the head limit so that a long URI is
+         * 414, not 431 (config/schema.c documents the 64 bytes). */
         size_t head = lc->limits.max_header_bytes;
-        size_t target = head > 64 ? head - 64 : head;
+        size_t target = lc->limits.max_request_target;
         l->h1 = (struct sl_h1_limits){
             .max_head = head,
             .max_headers = lc->limits.max_headers,
-            .max_target = target < 8192 ? target : 8192,
+            .max_target = target < head - 64 ? target : head - 64,
         };
         if (lc->limits.max_headers > w->max_hdrs)
             w->max_hdrs = lc->limits.max_headers;
