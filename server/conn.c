@@ -380,7 +380,7 @@ static int decode_body(struct sl_conn *c, struct sl_req *r)
         } else {
             int rc = sl_h1_chunked_feed(&r->dec, c->rbuf + r->raw_pos, avail, &used, &off, &len);
             if (rc < 0)
-                return rc == SL_H1_E413 ? -EMSGSIZE : -EPROTO;
+                return rc == SL_H1_E_BODY_TOO_LARGE ? -EMSGSIZE : -EPROTO;
             r->body_complete = rc == 1;
             if (!used && !r->body_complete)
                 break;
@@ -619,7 +619,7 @@ static void head_step(struct sl_conn *c)
                 return;
             }
             if (rc != SL_H1_INCOMPLETE) {
-                sl__resp_core_error(c, -rc);
+                sl__resp_core_error(c, sl_h1_error_status(rc));
                 return;
             }
             if (c->rlen == sl__conn_rcap(c) && rbuf_grow(c) < 0) {
