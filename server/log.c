@@ -3,6 +3,7 @@
  * destination and written without blocking (the design is in log.h).
  */
 #include "server/log.h"
+#include "server/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static enum sl_log_level threshold = SL_LOG_INFO;
@@ -73,9 +73,8 @@ struct sink {
 
 static struct sink sinks[NSINKS] = {{.used = true, .fd = 2, .wfd = 2}};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static void (*kick_fn)(void *);
-static void *kick_arg;
-static int log_pid; /* cached: getpid() is a system call */
+static unsigned batch_depth; /* > 0: inside a loop turn, access lines wait */
+static int log_pid;          /* cached: getpid() is a system call */
 
 static void atfork_prepare(void)
 {
@@ -88,13 +87,12 @@ static void atfork_parent(void)
 }
 
 /* A child starts with its parent's unwritten lines: they are the parent's
- * to write, so the child forgets them (and the parent's loop hook). */
+ * to write, so the child forgets them (and the parent's loop turn). */
 static void atfork_child(void)
 {
     for (int i = 0; i < NSINKS; i++)
         sinks[i].len = 0, sinks[i].dropped = 0;
-    kick_fn = NULL;
-    kick_arg = NULL;
+    batch_depth = 0;
     log_pid = 0;
     pthread_mutex_init(&lock, NULL);
 }
@@ -235,35 +233,35 @@ static void report_drops(struct sink *s)
 }
 
 /* Queues one unit (a line, or a block of lines) and, when `now` or outside
- * loop-turn mode, writes the buffer at once. Never blocks. */
+ * a loop turn, writes the buffer at once. Never blocks. */
 static void emit(struct sink *s, const char *p, size_t n, bool now)
 {
-    bool kick = false;
     pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&lock);
     if (s->len > 0 && n > SL_LOG_BUFFER - s->len)
         sink_flush(s); /* make room if the consumer has caught up */
-    bool was_empty = s->len == 0;
     if (!sink_append(s, p, n))
         s->dropped++;
-    else if (now || kick_fn == NULL)
+    else if (now || batch_depth == 0)
         sink_flush(s);
-    if (s->len > 0 && was_empty) /* not written (yet): the loop must come round */
-        kick = true;
-    void (*fn)(void *) = kick_fn;
-    void *arg = kick_arg;
     pthread_mutex_unlock(&lock);
-    if (kick && fn)
-        fn(arg);
 }
 
-void sl_log_defer(void (*kick)(void *), void *arg)
+void sl_log_batch_begin(void)
 {
     pthread_mutex_lock(&lock);
-    kick_fn = kick;
-    kick_arg = arg;
+    batch_depth++;
     pthread_mutex_unlock(&lock);
-    if (kick == NULL)
+}
+
+void sl_log_batch_end(void)
+{
+    pthread_mutex_lock(&lock);
+    if (batch_depth > 0)
+        batch_depth--;
+    bool flush = batch_depth == 0;
+    pthread_mutex_unlock(&lock);
+    if (flush)
         sl_log_flush();
 }
 
@@ -290,13 +288,6 @@ bool sl_log_pending(void)
     return pending;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Flushes s, waiting for room until `deadline` (monotonic ms). Lock held. */
 static void sink_drain(struct sink *s, uint64_t deadline)
 {
@@ -305,7 +296,7 @@ static void sink_drain(struct sink *s, uint64_t deadline)
             sink_flush(s);
         else if (s->dropped > 0)
             report_drops(s);
-        uint64_t now = now_ms();
+        uint64_t now = sl_clock_ms();
         if ((s->len == 0 && s->dropped == 0) || now >= deadline)
             return;
         struct pollfd pfd = {.fd = s->wfd, .events = POLLOUT};
@@ -318,10 +309,9 @@ static void sink_drain(struct sink *s, uint64_t deadline)
 
 void sl_log_drain(unsigned timeout_ms)
 {
-    uint64_t deadline = now_ms() + timeout_ms;
+    uint64_t deadline = sl_clock_ms() + timeout_ms;
     pthread_mutex_lock(&lock);
-    kick_fn = NULL;
-    kick_arg = NULL;
+    batch_depth = 0;
     for (int i = NSINKS - 1; i >= 0; i--) /* stderr last: it takes the reports */
         if (sinks[i].used)
             sink_drain(&sinks[i], deadline);
@@ -506,7 +496,7 @@ void sl_access_log_close(struct sl_access_log *l)
     if (l->sink > 1) {
         pthread_mutex_lock(&lock);
         struct sink *s = &sinks[l->sink - 1];
-        sink_drain(s, now_ms() + CLOSE_DRAIN_MS);
+        sink_drain(s, sl_clock_ms() + CLOSE_DRAIN_MS);
         if (s->owned_wfd)
             close(s->wfd);
         close(s->fd);

@@ -4,11 +4,11 @@
  *
  * Nothing here ever blocks the worker on a slow log consumer. Lines are
  * appended to a bounded buffer per destination (SL_LOG_BUFFER bytes) and
- * written without blocking. Access-log lines, one per request, wait for the
- * end of the worker's loop turn (sl_log_flush: one write for many lines);
- * error-log lines are rare and go at once, so a line explaining a 500 is
- * out before the 500 is. Whatever a full pipe refused stays buffered and
- * is retried at the next turn (an idle worker: within a second). When the
+ * written without blocking. Access-log lines made during a turn of the
+ * worker's loop wait for its end (sl_log_batch_end: one write for many
+ * lines); error-log lines are rare and go at once, so a line explaining a
+ * 500 is out before the 500 is. Whatever a full pipe refused stays buffered
+ * and is retried at the next turn (an idle worker: within a second). When the
  * consumer does not keep up (a full pipe to journald or a container
  * runtime), new lines are dropped whole and counted, and once the buffer
  * has drained one line says how many were lost ("log: N lines dropped
@@ -74,16 +74,14 @@ void sl_vlog(enum sl_log_level level, const char *fmt, va_list ap)
 void sl_log_block(const char *text, size_t len);
 
 /*
- * Loop-turn mode. With a `kick`, lines wait in their buffer for
- * sl_log_flush, and the first line appended to an empty buffer calls
- * kick(arg) so the loop comes round to flush it (a worker passes its
- * wake-up). With NULL, each line is written (without blocking) as it is
- * logged. The worker turns this on while it runs.
+ * A loop turn. Between begin and end, access-log lines wait in their
+ * buffer; end writes them all (without blocking). Error-log lines never
+ * wait. Outside a turn every line is written as it is logged. Turns nest.
  */
-void sl_log_defer(void (*kick)(void *), void *arg);
+void sl_log_batch_begin(void);
+void sl_log_batch_end(void);
 
-/* Writes what the buffers hold, without blocking. Called at the end of each
- * loop turn. */
+/* Writes what the buffers hold, without blocking. */
 void sl_log_flush(void);
 
 /* True while some line waits in a buffer (the consumer pushed back). */

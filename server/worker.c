@@ -72,12 +72,6 @@ void sl__worker_wake(struct sl_worker *w)
         sl_log(SL_LOG_ERROR, "worker wake: %s", strerror(errno));
 }
 
-/* A log line queued between rounds: come round to flush it. */
-static void log_kick(void *arg)
-{
-    sl__worker_wake(arg);
-}
-
 void sl__worker_kick(struct sl_conn *c)
 {
     if (c->state == SL__C_DEAD)
@@ -302,9 +296,9 @@ void sl_worker_flush(struct sl_worker *w)
 {
     if (!w->in_poll)
         w->now_ms = clock_ms();
-    sl_log_flush(); /* what the app logged comes before its responses */
+    sl_log_batch_begin();
     flush_batch(w);
-    sl_log_flush();
+    sl_log_batch_end();
 }
 
 /* One round; returns the number of events handled. */
@@ -320,8 +314,8 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     }
     w->now_ms = clock_ms();
     w->in_poll = true;
-    sl_log_flush(); /* what the app logged comes before its responses */
-    flush_batch(w); /* first: the responses of the embedder's last turn */
+    sl_log_batch_begin(); /* access lines of this round: one write at its end */
+    flush_batch(w);       /* first: the responses of the embedder's last turn */
     check_signals(w);
     while (w->later) { /* deferred last round: their turn again */
         struct sl_conn *c = w->later;
@@ -335,7 +329,7 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     sl_timer_advance(&w->wheel, w->now_ms);
     run_deferred(w);
     free_dead(w);
-    sl_log_flush(); /* the lines of this turn, without blocking */
+    sl_log_batch_end();
     housekeeping_arm(w);
     w->in_poll = false;
     return n;
@@ -534,7 +528,6 @@ static int worker_setup(struct sl_worker *w, const int *fds)
         (rc = make_server_line(w)) < 0 || (rc = setup_listeners(w, fds)) < 0 ||
         (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0 || (rc = setup_epoll(w)) < 0)
         return rc;
-    sl_log_defer(log_kick, w); /* log lines now wait for the end of the turn */
     return 0;
 }
 
@@ -564,7 +557,6 @@ void sl_worker_free(struct sl_worker *w)
     if (!w)
         return;
     w->in_poll = true; /* closing conns must not write the wake fd */
-    sl_log_defer(NULL, NULL);
     while (w->conns)
         sl__conn_close(w->conns);
     w->batch = NULL; /* held output of closed conns: dropped with them */

@@ -13,6 +13,15 @@ import time
 from conftest import APPS, BIN, START_TIMEOUT, free_port, read_response
 
 
+def wait_for_line(server, pred, timeout=10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        log = server.stderr()
+        if any(pred(line) for line in log.splitlines()) or time.monotonic() > deadline:
+            return log
+        time.sleep(0.02)
+
+
 def test_a_decoded_path_cannot_forge_an_error_log_line(serve):
     server = serve("log_app:app", log={"access": "stderr"})
     with server.connect() as s:
@@ -22,7 +31,9 @@ def test_a_decoded_path_cannot_forge_an_error_log_line(serve):
         )
         status, _, _, _ = read_response(s.makefile("rb"))
     assert status == 500
-    log = server.stderr()
+    # The access line is written when the server ends the exchange, which
+    # may be a moment after the client has the response: wait for it.
+    log = wait_for_line(server, lambda line: line.startswith("{"))
     lines = log.splitlines()
     assert not any(line.startswith("saltare[1]") for line in lines), log
     (err,) = [line for line in lines if "exception in the ASGI app" in line]
