@@ -64,7 +64,6 @@ static const struct {
     S(cancel, "cancel"),
     S(exception, "exception"),
     S(add_done_callback, "add_done_callback"),
-    S(cancelled, "cancelled"),
 #undef S
 };
 

@@ -654,7 +654,7 @@ enum {
     CH_E413,
 };
 
-static int hexval(unsigned char c)
+int sl_h1_hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -677,7 +677,7 @@ static int end_size_line(struct sl_h1_chunked *d)
 /* Transition for one byte of a chunk-size line. */
 static int step_size_line(struct sl_h1_chunked *d, unsigned char c)
 {
-    int h = hexval(c);
+    int h = sl_h1_hexval(c);
     if (++d->line_len > CHUNK_LINE_MAX)
         return CH_E400;
     switch (d->state) {
@@ -796,6 +796,11 @@ bool sl_h1_header_ok(const char *name, size_t name_len, const char *value, size_
         if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
             return false;
     return true;
+}
+
+bool sl_h1_name_is(const struct sl_h1_header *h, const char *lower, size_t len)
+{
+    return ieq(h->name, h->name_len, lower, len);
 }
 
 int sl_h1_error_status(int err)

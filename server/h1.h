@@ -113,6 +113,13 @@ struct sl_h1_chunked {
 int sl_h1_chunked_feed(struct sl_h1_chunked *d, const char *buf, size_t len, size_t *consumed,
                        size_t *data_off, size_t *data_len);
 
+/* Whether field `h` is named `lower` (len bytes, lowercase), ignoring the
+ * case of the field's name. */
+bool sl_h1_name_is(const struct sl_h1_header *h, const char *lower, size_t len);
+
+/* The value of hex digit c (either case), or -1. */
+int sl_h1_hexval(unsigned char c);
+
 /* RFC 9110 token character (tchar). */
 bool sl_h1_is_tchar(unsigned char c);
 

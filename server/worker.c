@@ -1,8 +1,9 @@
 /*
  * worker: the event loop. One epoll set holds the listeners (level
  * triggered, EPOLLEXCLUSIVE so several workers can share them), the wake
- * eventfd and every connection (edge triggered, registered once for
- * in+out+rdhup: no epoll_ctl per request).
+ * eventfd and every connection (edge triggered). A connection is added
+ * for in+rdhup when accepted (conn.c); out is added by the first write
+ * that blocks (resp.c) and then stays, so a request costs no epoll_ctl.
  *
  * One round (sl_worker_poll or one turn of sl_worker_run):
  *   epoll_wait -> handle I/O (may call on_request) -> deferred work (pending
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/clock.h"
 #include "server/server_internal.h"
 
 #define ACCEPT_BATCH 64 /* accepts per listener event: fairness */
@@ -28,19 +30,12 @@
 #define POOL_IDLE_MS 5000   /* free buffers unused this long go back to the kernel */
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
 
-static uint64_t clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Inside a round the clock read at its start is fresh enough; app calls
  * between rounds (the app awaited something) read it again. */
 uint64_t sl__worker_now(struct sl_worker *w)
 {
     if (!w->in_poll)
-        w->now_ms = clock_ms();
+        w->now_ms = sl_clock_ms();
     return w->now_ms;
 }
 
@@ -295,7 +290,7 @@ bool sl_worker_flush_pending(const struct sl_worker *w)
 void sl_worker_flush(struct sl_worker *w)
 {
     if (!w->in_poll)
-        w->now_ms = clock_ms();
+        w->now_ms = sl_clock_ms();
     sl_log_batch_begin();
     flush_batch(w);
     sl_log_batch_end();
@@ -312,7 +307,7 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
             return -errno;
         n = 0;
     }
-    w->now_ms = clock_ms();
+    w->now_ms = sl_clock_ms();
     w->in_poll = true;
     sl_log_batch_begin(); /* access lines of this round: one write at its end */
     flush_batch(w);       /* first: the responses of the embedder's last turn */
@@ -350,7 +345,7 @@ int sl_worker_poll(struct sl_worker *w, unsigned budget)
 
 int sl_worker_next_timer_ms(struct sl_worker *w)
 {
-    uint64_t now = clock_ms();
+    uint64_t now = sl_clock_ms();
     int64_t ms =
         w->pending || w->later || w->evq_head || w->batch ? 0 : sl_timer_next_ms(&w->wheel, now);
     if (ms > 1000000000)
@@ -372,11 +367,6 @@ int sl_worker_run(struct sl_worker *w)
 int sl_worker_fd(const struct sl_worker *w)
 {
     return w->epfd;
-}
-
-size_t sl_worker_nconns(const struct sl_worker *w)
-{
-    return w->nconns;
 }
 
 void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out)
@@ -519,7 +509,7 @@ static int setup_epoll(struct sl_worker *w)
 static int worker_setup(struct sl_worker *w, const int *fds)
 {
     int rc;
-    w->now_ms = clock_ms();
+    w->now_ms = sl_clock_ms();
     sl_timer_wheel_init(&w->wheel, w->now_ms, SL__TICK_MS);
     sl_timer_init(&w->housekeeping, housekeeping);
     sl_timer_init(&w->accept_timer, accept_resume);
