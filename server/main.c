@@ -1,7 +1,9 @@
 /*
- * main: argv -> config -> listeners -> workers -> run.
+ * main: argv -> config -> listeners -> workers -> run. The program layer:
+ * the only file that knows config/, server/ and python/ (the layers and a
+ * request's path through the files: docs/architecture.md).
  *
- * Exit codes (DESIGN.md): 0 clean, 78 config error, 3 app startup failure,
+ * Exit codes: 0 clean, 78 config error (EX_CONFIG), 3 app startup failure,
  * 1 otherwise.
  */
 #include <errno.h>
