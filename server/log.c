@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,9 @@ struct sink {
 
 static struct sink sinks[NSINKS] = {{.used = true, .fd = 2, .wfd = 2}};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned batch_depth; /* > 0: inside a loop turn, access lines wait */
-static int log_pid;          /* cached: getpid() is a system call */
+static atomic_uint batch_depth; /* > 0: inside a loop turn, access lines wait */
+static atomic_bool queued;      /* some sink holds bytes or uncounted drops */
+static int log_pid;             /* cached: getpid() is a system call */
 
 static void atfork_prepare(void)
 {
@@ -92,7 +94,8 @@ static void atfork_child(void)
 {
     for (int i = 0; i < NSINKS; i++)
         sinks[i].len = 0, sinks[i].dropped = 0;
-    batch_depth = 0;
+    atomic_store(&batch_depth, 0);
+    atomic_store(&queued, false);
     log_pid = 0;
     pthread_mutex_init(&lock, NULL);
 }
@@ -232,6 +235,15 @@ static void report_drops(struct sink *s)
     sink_flush(&sinks[0]);
 }
 
+/* Recomputes `queued` after a change. Lock held. */
+static void note_queued(void)
+{
+    bool q = false;
+    for (int i = 0; i < NSINKS; i++)
+        q |= sinks[i].used && (sinks[i].len > 0 || sinks[i].dropped > 0);
+    atomic_store_explicit(&queued, q, memory_order_relaxed);
+}
+
 /* Queues one unit (a line, or a block of lines) and, when `now` or outside
  * a loop turn, writes the buffer at once. Never blocks. */
 static void emit(struct sink *s, const char *p, size_t n, bool now)
@@ -242,31 +254,31 @@ static void emit(struct sink *s, const char *p, size_t n, bool now)
         sink_flush(s); /* make room if the consumer has caught up */
     if (!sink_append(s, p, n))
         s->dropped++;
-    else if (now || batch_depth == 0)
+    else if (now || atomic_load_explicit(&batch_depth, memory_order_relaxed) == 0)
         sink_flush(s);
+    note_queued();
     pthread_mutex_unlock(&lock);
 }
 
+/* Lock-free: a round with nothing logged costs two atomic operations. */
 void sl_log_batch_begin(void)
 {
-    pthread_mutex_lock(&lock);
-    batch_depth++;
-    pthread_mutex_unlock(&lock);
+    atomic_fetch_add_explicit(&batch_depth, 1, memory_order_relaxed);
 }
 
 void sl_log_batch_end(void)
 {
-    pthread_mutex_lock(&lock);
-    if (batch_depth > 0)
-        batch_depth--;
-    bool flush = batch_depth == 0;
-    pthread_mutex_unlock(&lock);
-    if (flush)
+    unsigned d = atomic_load_explicit(&batch_depth, memory_order_relaxed);
+    while (d > 0 && !atomic_compare_exchange_weak(&batch_depth, &d, d - 1))
+        ; /* never below 0: sl_log_drain may have reset it mid-turn */
+    if (d <= 1)
         sl_log_flush();
 }
 
 void sl_log_flush(void)
 {
+    if (!atomic_load_explicit(&queued, memory_order_relaxed))
+        return;
     pthread_mutex_lock(&lock);
     for (int i = 0; i < NSINKS; i++)
         if (sinks[i].used && (sinks[i].len > 0 || sinks[i].dropped > 0)) {
@@ -275,17 +287,13 @@ void sl_log_flush(void)
             else
                 report_drops(&sinks[i]);
         }
+    note_queued();
     pthread_mutex_unlock(&lock);
 }
 
 bool sl_log_pending(void)
 {
-    bool pending = false;
-    pthread_mutex_lock(&lock);
-    for (int i = 0; i < NSINKS; i++)
-        pending |= sinks[i].used && (sinks[i].len > 0 || sinks[i].dropped > 0);
-    pthread_mutex_unlock(&lock);
-    return pending;
+    return atomic_load_explicit(&queued, memory_order_relaxed);
 }
 
 /* Flushes s, waiting for room until `deadline` (monotonic ms). Lock held. */
@@ -311,10 +319,11 @@ void sl_log_drain(unsigned timeout_ms)
 {
     uint64_t deadline = sl_clock_ms() + timeout_ms;
     pthread_mutex_lock(&lock);
-    batch_depth = 0;
+    atomic_store(&batch_depth, 0);
     for (int i = NSINKS - 1; i >= 0; i--) /* stderr last: it takes the reports */
         if (sinks[i].used)
             sink_drain(&sinks[i], deadline);
+    note_queued();
     pthread_mutex_unlock(&lock);
 }
 
@@ -502,6 +511,7 @@ void sl_access_log_close(struct sl_access_log *l)
         close(s->fd);
         free(s->buf);
         *s = (struct sink){0};
+        note_queued();
         pthread_mutex_unlock(&lock);
     }
     l->sink = 0;
