@@ -41,6 +41,7 @@ struct sl_timeouts {
 struct sl_limits {
     uint64_t max_body;               /* bytes; request body ceiling (413) */
     uint32_t max_header_bytes;       /* bytes; request line + headers (431) */
+    uint32_t max_request_target;     /* bytes; the URI of the request line (414) */
     uint32_t max_headers;            /* count (431) */
     uint32_t max_connections;        /* per worker; excess accepted then closed */
     uint32_t max_keepalive_requests; /* per connection; 0 = unlimited */

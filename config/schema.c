@@ -83,6 +83,15 @@ static const struct sl__key limits_keys[] = {
      .max = 64 << 10,
      .def = "16KiB",
      .doc = "Largest request line plus headers; larger ones get 431."},
+    {.name = "max_request_target",
+     LIMIT(max_request_target),
+     .type = &sl__type_size,
+     .min = 256,
+     .max = 64 << 10,
+     .def = "8KiB",
+     .doc = "Longest request-target (the URI in the request line); longer ones get 414. It is "
+            "part of the head too: at most `max_header_bytes` minus 64 bytes takes effect, so "
+            "that a long URI is always answered 414, never 431."},
     {.name = "max_headers",
      LIMIT(max_headers),
      .type = &sl__type_int,

@@ -53,9 +53,9 @@ static int parse(const char *buf, size_t len, size_t prev, const struct sl_h1_li
     out->req.headers = out->headers;
     out->req.nheaders = NHEADERS;
     out->rc = sl_h1_parse_request(buf, len, prev, lim, &out->req);
-    CHECK(out->rc >= 0 || out->rc == SL_H1_INCOMPLETE || out->rc == SL_H1_E400 ||
-          out->rc == SL_H1_E414 || out->rc == SL_H1_E431 || out->rc == SL_H1_E501 ||
-          out->rc == SL_H1_E505);
+    CHECK(out->rc >= 0 || out->rc == SL_H1_INCOMPLETE || out->rc == SL_H1_E_MALFORMED ||
+          out->rc == SL_H1_E_TARGET_TOO_LONG || out->rc == SL_H1_E_HEAD_TOO_LARGE ||
+          out->rc == SL_H1_E_NOT_IMPLEMENTED || out->rc == SL_H1_E_VERSION);
     if (out->rc < 0)
         CHECK(out->req.nheaders == NHEADERS); /* capacity kept for the retry */
     return out->rc;
@@ -185,7 +185,8 @@ static void decode(const uint8_t *data, size_t len, size_t split, uint64_t max_b
             char *b = dup_exact(pending, plen);
             size_t used = 0, off = 0, n = 0;
             r->rc = sl_h1_chunked_feed(&d, b, plen, &used, &off, &n);
-            CHECK(r->rc == 0 || r->rc == 1 || r->rc == SL_H1_E400 || r->rc == SL_H1_E413);
+            CHECK(r->rc == 0 || r->rc == 1 || r->rc == SL_H1_E_MALFORMED ||
+                  r->rc == SL_H1_E_BODY_TOO_LARGE);
             CHECK(used <= plen && off <= used && n <= used - off);
             CHECK(r->rc != 0 || used > 0);
             memcpy(r->out + r->out_len, b + off, n);

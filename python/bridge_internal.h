@@ -27,8 +27,7 @@ struct sl__strs {
     PyObject *http, *lifespan, *v1_0, *v1_1, *empty, *http_request, *http_disconnect,
         *lifespan_startup, *lifespan_shutdown;
     /* attribute and method names */
-    PyObject *_asyncio_future_blocking, *set_result, *done, *cancel, *exception, *add_done_callback,
-        *cancelled;
+    PyObject *_asyncio_future_blocking, *set_result, *done, *cancel, *exception, *add_done_callback;
 };
 
 /* Process-wide bridge state: one interpreter, one loop, one worker. */

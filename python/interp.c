@@ -64,7 +64,6 @@ static const struct {
     S(cancel, "cancel"),
     S(exception, "exception"),
     S(add_done_callback, "add_done_callback"),
-    S(cancelled, "cancelled"),
 #undef S
 };
 
@@ -104,14 +103,34 @@ void sl__py_log(enum sl_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Prints exc's traceback through PyErr_Display: unlike PyErr_Print it does
- * not exit the process on SystemExit. */
+/*
+ * Logs exc's traceback as one block through the error log's buffer, so a
+ * slow stderr consumer never blocks the worker (server/log.h). Only if it
+ * cannot be formatted does PyErr_Display print it (which, unlike
+ * PyErr_Print, does not exit the process on SystemExit).
+ */
 static void display(PyObject *exc)
 {
-    PyObject *tb = PyException_GetTraceback(exc); /* new */
-    PyErr_Display((PyObject *)Py_TYPE(exc), exc, tb);
-    Py_XDECREF(tb);
+    PyObject *mod = NULL, *lines = NULL, *sep = NULL, *text = NULL, *utf8 = NULL;
+
+    if ((mod = PyImport_ImportModule("traceback")) != NULL &&
+        (lines = PyObject_CallMethod(mod, "format_exception", "O", exc)) != NULL &&
+        (sep = PyUnicode_FromString("")) != NULL && (text = PyUnicode_Join(sep, lines)) != NULL &&
+        (utf8 = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace")) != NULL) {
+        sl_log_block(PyBytes_AS_STRING(utf8), (size_t)PyBytes_GET_SIZE(utf8));
+    } else {
+        PyObject *tb = PyException_GetTraceback(exc); /* new */
+        PyErr_Clear();
+        sl_log_flush(); /* the header line first */
+        PyErr_Display((PyObject *)Py_TYPE(exc), exc, tb);
+        Py_XDECREF(tb);
+    }
     PyErr_Clear();
+    Py_XDECREF(utf8);
+    Py_XDECREF(text);
+    Py_XDECREF(sep);
+    Py_XDECREF(lines);
+    Py_XDECREF(mod);
 }
 
 void sl__py_log_error(const char *fmt, ...)

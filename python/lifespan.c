@@ -210,6 +210,25 @@ out:
 }
 
 /*
+ * Logs "<what>: <message>" for a lifespan.*.failed event. `message` (borrowed,
+ * a str or NULL) may hold lone surrogates, which have no UTF-8: they are
+ * shown backslash-escaped rather than losing the line.
+ */
+static void log_failure(const char *what, PyObject *message)
+{
+    PyObject *b = NULL;
+    if (message != NULL && PyUnicode_Check(message))
+        b = PyUnicode_AsEncodedString(message, "utf-8", "backslashreplace"); /* new */
+    if (b == NULL) {
+        PyErr_Clear();
+        sl__py_log(SL_LOG_ERROR, "%s: (no message)", what);
+        return;
+    }
+    sl__py_log(SL_LOG_ERROR, "%s: %s", what, PyBytes_AS_STRING(b));
+    Py_DECREF(b);
+}
+
+/*
  * The app does not speak lifespan: it raised `exc` (borrowed; NULL when it
  * returned) before lifespan.startup.complete. Fine under `auto`, fatal
  * under `on`.
@@ -217,6 +236,7 @@ out:
 static int unsupported(PyObject *exc, bool on)
 {
     PyObject *s = NULL;
+    const char *text = NULL;
 
     if (on) {
         if (exc != NULL)
@@ -226,9 +246,8 @@ static int unsupported(PyObject *exc, bool on)
                                      "lifespan.startup.complete (app.lifespan: on)");
         return SL_EX_APP;
     }
-    if (exc != NULL && (s = PyObject_Repr(exc)) != NULL)
-        sl__py_log(SL_LOG_INFO, "the app does not support lifespan (%s); serving without it",
-                   PyUnicode_AsUTF8(s));
+    if (exc != NULL && (s = PyObject_Repr(exc)) != NULL && (text = PyUnicode_AsUTF8(s)) != NULL)
+        sl__py_log(SL_LOG_INFO, "the app does not support lifespan (%s); serving without it", text);
     else
         sl__py_log(SL_LOG_INFO, "the app does not support lifespan; serving without it");
     Py_XDECREF(s);
@@ -279,8 +298,7 @@ int sl__lifespan_startup(void)
         sl__py.lifespan_state = Py_NewRef(state);
         break;
     case OUT_FAILED:
-        sl__py_log(SL_LOG_ERROR, "lifespan startup failed: %s",
-                   ls->message ? PyUnicode_AsUTF8(ls->message) : "(no message)");
+        log_failure("lifespan startup failed", ls->message);
         rc = SL_EX_APP;
         break;
     default:
@@ -334,8 +352,7 @@ int sl__lifespan_shutdown(uint32_t timeout_ms)
         PyErr_Clear(); /* the loop was stopped: abort */
         rc = -1;
     } else if (ls->outcome == OUT_FAILED) {
-        sl__py_log(SL_LOG_ERROR, "lifespan shutdown failed: %s",
-                   ls->message ? PyUnicode_AsUTF8(ls->message) : "(no message)");
+        log_failure("lifespan shutdown failed", ls->message);
         rc = -1;
     } else if (ls->outcome == OUT_TIMEOUT) {
         sl__py_log(SL_LOG_ERROR, "lifespan shutdown timed out after %u ms", timeout_ms);

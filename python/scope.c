@@ -187,14 +187,6 @@ static PyObject *headers_list(const struct sl_h1_request *h)
     return list;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /*
  * The scope's `path`: percent-decoded, then UTF-8 decoded with invalid
  * sequences replaced (U+FFFD), as uvicorn does with urllib's unquote. A '%'
@@ -213,8 +205,8 @@ static PyObject *path_decode(const char *p, size_t n)
         return PyErr_NoMemory();
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (p[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)p[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)p[i + 2])) >= 0) {
+        if (p[i] == '%' && i + 2 < n && (hi = sl_h1_hexval((unsigned char)p[i + 1])) >= 0 &&
+            (lo = sl_h1_hexval((unsigned char)p[i + 2])) >= 0) {
             buf[m++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

@@ -312,19 +312,25 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* Installs `handler` for SIGTERM and SIGINT, each blocking both while it
+ * runs. If that fails (logged), the two stay blocked rather than falling
+ * back to a default action that would kill the worker mid-request. */
 static void signals_install(void (*handler)(int))
 {
     struct sigaction sa = {.sa_handler = handler, .sa_flags = SA_RESTART};
     sigset_t set;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    /* A forked worker starts with both blocked (server/main.c): one that
-     * came before this point is delivered now, to the handler. */
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    sa.sa_mask = set;
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0) {
+        sl__py_log(SL_LOG_ERROR, "cannot install the stop signal handlers: %s", strerror(errno));
+        return;
+    }
+    /* A forked worker starts with both blocked (server/main.c): one that
+     * came before this point is delivered now, to the handler. */
+    if (sigprocmask(SIG_UNBLOCK, &set, NULL) < 0)
+        sl__py_log(SL_LOG_ERROR, "cannot unblock the stop signals: %s", strerror(errno));
 }
 
 /* ---- serving ------------------------------------------------------------------ */

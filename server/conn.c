@@ -22,12 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "server/clock.h"
 #include "server/server_internal.h"
 
 #define STEP_BUDGET 64 /* state machine steps per connection and round */
@@ -157,13 +157,6 @@ void sl__conn_client(const struct sl_conn *c, char *out, size_t cap)
     }
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* One access-log line per exchange, written when it ends (a client that
  * left before the app answered is logged as 499, as nginx does). */
 static void access_log(struct sl_conn *c, struct sl_req *r)
@@ -185,7 +178,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .path_len = r->path_off == UINT32_MAX ? 1 : r->path_len,
         .status = r->started ? r->status : 499,
         .bytes = r->no_body ? 0 : r->resp_sent,
-        .latency_us = r->t_start_us ? now_us() - r->t_start_us : 0,
+        .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
         .user_agent_len = r->ua_len,
     };
@@ -380,7 +373,7 @@ static int decode_body(struct sl_conn *c, struct sl_req *r)
         } else {
             int rc = sl_h1_chunked_feed(&r->dec, c->rbuf + r->raw_pos, avail, &used, &off, &len);
             if (rc < 0)
-                return rc == SL_H1_E413 ? -EMSGSIZE : -EPROTO;
+                return rc == SL_H1_E_BODY_TOO_LARGE ? -EMSGSIZE : -EPROTO;
             r->body_complete = rc == 1;
             if (!used && !r->body_complete)
                 break;
@@ -507,15 +500,10 @@ static void req_step(struct sl_conn *c)
 
 /* ---- request head -------------------------------------------------------- */
 
-static bool name_is(const struct sl_h1_header *h, const char *name, size_t len)
-{
-    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
-}
-
 /* Where the access log will find method, path and User-Agent. */
 static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h)
 {
-    r->t_start_us = now_us();
+    r->t_start_us = sl_clock_us();
     r->method_off = (uint32_t)(h->method - c->rbuf);
     r->method_len = (uint32_t)h->method_len;
     if (h->path >= c->rbuf && h->path < c->rbuf + r->head_len) {
@@ -525,7 +513,7 @@ static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl
         r->path_off = UINT32_MAX; /* absolute-form without a path: "/" */
     }
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (name_is(&h->headers[i], "user-agent", 10)) {
+        if (sl_h1_name_is(&h->headers[i], "user-agent", 10)) {
             r->ua_off = (uint32_t)(h->headers[i].value - c->rbuf);
             r->ua_len = (uint32_t)h->headers[i].value_len;
             break;
@@ -619,7 +607,7 @@ static void head_step(struct sl_conn *c)
                 return;
             }
             if (rc != SL_H1_INCOMPLETE) {
-                sl__resp_core_error(c, -rc);
+                sl__resp_core_error(c, sl_h1_error_status(rc));
                 return;
             }
             if (c->rlen == sl__conn_rcap(c) && rbuf_grow(c) < 0) {

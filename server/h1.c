@@ -15,9 +15,12 @@
  * - CONNECT is answered 501: this is an origin server, not a tunnel.
  * - Transfer-Encoding on an HTTP/1.0 request is 400 (RFC 9112 6.1: "faulty
  *   framing"), and so is Transfer-Encoding with Content-Length.
- * - Request-targets are visible ASCII only; absolute-form must be http(s)
- *   with a non-empty authority and no userinfo, and its authority replaces
- *   the Host field's value (RFC 9112 3.2.2).
+ * - Request-targets are visible ASCII only, without '#' (a fragment stays
+ *   with the client, RFC 9112 3.2: 400 like any other bad byte).
+ *   Absolute-form must be http(s) with a non-empty authority and no
+ *   userinfo, and its authority replaces the Host field's value (RFC 9112
+ *   3.2.2).
+ * - A higher 1.x minor version is served as HTTP/1.1.
  * - Duplicate Content-Length values (in one field as a list, or in several
  *   fields) are accepted when all are equal (RFC 9110 8.6), else 400.
  */
@@ -29,7 +32,7 @@
 /* ---- character classes ------------------------------------------------ */
 
 #define C_TCHAR 1u /* RFC 9110 token character */
-#define C_VCHAR 2u /* visible ASCII: the only bytes allowed in a request-target */
+#define C_VCHAR 2u /* visible ASCII but '#': the only bytes allowed in a request-target */
 #define C_FIELD 4u /* field-value byte: HTAB, SP, VCHAR, obs-text */
 
 #define IS_TCHAR(c)                                                                                \
@@ -38,7 +41,7 @@
      (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||           \
      (c) == '`' || (c) == '|' || (c) == '~')
 #define CLS(c)                                                                                     \
-    ((IS_TCHAR(c) ? C_TCHAR : 0) | ((c) > 0x20 && (c) < 0x7f ? C_VCHAR : 0) |                      \
+    ((IS_TCHAR(c) ? C_TCHAR : 0) | ((c) > 0x20 && (c) < 0x7f && (c) != '#' ? C_VCHAR : 0) |        \
      ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f) ? C_FIELD : 0))
 #define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
 #define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
@@ -81,12 +84,14 @@ static inline uint64_t has_byte(uint64_t x, uint64_t b)
 #define FIRST_FLAGGED(m) ((size_t)0) /* the byte loop finds it */
 #endif
 
-/* First byte at or after p that may not appear in a request-target. */
+/* First byte at or after p that may not appear in a request-target: a
+ * control, space, non-ASCII, or '#' (a fragment is never sent, RFC 9112
+ * 3.2). */
 static const char *scan_target(const char *p, const char *end)
 {
     while (end - p >= 8) {
         uint64_t x = load64(p);
-        uint64_t m = has_below(x, 0x21) | has_byte(x, 0x7f) | (x & HIGHS);
+        uint64_t m = has_below(x, 0x21) | has_byte(x, 0x7f) | has_byte(x, '#') | (x & HIGHS);
         if (m) {
             p += FIRST_FLAGGED(m);
             break;
@@ -200,11 +205,11 @@ static int eat_eol(const char **pp, const char *end)
         return 0;
     }
     if (*p != '\r')
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     if (p + 1 == end)
         return SL_H1_INCOMPLETE;
     if (p[1] != '\n')
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     *pp = p + 2;
     return 0;
 }
@@ -220,9 +225,11 @@ static int skip_empty_lines(const char **pp, const char *end)
     return *pp == end ? SL_H1_INCOMPLETE : 0;
 }
 
-/* "HTTP/" DIGIT "." DIGIT and the line end. Well-formed versions other than
- * 1.0 and 1.1 are 505; anything else 400, decided as soon as a byte is wrong
- * so that a complete but malformed head never looks incomplete. */
+/* "HTTP/" DIGIT "." DIGIT and the line end. A higher 1.x minor is served
+ * as 1.1, the highest we implement (RFC 9110 6.2, RFC 9112 2.3); any other
+ * major version (0.9, 2, 3) is 505; anything else 400, decided as soon as
+ * a byte is wrong so that a complete but malformed head never looks
+ * incomplete. */
 static int parse_version(const char **pp, const char *end, int *minor)
 {
     static const char pat[] = "HTTP/1.1";
@@ -233,15 +240,15 @@ static int parse_version(const char **pp, const char *end, int *minor)
             return SL_H1_INCOMPLETE;
         bool digit = p[i] >= '0' && p[i] <= '9';
         if (i == 5 || i == 7 ? !digit : p[i] != pat[i])
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
     }
     p += 8;
     int rc = eat_eol(&p, end);
     if (rc != 0)
         return rc;
-    if ((*pp)[5] != '1' || (*pp)[7] > '1')
-        return SL_H1_E505;
-    *minor = (*pp)[7] - '0';
+    if ((*pp)[5] != '1')
+        return SL_H1_E_VERSION;
+    *minor = (*pp)[7] == '0' ? 0 : 1;
     *pp = p;
     return 0;
 }
@@ -267,15 +274,15 @@ static int parse_absolute(struct sl_h1_request *req)
     else if (req->target_len > 8 && IEQ(t, 8, "https://"))
         skip = 8;
     else
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     const char *a = t + skip, *ae = a;
     while (ae < e && *ae != '/' && *ae != '?') {
         if (*ae == '@')
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
         ae++;
     }
     if (ae == a)
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     if (ae < e && *ae == '/') {
         split_query(req, ae, e);
         return 0;
@@ -292,7 +299,7 @@ static int classify_target(struct sl_h1_request *req)
 {
     /* Methods are case-sensitive (RFC 9110 9.1). */
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
-        return SL_H1_E501;
+        return SL_H1_E_NOT_IMPLEMENTED;
     if (req->target[0] == '/') {
         split_query(req, req->target, req->target + req->target_len);
         return 0;
@@ -300,7 +307,7 @@ static int classify_target(struct sl_h1_request *req)
     if (req->target[0] == '*') {
         bool options = req->method_len == 7 && memcmp(req->method, "OPTIONS", 7) == 0;
         if (req->target_len != 1 || !options)
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
         req->path = req->target;
         req->path_len = 1;
         req->query = NULL;
@@ -317,18 +324,18 @@ static int parse_request_line(const char **pp, const char *end, const struct sl_
     if (p == end)
         return SL_H1_INCOMPLETE;
     if (*p != ' ' || p == m)
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     req->method = m;
     req->method_len = (size_t)(p - m);
 
     const char *t = ++p;
     p = scan_target(p, end);
     if ((size_t)(p - t) > lim->max_target)
-        return SL_H1_E414;
+        return SL_H1_E_TARGET_TOO_LONG;
     if (p == end)
         return SL_H1_INCOMPLETE;
     if (*p != ' ' || p == t)
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     req->target = t;
     req->target_len = (size_t)(p - t);
 
@@ -360,16 +367,16 @@ static int note_content_length(const char *v, size_t n, struct sl_h1_request *re
     size_t el_len;
     while (list_next(&l, &el, &el_len)) {
         if (el_len == 0)
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
         int64_t val = 0;
         for (size_t i = 0; i < el_len; i++) {
             unsigned d = (unsigned char)el[i] - '0';
             if (d > 9 || val > (INT64_MAX - (int64_t)d) / 10)
-                return SL_H1_E400;
+                return SL_H1_E_MALFORMED;
             val = val * 10 + (int64_t)d;
         }
         if (f->cl_seen && val != req->content_length)
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
         f->cl_seen = true;
         req->content_length = val;
     }
@@ -415,7 +422,7 @@ static int note_field(const struct sl_h1_header *h, struct sl_h1_request *req, s
         if (!IEQ(n, 4, "host"))
             return 0;
         if (req->host)
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
         req->host = h->value;
         req->host_len = h->value_len;
         return 0;
@@ -452,7 +459,7 @@ static int parse_field(const char **pp, const char *end, struct sl_h1_header *h)
     if (p == end)
         return SL_H1_INCOMPLETE;
     if (*p != ':' || p == name)
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     h->name = name;
     h->name_len = (size_t)(p - name);
     p++;
@@ -483,7 +490,7 @@ static int parse_fields(const char **pp, const char *end, size_t max, struct sl_
         if (rc != 0)
             return rc;
         if (n == max)
-            return SL_H1_E431;
+            return SL_H1_E_HEAD_TOO_LARGE;
         req->headers[n++] = h;
         rc = note_field(&h, req, f);
         if (rc != 0)
@@ -503,15 +510,15 @@ static int finish(struct sl_h1_request *req, const struct fields *f)
     bool http11 = req->minor_version == 1;
     if (f->te_seen) {
         if (f->cl_seen || !http11)
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
         if (f->te_codings == 0)
-            return SL_H1_E400;
+            return SL_H1_E_MALFORMED;
         if (f->te_other || f->te_codings != 1)
-            return SL_H1_E501;
+            return SL_H1_E_NOT_IMPLEMENTED;
         req->chunked = true;
     }
     if (http11 && !req->host)
-        return SL_H1_E400;
+        return SL_H1_E_MALFORMED;
     req->keep_alive = !f->conn_close && (http11 || f->conn_keep_alive);
     /* RFC 9110 10.1.1 and 7.8: both are ignored in HTTP/1.0 requests. */
     req->expect_continue = http11 && f->expect_continue;
@@ -553,9 +560,9 @@ static int incomplete(const char *buf, size_t len, const char *line, size_t max_
     if (avail > max_target) {
         const char *sp = memchr(line, ' ', avail);
         if (sp && (size_t)(end - sp - 1) > max_target && !memchr(sp + 1, ' ', max_target + 1))
-            return SL_H1_E414;
+            return SL_H1_E_TARGET_TOO_LONG;
     }
-    return len >= max_head ? SL_H1_E431 : SL_H1_INCOMPLETE;
+    return len >= max_head ? SL_H1_E_HEAD_TOO_LARGE : SL_H1_INCOMPLETE;
 }
 
 /* RFC 9112 3.2.2: with an absolute-form target the server ignores the Host
@@ -607,11 +614,11 @@ int sl_h1_parse_request(const char *buf, size_t len, size_t prev_len,
 {
     size_t max_head = lim->max_head < INT_MAX ? lim->max_head : INT_MAX;
     if (len == 0)
-        return max_head == 0 ? SL_H1_E431 : SL_H1_INCOMPLETE;
+        return max_head == 0 ? SL_H1_E_HEAD_TOO_LARGE : SL_H1_INCOMPLETE;
     const char *end = buf + (len < max_head ? len : max_head);
     const char *line = buf;
     int rc = skip_empty_lines(&line, end);
-    if (rc == SL_H1_E400)
+    if (rc == SL_H1_E_MALFORMED)
         return rc;
     if (rc == 0 &&
         (prev_len == 0 || head_complete(buf, line, end, prev_len < len ? prev_len : len)))
@@ -647,7 +654,7 @@ enum {
     CH_E413,
 };
 
-static int hexval(unsigned char c)
+int sl_h1_hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -670,7 +677,7 @@ static int end_size_line(struct sl_h1_chunked *d)
 /* Transition for one byte of a chunk-size line. */
 static int step_size_line(struct sl_h1_chunked *d, unsigned char c)
 {
-    int h = hexval(c);
+    int h = sl_h1_hexval(c);
     if (++d->line_len > CHUNK_LINE_MAX)
         return CH_E400;
     switch (d->state) {
@@ -740,7 +747,7 @@ static int step(struct sl_h1_chunked *d, unsigned char c)
 
 static int chunked_verdict(int state)
 {
-    return state == CH_DONE ? 1 : state == CH_E400 ? SL_H1_E400 : SL_H1_E413;
+    return state == CH_DONE ? 1 : state == CH_E400 ? SL_H1_E_MALFORMED : SL_H1_E_BODY_TOO_LARGE;
 }
 
 int sl_h1_chunked_feed(struct sl_h1_chunked *d, const char *buf, size_t len, size_t *consumed,
@@ -789,6 +796,29 @@ bool sl_h1_header_ok(const char *name, size_t name_len, const char *value, size_
         if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
             return false;
     return true;
+}
+
+bool sl_h1_name_is(const struct sl_h1_header *h, const char *lower, size_t len)
+{
+    return ieq(h->name, h->name_len, lower, len);
+}
+
+int sl_h1_error_status(int err)
+{
+    switch (err) {
+    case SL_H1_E_BODY_TOO_LARGE:
+        return 413;
+    case SL_H1_E_TARGET_TOO_LONG:
+        return 414;
+    case SL_H1_E_HEAD_TOO_LARGE:
+        return 431;
+    case SL_H1_E_NOT_IMPLEMENTED:
+        return 501;
+    case SL_H1_E_VERSION:
+        return 505;
+    default: /* SL_H1_E_MALFORMED */
+        return 400;
+    }
 }
 
 /* One line per status keeps the table reviewable against RFC 9110 15. */

@@ -18,14 +18,23 @@
 extern "C" {
 #endif
 
-/* Return codes (negative). Each error maps to the status sent to the client. */
-#define SL_H1_INCOMPLETE (-1)
-#define SL_H1_E400 (-400) /* malformed */
-#define SL_H1_E413 (-413) /* body larger than max_body (chunked decoder) */
-#define SL_H1_E414 (-414) /* request-target longer than max_target */
-#define SL_H1_E431 (-431) /* head larger than max_head or too many headers */
-#define SL_H1_E501 (-501) /* Transfer-Encoding other than a final chunked; CONNECT */
-#define SL_H1_E505 (-505) /* HTTP version other than 1.0 / 1.1 */
+/*
+ * What the parser and the chunked decoder return instead of a length: its
+ * own codes, not HTTP statuses. sl_h1_error_status() is the one place that
+ * says which status each error earns the client.
+ */
+enum sl_h1_result {
+    SL_H1_INCOMPLETE = -1,        /* more bytes needed */
+    SL_H1_E_MALFORMED = -2,       /* not HTTP/1.x syntax, or forbidden framing (400) */
+    SL_H1_E_BODY_TOO_LARGE = -3,  /* chunked body past max_body (413) */
+    SL_H1_E_TARGET_TOO_LONG = -4, /* request-target longer than max_target (414) */
+    SL_H1_E_HEAD_TOO_LARGE = -5,  /* head past max_head, or too many fields (431) */
+    SL_H1_E_NOT_IMPLEMENTED = -6, /* Transfer-Encoding other than a final chunked; CONNECT (501) */
+    SL_H1_E_VERSION = -7,         /* a major version other than 1 (505) */
+};
+
+/* The response status for an SL_H1_E_* code (400 for anything else). */
+int sl_h1_error_status(int err);
 
 struct sl_h1_header {
     const char *name; /* as received (case kept); tchar only */
@@ -49,7 +58,7 @@ struct sl_h1_request {
     size_t path_len;
     const char *query; /* after '?', without it; NULL when absent */
     size_t query_len;
-    int minor_version;            /* 0 or 1 */
+    int minor_version;            /* 0, or 1 for HTTP/1.1 and any higher 1.x */
     struct sl_h1_header *headers; /* in: caller's array; out: filled */
     size_t nheaders;              /* in: capacity; out: count (kept on failure) */
 
@@ -69,7 +78,7 @@ struct sl_h1_request {
  * Parses one request head from buf[0..len). On success returns the number of
  * bytes the head occupies (the body, if any, starts there) and fills `req`.
  * Returns SL_H1_INCOMPLETE when more bytes are needed (and the head is still
- * within the limits), or one of the SL_H1_E* codes. Enforces: tchar methods
+ * within the limits), or one of the SL_H1_E_* codes. Enforces: tchar methods
  * and header names, no whitespace before the colon, no obs-fold, no bare CR,
  * digits-only Content-Length (differing duplicates are 400), Content-Length
  * together with Transfer-Encoding is 400, Transfer-Encoding other than a
@@ -88,7 +97,7 @@ struct sl_h1_chunked {
     int state;          /* internal; zero-initialise to start */
     uint64_t remaining; /* bytes left in the current chunk */
     uint64_t total;     /* body bytes decoded so far */
-    uint64_t max_body;  /* 0 = unlimited; beyond it SL_H1_E413 */
+    uint64_t max_body;  /* 0 = unlimited; beyond it SL_H1_E_BODY_TOO_LARGE */
     size_t line_len;    /* bytes of the current size/trailer line (bounded) */
 };
 
@@ -97,12 +106,19 @@ struct sl_h1_chunked {
  * buf[*data_off .. *data_off + *data_len) is body data (data_len may be 0).
  * Returns 1 when the last chunk and the trailer section are complete, 0 when
  * more input is needed (call again with the unconsumed rest plus new bytes),
- * or SL_H1_E400 / SL_H1_E413. Returning 0 with *consumed < len means the next
+ * or SL_H1_E_MALFORMED / SL_H1_E_BODY_TOO_LARGE. Returning 0 with *consumed < len means the next
  * chunk's data is ready: call again with the rest at once. Trailer fields are
  * validated and discarded.
  */
 int sl_h1_chunked_feed(struct sl_h1_chunked *d, const char *buf, size_t len, size_t *consumed,
                        size_t *data_off, size_t *data_len);
+
+/* Whether field `h` is named `lower` (len bytes, lowercase), ignoring the
+ * case of the field's name. */
+bool sl_h1_name_is(const struct sl_h1_header *h, const char *lower, size_t len);
+
+/* The value of hex digit c (either case), or -1. */
+int sl_h1_hexval(unsigned char c);
 
 /* RFC 9110 token character (tchar). */
 bool sl_h1_is_tchar(unsigned char c);

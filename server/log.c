@@ -1,14 +1,23 @@
 /*
- * log: error log lines and JSON access-log lines.
+ * log: error-log and JSON access-log lines, escaped, buffered per
+ * destination and written without blocking (the design is in log.h).
  */
 #include "server/log.h"
+#include "server/clock.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static enum sl_log_level threshold = SL_LOG_INFO;
@@ -38,70 +47,287 @@ static const char *level_name(enum sl_log_level level)
     return "?";
 }
 
-static void write_all(int fd, const char *p, size_t n)
+/* ---- destinations ------------------------------------------------------ */
+
+enum how {
+    HOW_WRITE, /* write(2) on a non-blocking private description, or a file */
+    HOW_SEND,  /* send(2) with MSG_DONTWAIT: a socket */
+    HOW_POLL,  /* poll for room, then write at most PIPE_BUF: no /proc */
+};
+
+/* One destination and its buffer. sinks[0] is stderr (the error log, and
+ * the access log when it says "stderr"); the others are access-log files. */
+struct sink {
+    bool used;
+    bool ready;     /* wfd and how are set up (lazily, at the first flush) */
+    bool whole;     /* a regular file: write everything at once */
+    bool owned_fd;  /* fd was opened here (an access-log path) */
+    bool owned_wfd; /* wfd is a private re-open of fd */
+    enum how how;
+    int fd, wfd;
+    char *buf;        /* SL_LOG_BUFFER bytes, allocated at the first line */
+    size_t len;       /* whole lines, except maybe a partly written first one */
+    uint64_t dropped; /* lines refused since the last report */
+};
+
+#define NSINKS 4
+
+static struct sink sinks[NSINKS] = {{.used = true, .fd = 2, .wfd = 2}};
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint batch_depth; /* > 0: inside a loop turn, access lines wait */
+static atomic_bool queued;      /* some sink holds bytes or uncounted drops */
+static int log_pid;             /* cached: getpid() is a system call */
+
+static void atfork_prepare(void)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
+    pthread_mutex_lock(&lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+/* A child starts with its parent's unwritten lines: they are the parent's
+ * to write, so the child forgets them (and the parent's loop turn). */
+static void atfork_child(void)
+{
+    for (int i = 0; i < NSINKS; i++)
+        sinks[i].len = 0, sinks[i].dropped = 0;
+    atomic_store(&batch_depth, 0);
+    atomic_store(&queued, false);
+    log_pid = 0;
+    pthread_mutex_init(&lock, NULL);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static int pid_now(void)
+{
+    if (log_pid == 0)
+        log_pid = (int)getpid();
+    return log_pid;
+}
+
+/*
+ * Chooses how to write to s->fd without blocking and without touching a
+ * file description another process shares (see log.h).
+ */
+static void sink_setup(struct sink *s)
+{
+    struct stat st;
+    char path[32];
+
+    s->ready = true;
+    s->wfd = s->fd;
+    s->how = HOW_WRITE;
+    if (fstat(s->fd, &st) < 0)
+        return;
+    if (S_ISREG(st.st_mode)) {
+        s->whole = true;
+        return;
+    }
+    if (S_ISSOCK(st.st_mode)) {
+        s->how = HOW_SEND;
+        return;
+    }
+    if (s->owned_fd) { /* our own description: nobody else sees the flag */
+        int fl = fcntl(s->fd, F_GETFL);
+        if (fl >= 0 && fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) == 0)
+            return;
+    }
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) {
+        s->wfd = fd;
+        s->owned_wfd = true;
+        return;
+    }
+    s->how = HOW_POLL;
+}
+
+static ssize_t sink_out(struct sink *s, const char *p, size_t n)
+{
+    if (s->how == HOW_SEND)
+        return send(s->wfd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (s->how == HOW_POLL) {
+        struct pollfd pfd = {.fd = s->wfd, .events = POLLOUT};
+        if (poll(&pfd, 1, 0) == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+    return write(s->wfd, p, n);
+}
+
+/* Bytes of p[0..n) to write at once: all of it to a file; to a pipe or
+ * socket whole lines, at most PIPE_BUF bytes unless one line is longer, so
+ * that writes from several processes never interleave inside a line. */
+static size_t chunk(const struct sink *s, const char *p, size_t n)
+{
+    if (s->whole || n <= PIPE_BUF)
+        return n;
+    const char *nl = memrchr(p, '\n', PIPE_BUF);
+    if (nl == NULL)
+        nl = memchr(p + PIPE_BUF, '\n', n - PIPE_BUF);
+    return nl ? (size_t)(nl - p) + 1 : n;
+}
+
+static bool sink_append(struct sink *s, const char *p, size_t n)
+{
+    if (s->buf == NULL && (s->buf = malloc(SL_LOG_BUFFER)) == NULL)
+        return false;
+    if (n > SL_LOG_BUFFER - s->len)
+        return false;
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+    return true;
+}
+
+static void report_drops(struct sink *s);
+
+/*
+ * Writes what fits without blocking; keeps the rest (a partly written line
+ * stays at the front, so it is always completed). A hard error (EPIPE: the
+ * reader is gone) discards the buffer: there is nobody to tell.
+ */
+static void sink_flush(struct sink *s)
+{
+    size_t off = 0;
+    if (!s->ready)
+        sink_setup(s);
+    while (off < s->len) {
+        ssize_t w = sink_out(s, s->buf + off, chunk(s, s->buf + off, s->len - off));
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (w <= 0) {
+            off = s->len;
+            break;
+        }
+        off += (size_t)w;
     }
+    memmove(s->buf, s->buf + off, s->len - off);
+    s->len -= off;
+    if (s->len == 0 && s->dropped > 0)
+        report_drops(s);
 }
 
-void sl_vlog(enum sl_log_level level, const char *fmt, va_list ap)
+/* Once a buffer has drained after refusing lines, one line says how many
+ * (on stderr, whichever log lost them). Kept for later if even that line
+ * does not fit. */
+static void report_drops(struct sink *s)
 {
-    char line[1024];
-    if (!sl_log_enabled(level))
+    char line[160];
+    int n = snprintf(line, sizeof(line),
+                     "saltare[%d]: warning: %s: %llu line%s dropped (slow consumer)\n", pid_now(),
+                     s == &sinks[0] ? "log" : "access log", (unsigned long long)s->dropped,
+                     s->dropped == 1 ? "" : "s");
+    if (!sink_append(&sinks[0], line, (size_t)n))
         return;
-    int saved = errno;
-    int n = snprintf(line, sizeof(line), "saltare[%d]: %s: ", (int)getpid(), level_name(level));
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2;
-    line[len++] = '\n';
-    write_all(2, line, len);
-    errno = saved;
+    s->dropped = 0;
+    sink_flush(&sinks[0]);
 }
 
-void sl_log(enum sl_log_level level, const char *fmt, ...)
+/* Recomputes `queued` after a change. Lock held. */
+static void note_queued(void)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    sl_vlog(level, fmt, ap);
-    va_end(ap);
+    bool q = false;
+    for (int i = 0; i < NSINKS; i++)
+        q |= sinks[i].used && (sinks[i].len > 0 || sinks[i].dropped > 0);
+    atomic_store_explicit(&queued, q, memory_order_relaxed);
 }
 
-int sl_access_log_open(struct sl_access_log *l, const char *target)
+/* Queues one unit (a line, or a block of lines) and, when `now` or outside
+ * a loop turn, writes the buffer at once. Never blocks. */
+static void emit(struct sink *s, const char *p, size_t n, bool now)
 {
-    *l = (struct sl_access_log){.fd = -1};
-    if (!target)
-        return 0;
-    if (strcmp(target, "stderr") == 0) {
-        l->fd = 2;
-        return 0;
+    pthread_once(&atfork_once, atfork_register);
+    pthread_mutex_lock(&lock);
+    if (s->len > 0 && n > SL_LOG_BUFFER - s->len)
+        sink_flush(s); /* make room if the consumer has caught up */
+    if (!sink_append(s, p, n))
+        s->dropped++;
+    else if (now || atomic_load_explicit(&batch_depth, memory_order_relaxed) == 0)
+        sink_flush(s);
+    note_queued();
+    pthread_mutex_unlock(&lock);
+}
+
+/* Lock-free: a round with nothing logged costs two atomic operations. */
+void sl_log_batch_begin(void)
+{
+    atomic_fetch_add_explicit(&batch_depth, 1, memory_order_relaxed);
+}
+
+void sl_log_batch_end(void)
+{
+    unsigned d = atomic_load_explicit(&batch_depth, memory_order_relaxed);
+    while (d > 0 && !atomic_compare_exchange_weak(&batch_depth, &d, d - 1))
+        ; /* never below 0: sl_log_drain may have reset it mid-turn */
+    if (d <= 1)
+        sl_log_flush();
+}
+
+void sl_log_flush(void)
+{
+    if (!atomic_load_explicit(&queued, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < NSINKS; i++)
+        if (sinks[i].used && (sinks[i].len > 0 || sinks[i].dropped > 0)) {
+            if (sinks[i].len > 0)
+                sink_flush(&sinks[i]);
+            else
+                report_drops(&sinks[i]);
+        }
+    note_queued();
+    pthread_mutex_unlock(&lock);
+}
+
+bool sl_log_pending(void)
+{
+    return atomic_load_explicit(&queued, memory_order_relaxed);
+}
+
+/* Flushes s, waiting for room until `deadline` (monotonic ms). Lock held. */
+static void sink_drain(struct sink *s, uint64_t deadline)
+{
+    for (;;) {
+        if (s->len > 0)
+            sink_flush(s);
+        else if (s->dropped > 0)
+            report_drops(s);
+        uint64_t now = sl_clock_ms();
+        if ((s->len == 0 && s->dropped == 0) || now >= deadline)
+            return;
+        struct pollfd pfd = {.fd = s->wfd, .events = POLLOUT};
+        if (s->len == 0) /* the report did not fit: it waits on stderr */
+            pfd.fd = sinks[0].wfd;
+        if (poll(&pfd, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+            return;
     }
-    int fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int err = errno;
-        sl_log(SL_LOG_ERROR, "access log %s: %s", target, strerror(err));
-        return -err;
-    }
-    l->fd = fd;
-    l->owned = true;
-    return 0;
 }
 
-void sl_access_log_close(struct sl_access_log *l)
+void sl_log_drain(unsigned timeout_ms)
 {
-    if (l->owned && l->fd >= 0)
-        close(l->fd);
-    l->fd = -1;
-    l->owned = false;
+    uint64_t deadline = sl_clock_ms() + timeout_ms;
+    pthread_mutex_lock(&lock);
+    atomic_store(&batch_depth, 0);
+    for (int i = NSINKS - 1; i >= 0; i--) /* stderr last: it takes the reports */
+        if (sinks[i].used)
+            sink_drain(&sinks[i], deadline);
+    note_queued();
+    pthread_mutex_unlock(&lock);
 }
+
+/* ---- escaping ---------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid there. */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -128,6 +354,169 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* U+0080..U+009F (C1 controls: CSI and friends act on terminals). */
+static bool is_c1(const unsigned char *s, size_t len)
+{
+    return len == 2 && s[0] == 0xc2 && s[1] < 0xa0;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+/* The escape for one character of error-log text at s[0..n): writes it to
+ * esc[] and returns its length and, in *used, the input bytes it stands
+ * for. A plain character is returned as a copy. LF is kept when keep_lf. */
+static size_t text_char(const unsigned char *s, size_t n, bool keep_lf, char esc[8], size_t *used)
+{
+    unsigned char c = s[0];
+    size_t len;
+    *used = 1;
+    if ((c >= 0x20 && c < 0x7f && c != '\\') || (c == '\n' && keep_lf) || (c == '\t' && keep_lf)) {
+        esc[0] = (char)c;
+        return 1;
+    }
+    esc[0] = '\\';
+    switch (c) {
+    case '\\':
+        esc[1] = '\\';
+        return 2;
+    case '\n':
+        esc[1] = 'n';
+        return 2;
+    case '\r':
+        esc[1] = 'r';
+        return 2;
+    case '\t':
+        esc[1] = 't';
+        return 2;
+    }
+    if (c >= 0x80 && (len = utf8_len(s, n)) > 0) {
+        *used = len;
+        if (is_c1(s, len)) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[s[1] >> 4], esc[5] = hex[s[1] & 15];
+            return 6;
+        }
+        memcpy(esc, s, len);
+        return len;
+    }
+    esc[1] = 'x', esc[2] = hex[c >> 4], esc[3] = hex[c & 15];
+    return 4;
+}
+
+static size_t escape_text(char *out, size_t cap, const char *src, size_t n, bool keep_lf)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        char esc[8];
+        size_t used, len = text_char((const unsigned char *)src + i, n - i, keep_lf, esc, &used);
+        if (o + len > cap)
+            break;
+        memcpy(out + o, esc, len);
+        o += len;
+        i += used;
+    }
+    return o;
+}
+
+size_t sl_log_escape(char *out, size_t cap, const char *src, size_t n)
+{
+    return escape_text(out, cap, src, n, false);
+}
+
+/* ---- the error log ----------------------------------------------------- */
+
+void sl_vlog(enum sl_log_level level, const char *fmt, va_list ap)
+{
+    char msg[SL_LOG_LINE_MAX], line[SL_LOG_LINE_MAX];
+    if (!sl_log_enabled(level))
+        return;
+    int saved = errno;
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t mlen = m < 0 ? 0 : (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
+    int n = snprintf(line, sizeof(line), "saltare[%d]: %s: ", pid_now(), level_name(level));
+    size_t len = (size_t)n + escape_text(line + n, sizeof(line) - (size_t)n - 1, msg, mlen, false);
+    line[len++] = '\n';
+    emit(&sinks[0], line, len, true);
+    errno = saved;
+}
+
+void sl_log(enum sl_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl_vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+void sl_log_block(const char *text, size_t len)
+{
+    size_t cap = len * 6 + 1; /* the longest escape per input byte, and a LF */
+    if (cap > SL_LOG_BUFFER / 2)
+        cap = SL_LOG_BUFFER / 2;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return;
+    size_t n = escape_text(out, cap - 1, text, len, true);
+    if (n == 0 || out[n - 1] != '\n')
+        out[n++] = '\n';
+    int saved = errno;
+    emit(&sinks[0], out, n, true);
+    errno = saved;
+    free(out);
+}
+
+/* ---- the access log ---------------------------------------------------- */
+
+int sl_access_log_open(struct sl_access_log *l, const char *target)
+{
+    *l = (struct sl_access_log){0};
+    if (!target)
+        return 0;
+    if (strcmp(target, "stderr") == 0) {
+        l->sink = 1;
+        return 0;
+    }
+    int fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        sl_log(SL_LOG_ERROR, "access log %s: %s", target, strerror(err));
+        return -err;
+    }
+    pthread_mutex_lock(&lock);
+    for (int i = 1; i < NSINKS; i++)
+        if (!sinks[i].used) {
+            sinks[i] = (struct sink){.used = true, .owned_fd = true, .fd = fd, .wfd = fd};
+            l->sink = i + 1;
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    if (l->sink == 0) {
+        close(fd);
+        sl_log(SL_LOG_ERROR, "access log %s: too many open access logs", target);
+        return -EMFILE;
+    }
+    return 0;
+}
+
+#define CLOSE_DRAIN_MS 1000 /* what a slow reader of an access-log FIFO gets at close */
+
+void sl_access_log_close(struct sl_access_log *l)
+{
+    if (l->sink > 1) {
+        pthread_mutex_lock(&lock);
+        struct sink *s = &sinks[l->sink - 1];
+        sink_drain(s, sl_clock_ms() + CLOSE_DRAIN_MS);
+        if (s->owned_wfd)
+            close(s->wfd);
+        close(s->fd);
+        free(s->buf);
+        *s = (struct sink){0};
+        note_queued();
+        pthread_mutex_unlock(&lock);
+    }
+    l->sink = 0;
+}
+
 /*
  * Appends `s` as a JSON string at out[*pos], never past `limit` (the closing
  * quote included): a field is cut between characters, never inside an escape
@@ -135,29 +524,36 @@ static size_t utf8_len(const unsigned char *s, size_t n)
  */
 static void json_str(char *out, size_t *pos, size_t limit, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     size_t p = *pos;
     out[p++] = '"';
     for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
+        const unsigned char *u = (const unsigned char *)s + i;
+        unsigned char c = u[0];
         char esc[6];
-        size_t elen;
+        size_t elen, used = 1;
         const char *src = esc;
         if (c == '"' || c == '\\') {
             esc[0] = '\\', esc[1] = (char)c, elen = 2;
         } else if (c >= 0x20 && c < 0x7f) {
             esc[0] = (char)c, elen = 1;
-        } else if (c >= 0x80 && (elen = utf8_len((const unsigned char *)s + i, n - i)) > 0) {
-            src = s + i;
         } else {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4], esc[5] = hex[c & 15], elen = 6;
+            size_t len = c >= 0x80 ? utf8_len(u, n - i) : 0;
+            if (len > 0 && !is_c1(u, len)) {
+                src = s + i, elen = used = len;
+            } else {
+                /* A C0/C1 control as its code point, an invalid byte as
+                 * the code point of the same value. */
+                unsigned char v = len > 0 ? u[1] : c;
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[v >> 4], esc[5] = hex[v & 15], elen = 6;
+                used = len > 0 ? len : 1;
+            }
         }
         if (p + elen + 1 > limit)
             break;
         memcpy(out + p, src, elen);
         p += elen;
-        i += src == esc ? 1 : elen;
+        i += used;
     }
     out[p++] = '"';
     *pos = p;
@@ -208,8 +604,8 @@ size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e)
 void sl_access_log_write(const struct sl_access_log *l, const struct sl_access_entry *e)
 {
     char line[SL_ACCESS_LINE_MAX];
-    if (l->fd < 0)
+    if (l->sink <= 0)
         return;
     size_t n = sl_access_format(line, sizeof(line), e);
-    write_all(l->fd, line, n);
+    emit(&sinks[l->sink - 1], line, n, false);
 }

@@ -2,8 +2,41 @@
  * log: the error log (human lines on stderr, filtered by level) and the
  * access log (one JSON object per request and line).
  *
- * Each line goes out in a single write(2), so lines from several workers
- * sharing stderr or an O_APPEND file never interleave mid-line.
+ * Nothing here ever blocks the worker on a slow log consumer. Lines are
+ * appended to a bounded buffer per destination (SL_LOG_BUFFER bytes) and
+ * written without blocking. Access-log lines made during a turn of the
+ * worker's loop wait for its end (sl_log_batch_end: one write for many
+ * lines); error-log lines are rare and go at once, so a line explaining a
+ * 500 is out before the 500 is. Whatever a full pipe refused stays buffered
+ * and is retried at the next turn (an idle worker: within a second). When the
+ * consumer does not keep up (a full pipe to journald or a container
+ * runtime), new lines are dropped whole and counted, and once the buffer
+ * has drained one line says how many were lost ("log: N lines dropped
+ * (slow consumer)"). Python tracebacks go through the same buffer
+ * (sl_log_block); what an app itself prints to sys.stderr does not.
+ *
+ * How a write is made non-blocking depends on what the descriptor is:
+ * - pipe or terminal: a private file description is opened on the same
+ *   object through /proc/self/fd/N with O_NONBLOCK. Setting O_NONBLOCK on
+ *   the inherited fd 2 instead would change the description shared with the
+ *   parent shell or supervisor and every sibling process, which then see
+ *   EAGAIN on their own writes. Without /proc, a poll() for room precedes
+ *   each write of at most PIPE_BUF bytes.
+ * - socket (systemd's journal stream): send() with MSG_DONTWAIT, a per-call
+ *   flag that leaves the description alone.
+ * - regular file: a plain write; files never answer EAGAIN (the disk may
+ *   still be slow: that is not back-pressure we can observe).
+ * Writes to a pipe carry whole lines and at most PIPE_BUF bytes when the
+ * lines allow it, so lines from several workers sharing stderr never
+ * interleave mid-line (a single line longer than PIPE_BUF may).
+ *
+ * Every field a client or an app controls is escaped: the error log turns
+ * control characters (and backslash) into \n, \t, \xNN, \u00NN escapes and
+ * keeps valid UTF-8; the access log is JSON (RFC 8259 escapes). A request
+ * path cannot forge a log line.
+ *
+ * Not thread-safe beyond a mutex around each buffer: lines from several
+ * threads never tear, the flush hook belongs to one worker.
  */
 #ifndef SL_SERVER_LOG_H
 #define SL_SERVER_LOG_H
@@ -19,32 +52,63 @@
 extern "C" {
 #endif
 
+#define SL_LOG_BUFFER (64 << 10) /* bytes buffered per destination */
+#define SL_LOG_LINE_MAX 1024     /* one error-log line, escapes included */
+
 /* Process-wide threshold for sl_log (default SL_LOG_INFO). */
 void sl_log_set_level(enum sl_log_level level);
 bool sl_log_enabled(enum sl_log_level level);
 
 /* "saltare[PID]: LEVEL: message\n" on stderr when `level` passes the
- * threshold. Long messages are truncated to one line of ~1 KiB. */
+ * threshold. The message is escaped (see above) and cut to one line of
+ * SL_LOG_LINE_MAX bytes. */
 void sl_log(enum sl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sl_vlog(enum sl_log_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/*
+ * Appends a preformatted block of lines (a Python traceback) to the error
+ * log as one unit: control characters other than LF are escaped, a final
+ * newline is added when missing. Dropped whole if it does not fit.
+ */
+void sl_log_block(const char *text, size_t len);
+
+/*
+ * A loop turn. Between begin and end, access-log lines wait in their
+ * buffer; end writes them all (without blocking). Error-log lines never
+ * wait. Outside a turn every line is written as it is logged. Turns nest.
+ */
+void sl_log_batch_begin(void);
+void sl_log_batch_end(void);
+
+/* Writes what the buffers hold, without blocking. */
+void sl_log_flush(void);
+
+/* True while some line waits in a buffer (the consumer pushed back). */
+bool sl_log_pending(void);
+
+/* At exit: flushes, waiting at most timeout_ms for a slow consumer;
+ * whatever is left then is lost (and said so, if it can be). */
+void sl_log_drain(unsigned timeout_ms);
+
 struct sl_access_log {
-    int fd; /* -1 = off */
-    bool owned;
+    int sink; /* 0 = off (a zeroed struct is off); else internal */
 };
 
 /*
- * Opens the access log: NULL = off, "stderr", or a file path opened for
- * append (created 0644). Returns 0, or a negative errno after logging which
- * path failed.
+ * Opens the access log: NULL = off, "stderr" (shares the error log's
+ * buffer, so both keep their relative order), or a file path opened for
+ * append (created 0644). Returns 0, or a negative errno after logging
+ * which path failed.
  */
 int sl_access_log_open(struct sl_access_log *l, const char *target);
+
+/* Flushes (waiting briefly, as sl_log_drain) and closes the access log. */
 void sl_access_log_close(struct sl_access_log *l);
 
 static inline bool sl_access_log_on(const struct sl_access_log *l)
 {
-    return l->fd >= 0;
+    return l->sink > 0;
 }
 
 /* One request. Strings are byte ranges (any bytes: they are escaped). */
@@ -67,14 +131,19 @@ struct sl_access_entry {
 /*
  * Renders `e` as one JSON line (with the newline) into buf[cap >=
  * SL_ACCESS_LINE_MAX]; returns its length. Fields are escaped per RFC 8259
- * (invalid UTF-8 bytes become \u00XX) and long ones truncated so the line
- * always fits.
+ * (control characters, C1 controls included, as \u00XX; invalid UTF-8
+ * bytes become \u00XX too) and long ones truncated so the line always fits.
  */
 size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e);
 
-/* Formats and writes one line; errors are ignored (logging never fails a
- * request). */
+/* Formats and queues one line; a line that does not fit the buffer is
+ * dropped and counted (logging never fails or stalls a request). */
 void sl_access_log_write(const struct sl_access_log *l, const struct sl_access_entry *e);
+
+/* Escapes src[0..n) for the error log into out[0..cap) (see above),
+ * cutting between characters; returns the length written. Exposed for
+ * tests. */
+size_t sl_log_escape(char *out, size_t cap, const char *src, size_t n);
 
 #ifdef __cplusplus
 }

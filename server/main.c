@@ -1,7 +1,9 @@
 /*
- * main: argv -> config -> listeners -> workers -> run.
+ * main: argv -> config -> listeners -> workers -> run. The program layer:
+ * the only file that knows config/, server/ and python/ (the layers and a
+ * request's path through the files: docs/architecture.md).
  *
- * Exit codes (DESIGN.md): 0 clean, 78 config error, 3 app startup failure,
+ * Exit codes: 0 clean, 78 config error (EX_CONFIG), 3 app startup failure,
  * 1 otherwise.
  */
 #include <errno.h>
@@ -21,7 +23,8 @@
 #include "server/log.h"
 
 #define SL_VERSION "0.1.0"
-#define MAX_ARGS 64 /* -c files and --set overrides, each */
+#define MAX_ARGS 64       /* -c files and --set overrides, each */
+#define LOG_DRAIN_MS 2000 /* at exit, how long a slow log consumer may hold us */
 
 struct cli {
     struct sl_cfg_source sources[MAX_ARGS + 1];
@@ -32,7 +35,7 @@ struct cli {
     const char *host;
     const char *port;
     const char *workers;
-    char quick_yaml[1024];
+    char *quick_yaml; /* heap, sized from the arguments */
     bool test_only, print_config, schema, docs;
 };
 
@@ -124,52 +127,76 @@ static int parse_args(struct cli *cli, int argc, char **argv)
     return 0;
 }
 
-/* Writes YAML-quoted `s` (double quotes, backslash escapes) into buf. */
-static size_t yaml_quote(char *buf, size_t cap, const char *s)
+/*
+ * Appends `s` YAML-escaped for a double-quoted scalar at p and returns the
+ * new end: '"' and '\\' get a backslash, other control bytes become \xNN so
+ * they reach the config compiler (and its error message) unchanged. At most
+ * 4 * strlen(s) bytes.
+ */
+static char *yaml_escape(char *p, const char *s)
 {
-    size_t n = 0;
-    if (n < cap)
-        buf[n++] = '"';
-    for (; *s && n + 3 < cap; s++) {
-        if (*s == '"' || *s == '\\')
-            buf[n++] = '\\';
-        buf[n++] = *s;
+    static const char hex[] = "0123456789abcdef";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            *p++ = '\\', *p++ = 'x', *p++ = hex[c >> 4], *p++ = hex[c & 15];
+        } else {
+            *p++ = (char)c;
+        }
     }
-    if (n < cap)
-        buf[n++] = '"';
-    return n;
+    return p;
+}
+
+static char *put(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
 }
 
 /*
  * Quick start: `saltare main:app --port 8000` becomes an in-memory YAML
  * document merged after any -c files, so it builds the very same structs as
- * the equivalent file would.
+ * the equivalent file would. The buffer is sized from the arguments (each
+ * escapes to at most 4x its length), so no argument is ever cut.
  */
 static int add_quick_start(struct cli *cli)
 {
-    char addr[300], q[700];
     const char *host = cli->host ? cli->host : "127.0.0.1";
     const char *port = cli->port ? cli->port : "8000";
-    size_t n = sizeof(cli->quick_yaml), off = 0;
+    const char *workers = cli->workers ? cli->workers : "";
+    bool bracket = strchr(host, ':') && host[0] != '[';
+    char *p;
 
     if (!cli->target) {
         if (cli->host || cli->port || cli->workers)
             return usage_error("%s needs MODULE:ATTR", "--host/--port/--workers");
         return 0;
     }
-    if (strchr(host, ':') && host[0] != '[')
-        snprintf(addr, sizeof(addr), "[%s]:%s", host, port);
-    else
-        snprintf(addr, sizeof(addr), "%s:%s", host, port);
-    q[yaml_quote(q, sizeof(q) - 1, cli->target)] = '\0';
-    /* Like `python -m`, the quick start imports from the working directory. */
-    off += snprintf(cli->quick_yaml + off, n - off, "app:\n  target: %s\n  path: [\".\"]\n", q);
-    q[yaml_quote(q, sizeof(q) - 1, addr)] = '\0';
-    off += snprintf(cli->quick_yaml + off, n - off, "listeners:\n  - tcp: %s\n", q);
-    if (cli->workers) {
-        q[yaml_quote(q, sizeof(q) - 1, cli->workers)] = '\0';
-        snprintf(cli->quick_yaml + off, n - off, "workers: %s\n", q);
+    cli->quick_yaml =
+        malloc(4 * (strlen(cli->target) + strlen(host) + strlen(port) + strlen(workers)) + 128);
+    if (cli->quick_yaml == NULL) {
+        perror("saltare");
+        return 1;
     }
+    /* Like `python -m`, the quick start imports from the working directory. */
+    p = put(cli->quick_yaml, "app:\n  target: \"");
+    p = yaml_escape(p, cli->target);
+    p = put(p, "\"\n  path: [\".\"]\nlisteners:\n  - tcp: \"");
+    p = put(p, bracket ? "[" : "");
+    p = yaml_escape(p, host);
+    p = put(p, bracket ? "]:" : ":");
+    p = yaml_escape(p, port);
+    p = put(p, "\"\n");
+    if (cli->workers) {
+        p = put(p, "workers: \"");
+        p = yaml_escape(p, workers);
+        p = put(p, "\"\n");
+    }
+    *p = '\0';
     cli->sources[cli->nsources++] =
         (struct sl_cfg_source){.name = "<command line>", .text = cli->quick_yaml};
     return 0;
@@ -243,27 +270,30 @@ static void on_child(int sig)
  * stop_signals and going to sleep (it would be forwarded to nobody). Forked
  * workers inherit the block: a signal sent to a worker before the bridge
  * installed its handlers stays pending instead of being lost to the
- * master's handler or killing the worker. *open receives the mask to wait
- * with.
+ * master's handler or killing the worker. Each handler runs with all three
+ * blocked, so none interrupts another. *open receives the mask to wait
+ * with. Returns 0 or -errno (logged).
  */
-static void master_signals(sigset_t *open)
+static int master_signals(sigset_t *open)
 {
     struct sigaction stop = {.sa_handler = on_stop_signal}, child = {.sa_handler = on_child};
     sigset_t set;
 
-    sigemptyset(&stop.sa_mask);
-    sigemptyset(&child.sa_mask);
-    sigaction(SIGTERM, &stop, NULL);
-    sigaction(SIGINT, &stop, NULL);
-    sigaction(SIGCHLD, &child, NULL);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, open);
+    stop.sa_mask = child.sa_mask = set;
+    if (sigprocmask(SIG_BLOCK, &set, open) < 0 || sigaction(SIGTERM, &stop, NULL) < 0 ||
+        sigaction(SIGINT, &stop, NULL) < 0 || sigaction(SIGCHLD, &child, NULL) < 0) {
+        int err = errno;
+        sl_log(SL_LOG_ERROR, "cannot set up the master's signals: %s", strerror(err));
+        return -err;
+    }
     sigdelset(open, SIGTERM);
     sigdelset(open, SIGINT);
     sigdelset(open, SIGCHLD);
+    return 0;
 }
 
 /* Sleeps `ms` milliseconds, less if a stop signal comes. */
@@ -293,26 +323,37 @@ static void forward_signal(const pid_t *pids, unsigned n, int sig)
             kill(pids[i], sig);
 }
 
+/*
+ * A fresh worker's process state. The group and the parent-death signal are
+ * best effort (a failure is logged: the worker still serves, it only loses
+ * that protection); the signal dispositions are not: a worker that cannot
+ * set them exits 1.
+ */
 static int worker_main(const struct sl_config *cfg, const int *fds, pid_t master)
 {
     sigset_t child;
 
     /* Its own process group: a Ctrl-C at the terminal reaches only the
      * master, which forwards one SIGTERM (two would mean "abort"). */
-    setpgid(0, 0);
+    if (setpgid(0, 0) < 0)
+        sl_log(SL_LOG_WARNING, "setpgid: %s; a terminal Ctrl-C also reaches this worker",
+               strerror(errno));
     /* A master killed outright (SIGKILL, a crash) must not leave orphans
      * serving on its sockets: they drain as if it had sent SIGTERM. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+        sl_log(SL_LOG_WARNING, "prctl(PR_SET_PDEATHSIG): %s; this worker outlives a killed master",
+               strerror(errno));
     if (getppid() != master)
         raise(SIGTERM); /* it died before prctl: pending until handled */
     /* Not the master's handlers. SIGTERM and SIGINT stay blocked (pending,
      * never lost) until the bridge installs its own; SIGCHLD is the app's. */
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);
-    sigprocmask(SIG_UNBLOCK, &child, NULL);
+    if (signal(SIGTERM, SIG_DFL) == SIG_ERR || signal(SIGINT, SIG_DFL) == SIG_ERR ||
+        signal(SIGCHLD, SIG_DFL) == SIG_ERR || sigprocmask(SIG_UNBLOCK, &child, NULL) < 0) {
+        sl_log(SL_LOG_ERROR, "worker signals: %s", strerror(errno));
+        return 1;
+    }
     return sl_py_serve(cfg, fds);
 }
 
@@ -323,8 +364,11 @@ static int spawn(const struct sl_config *cfg, const int *fds, pid_t *pids, unsig
     pid_t pid = sl_py_fork();
     if (pid < 0)
         return -errno;
-    if (pid == 0)
-        _exit(worker_main(cfg, fds, master));
+    if (pid == 0) {
+        int rc = worker_main(cfg, fds, master);
+        sl_log_drain(LOG_DRAIN_MS);
+        _exit(rc);
+    }
     pids[i] = pid;
     return 0;
 }
@@ -353,7 +397,8 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
     int rc = 0, forwarded = 0;
     sigset_t open;
 
-    master_signals(&open);
+    if (master_signals(&open) < 0)
+        return 1;
     for (unsigned i = 0; i < n; i++) {
         if (spawn(cfg, fds, pids, i) < 0) {
             perror("saltare: fork");
@@ -457,8 +502,10 @@ int main(int argc, char **argv)
     if (cli.nsources == 0)
         return usage_error("%s", "nothing to serve: give -c FILE or MODULE:ATTR");
     cfg = load_config(&cli);
-    if (cfg == NULL)
+    if (cfg == NULL) {
+        free(cli.quick_yaml);
         return SL_EX_CONFIG;
+    }
     if (cli.print_config) {
         sl_cfg_print(cfg, stdout);
         rc = 0;
@@ -469,5 +516,7 @@ int main(int argc, char **argv)
         rc = serve(cfg);
     }
     sl_cfg_free(cfg);
+    free(cli.quick_yaml);
+    sl_log_drain(LOG_DRAIN_MS);
     return rc;
 }

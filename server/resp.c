@@ -208,11 +208,6 @@ void sl__out_ready(struct sl_conn *c)
 
 /* ---- response head ------------------------------------------------------- */
 
-static bool name_is(const struct sl_h1_header *h, const char *name, size_t len)
-{
-    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
-}
-
 static bool parse_u64(const char *s, size_t n, uint64_t *out)
 {
     uint64_t v = 0;
@@ -254,9 +249,9 @@ enum { KEEP, SKIP_FRAMING, SKIP_CL };
 
 static int classify(const struct sl_h1_header *h)
 {
-    if (name_is(h, "connection", 10) || name_is(h, "transfer-encoding", 17))
+    if (sl_h1_name_is(h, "connection", 10) || sl_h1_name_is(h, "transfer-encoding", 17))
         return SKIP_FRAMING; /* the core owns framing and connection reuse */
-    if (name_is(h, "content-length", 14))
+    if (sl_h1_name_is(h, "content-length", 14))
         return SKIP_CL;
     return KEEP;
 }
@@ -268,17 +263,17 @@ static int scan_headers(const struct sl_h1_header *h, size_t n, struct head_fact
         if (!sl_h1_header_ok(h[i].name, h[i].name_len, h[i].value, h[i].value_len))
             return -EINVAL;
         f->bytes += h[i].name_len + h[i].value_len + 4;
-        if (name_is(&h[i], "connection", 10)) {
+        if (sl_h1_name_is(&h[i], "connection", 10)) {
             f->app_close |= has_close(h[i].value, h[i].value_len);
-        } else if (name_is(&h[i], "content-length", 14)) {
+        } else if (sl_h1_name_is(&h[i], "content-length", 14)) {
             uint64_t v;
             if (!parse_u64(h[i].value, h[i].value_len, &v) || (f->has_cl && v != f->cl))
                 return -EINVAL;
             f->has_cl = true;
             f->cl = v;
-        } else if (name_is(&h[i], "server", 6)) {
+        } else if (sl_h1_name_is(&h[i], "server", 6)) {
             f->has_server = true;
-        } else if (name_is(&h[i], "date", 4)) {
+        } else if (sl_h1_name_is(&h[i], "date", 4)) {
             f->has_date = true;
         }
     }
@@ -610,14 +605,4 @@ int sl_resp_error(struct sl_req *r, int status)
         sl__conn_close(c);
     }
     return 0;
-}
-
-bool sl_resp_started(const struct sl_req *r)
-{
-    return r->started;
-}
-
-bool sl_resp_done(const struct sl_req *r)
-{
-    return r->ended;
 }

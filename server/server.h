@@ -136,9 +136,6 @@ int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n);
  */
 int sl_resp_error(struct sl_req *r, int status);
 
-bool sl_resp_started(const struct sl_req *r);
-bool sl_resp_done(const struct sl_req *r);
-
 /* The app is done with `r`; it must not touch it again. The core frees it
  * once the connection no longer needs it. */
 void sl_req_release(struct sl_req *r);
@@ -205,9 +202,7 @@ bool sl_worker_abort_requested(const struct sl_worker *w);
 /* True once draining and no connection is left. */
 bool sl_worker_done(const struct sl_worker *w);
 
-size_t sl_worker_nconns(const struct sl_worker *w);
-
-/* Counters for the SIGUSR1 stats line and for tests. Pool buffers are the
+/* Counters, for tests and diagnostics. Pool buffers are the
  * only per-connection memory besides the connection structs: an idle
  * keep-alive connection holds none. */
 struct sl_worker_stats {

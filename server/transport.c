@@ -47,7 +47,6 @@ static void plain_close(int fd, void *ctx)
 }
 
 const struct sl_transport sl_transport_plain = {
-    .name = "plain",
     .read = plain_read,
     .writev = plain_writev,
     .shutdown = plain_shutdown,

@@ -24,7 +24,6 @@ extern "C" {
 #endif
 
 struct sl_transport {
-    const char *name; /* "plain", for logs */
     /* Reads up to len bytes into buf: the count (> 0), 0 at the end of the
      * peer's stream, -EAGAIN, or another -errno. */
     ssize_t (*read)(int fd, void *ctx, void *buf, size_t len);

@@ -1,8 +1,9 @@
 /*
  * worker: the event loop. One epoll set holds the listeners (level
  * triggered, EPOLLEXCLUSIVE so several workers can share them), the wake
- * eventfd and every connection (edge triggered, registered once for
- * in+out+rdhup: no epoll_ctl per request).
+ * eventfd and every connection (edge triggered). A connection is added
+ * for in+rdhup when accepted (conn.c); out is added by the first write
+ * that blocks (resp.c) and then stays, so a request costs no epoll_ctl.
  *
  * One round (sl_worker_poll or one turn of sl_worker_run):
  *   epoll_wait -> handle I/O (may call on_request) -> deferred work (pending
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/clock.h"
 #include "server/server_internal.h"
 
 #define ACCEPT_BATCH 64 /* accepts per listener event: fairness */
@@ -28,19 +30,12 @@
 #define POOL_IDLE_MS 5000   /* free buffers unused this long go back to the kernel */
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
 
-static uint64_t clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Inside a round the clock read at its start is fresh enough; app calls
  * between rounds (the app awaited something) read it again. */
 uint64_t sl__worker_now(struct sl_worker *w)
 {
     if (!w->in_poll)
-        w->now_ms = clock_ms();
+        w->now_ms = sl_clock_ms();
     return w->now_ms;
 }
 
@@ -244,11 +239,12 @@ static void housekeeping(struct sl_timer *t)
     sl_pool_trim(&w->large, POOL_IDLE_MS);
 }
 
-/* Trimming only matters while free buffers exist: an idle worker with
- * empty pools arms no timer and sleeps. */
+/* Trimming only matters while free buffers exist, and a log consumer that
+ * pushed back is retried here too: an idle worker with empty pools and
+ * nothing to log arms no timer and sleeps. */
 static void housekeeping_arm(struct sl_worker *w)
 {
-    if (!sl_timer_armed(&w->housekeeping) && (w->small.nfree || w->large.nfree))
+    if (!sl_timer_armed(&w->housekeeping) && (w->small.nfree || w->large.nfree || sl_log_pending()))
         sl_timer_arm(&w->wheel, &w->housekeeping, w->now_ms + HOUSEKEEPING_MS);
 }
 
@@ -294,8 +290,10 @@ bool sl_worker_flush_pending(const struct sl_worker *w)
 void sl_worker_flush(struct sl_worker *w)
 {
     if (!w->in_poll)
-        w->now_ms = clock_ms();
+        w->now_ms = sl_clock_ms();
+    sl_log_batch_begin();
     flush_batch(w);
+    sl_log_batch_end();
 }
 
 /* One round; returns the number of events handled. */
@@ -309,9 +307,10 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
             return -errno;
         n = 0;
     }
-    w->now_ms = clock_ms();
+    w->now_ms = sl_clock_ms();
     w->in_poll = true;
-    flush_batch(w); /* first: the responses of the embedder's last turn */
+    sl_log_batch_begin(); /* access lines of this round: one write at its end */
+    flush_batch(w);       /* first: the responses of the embedder's last turn */
     check_signals(w);
     while (w->later) { /* deferred last round: their turn again */
         struct sl_conn *c = w->later;
@@ -324,8 +323,9 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     run_deferred(w);
     sl_timer_advance(&w->wheel, w->now_ms);
     run_deferred(w);
-    housekeeping_arm(w);
     free_dead(w);
+    sl_log_batch_end();
+    housekeeping_arm(w);
     w->in_poll = false;
     return n;
 }
@@ -345,7 +345,7 @@ int sl_worker_poll(struct sl_worker *w, unsigned budget)
 
 int sl_worker_next_timer_ms(struct sl_worker *w)
 {
-    uint64_t now = clock_ms();
+    uint64_t now = sl_clock_ms();
     int64_t ms =
         w->pending || w->later || w->evq_head || w->batch ? 0 : sl_timer_next_ms(&w->wheel, now);
     if (ms > 1000000000)
@@ -367,11 +367,6 @@ int sl_worker_run(struct sl_worker *w)
 int sl_worker_fd(const struct sl_worker *w)
 {
     return w->epfd;
-}
-
-size_t sl_worker_nconns(const struct sl_worker *w)
-{
-    return w->nconns;
 }
 
 void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out)
@@ -477,14 +472,14 @@ static int setup_listeners(struct sl_worker *w, const int *fds)
         l->tp = &sl_transport_plain; /* TLS listeners will pick theirs here */
         l->cfg = lc;
         l->is_unix = lc->kind == SL_LISTENER_UNIX;
-        /* No config key for the target: 8 KiB like common servers, and
-         * always below the head limit so a long URI is 414, not 431. */
+        /* The target stays below the head limit so that a long URI is
+         * 414, not 431 (config/schema.c documents the 64 bytes). */
         size_t head = lc->limits.max_header_bytes;
-        size_t target = head > 64 ? head - 64 : head;
+        size_t target = lc->limits.max_request_target;
         l->h1 = (struct sl_h1_limits){
             .max_head = head,
             .max_headers = lc->limits.max_headers,
-            .max_target = target < 8192 ? target : 8192,
+            .max_target = target < head - 64 ? target : head - 64,
         };
         if (lc->limits.max_headers > w->max_hdrs)
             w->max_hdrs = lc->limits.max_headers;
@@ -514,16 +509,16 @@ static int setup_epoll(struct sl_worker *w)
 static int worker_setup(struct sl_worker *w, const int *fds)
 {
     int rc;
-    w->now_ms = clock_ms();
+    w->now_ms = sl_clock_ms();
     sl_timer_wheel_init(&w->wheel, w->now_ms, SL__TICK_MS);
     sl_timer_init(&w->housekeeping, housekeeping);
     sl_timer_init(&w->accept_timer, accept_resume);
     if ((rc = sl_pool_init(&w->small, SL__SMALL_BUF, 1024, &w->now_ms)) < 0 ||
         (rc = sl_pool_init(&w->large, large_size(w->cfg), 64, &w->now_ms)) < 0 ||
         (rc = make_server_line(w)) < 0 || (rc = setup_listeners(w, fds)) < 0 ||
-        (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0)
+        (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0 || (rc = setup_epoll(w)) < 0)
         return rc;
-    return setup_epoll(w);
+    return 0;
 }
 
 struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_fds,
@@ -536,7 +531,6 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
     w->ops = ops;
     w->app = app;
     w->epfd = w->wakefd = -1;
-    w->alog.fd = -1;
     w->told_due_ms = UINT64_MAX;
     atomic_init(&w->signals, 0);
     int rc = worker_setup(w, listen_fds);

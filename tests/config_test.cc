@@ -997,6 +997,7 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "limits:\n"
               "  max_body: 1MiB\n"
               "  max_header_bytes: 16KiB\n"
+              "  max_request_target: 8KiB\n"
               "  max_headers: 100\n"
               "  max_connections: 1024\n"
               "  max_keepalive_requests: 1000\n"

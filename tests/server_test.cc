@@ -351,6 +351,7 @@ class Server
         }
         lc.limits.max_body = o.max_body;
         lc.limits.max_header_bytes = 8192;
+        lc.limits.max_request_target = 8192;
         lc.limits.max_headers = 64;
         lc.limits.max_connections = o.max_connections;
         lc.limits.max_keepalive_requests = o.max_keepalive_requests;

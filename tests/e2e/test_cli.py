@@ -149,6 +149,36 @@ def test_quick_start_builds_the_same_config_as_the_equivalent_yaml(tmp_path):
     assert quick.stdout == from_file.stdout
 
 
+def test_quick_start_keeps_long_arguments_whole():
+    # Each argument is far longer than any fixed buffer would hold; the
+    # generated YAML must carry every byte to the config compiler.
+    module = "m" * 5000
+    quick = run(f"{module}:app", "--port", "9" * 3000, "--workers", "3" * 2000, "--print-config")
+    assert quick.returncode == 78
+    lines = quick.stderr.splitlines()
+    assert len(lines) == 2, quick.stderr
+    assert lines[0].startswith("<command line>:5:10: listeners.0.tcp: expected a port from 0 to")
+    assert lines[1].startswith("<command line>:6:10: workers: expected an integer from 0 to 1024")
+
+
+def test_quick_start_long_target_is_printed_in_full():
+    module = "pkg_" + "x" * 6000
+    quick = run(f"{module}:app", "--host", "127.0.0.1", "--print-config")
+    assert quick.returncode == 0, quick.stderr[:500]
+    assert f'  target: "{module}:app"\n' in quick.stdout
+
+
+def test_quick_start_control_bytes_and_quotes_reach_the_error_message():
+    r = run('main:"app', "--host", "::1\n", "--print-config")
+    assert r.returncode == 78
+    assert r.stderr.splitlines() == [
+        '<command line>:2:11: app.target: expected a module:attr target like "main:app", '
+        'got "main:\\"app"',
+        '<command line>:5:10: listeners.0.tcp: expected a numeric listen address like '
+        '"127.0.0.1:8000", "[::1]:8000" or ":8000", got "[::1\\n]:8000"',
+    ]
+
+
 def test_schema_is_json_describing_every_section():
     r = run("--schema")
     assert r.returncode == 0
