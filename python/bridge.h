@@ -43,7 +43,11 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds);
  */
 pid_t sl_py_fork(void);
 
-/* Finalises the interpreter. */
+/*
+ * Finalises the interpreter. After a second signal (sl_py_serve aborted) it
+ * only flushes sys.stdout and sys.stderr: finalising would wait for the
+ * app's threads, and the process is meant to exit at once.
+ */
 void sl_py_fini(void);
 
 #ifdef __cplusplus

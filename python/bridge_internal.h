@@ -47,6 +47,7 @@ struct sl__py {
     size_t nactive;                /* requests whose task has not finished */
     uint64_t nrequests;            /* requests started, ever */
     bool draining;                 /* the worker was seen draining */
+    bool aborted;                  /* a second signal: exit without finalising */
     struct sl__strs s;
 };
 

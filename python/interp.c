@@ -467,10 +467,29 @@ int sl__py_loop_for_child(void)
     return loop_install();
 }
 
+/* Flushes sys.stdout and sys.stderr: what the app printed reaches the log. */
+static void stdio_flush(void)
+{
+    static const char *const names[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < 2; i++) {
+        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
+        if (f != NULL)
+            Py_XDECREF(PyObject_CallMethod(f, "flush", NULL));
+        PyErr_Clear();
+    }
+}
+
 void sl_py_fini(void)
 {
     if (!Py_IsInitialized())
         return;
+    if (sl__py.aborted) {
+        /* Exiting at once: finalising would join the app's threads (anyio
+         * workers, executors, a sync endpoint still running), which need
+         * not ever end. */
+        stdio_flush();
+        return;
+    }
     sl__scope_fini();
     Py_CLEAR(sl__py.app);
     Py_CLEAR(sl__py.create_task);

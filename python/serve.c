@@ -9,6 +9,12 @@
  * the shutdown: drain, wait for in-flight tasks (bounded by
  * timeouts.shutdown), lifespan shutdown, stop.
  *
+ * Serving happens inside one long-lived root task, run_until_complete of a
+ * coroutine that awaits the end of serving, as uvicorn does: libraries look
+ * for that task. anyio (FastAPI's sync endpoints, Starlette's
+ * run_in_threadpool) ties its worker threads to it and, without one, to the
+ * request's own task, starting and stopping a thread per request.
+ *
  * A second SIGTERM/SIGINT exits at once, skipping lifespan shutdown; the
  * exit status is then 1 (not a clean exit).
  */
@@ -34,12 +40,15 @@ static struct {
     uint64_t timer_due;    /* when `timer` fires, sl__now_ms() clock */
     PyObject *deadline;    /* pending shutdown-bound handle, or NULL */
     PyObject *on_idle;     /* call_later callback for idle compaction */
+    PyObject *root_fn;     /* async def serve(done): the root task's coroutine function */
+    PyObject *root;        /* the root task while serving, or NULL */
+    PyObject *done;        /* future the root task awaits: resolved when serving ends */
     PyObject *idle;        /* pending idle-check handle, or NULL */
     uint64_t idle_seen;    /* sl__py.nrequests at the last idle check */
     bool compacted;        /* compacted since the last request */
     bool kick_pending;     /* an on_kick is queued */
     bool flush_pending;    /* an on_flush is queued */
-    bool stopping;         /* loop.stop() was called */
+    bool stopping;         /* serving is ending (done resolved) or the loop was stopped */
     bool finishing;        /* serving ended: lifespan shutdown and cleanup */
     bool aborted;          /* second signal */
 } S;
@@ -65,19 +74,33 @@ static void loop_call(PyObject *callable, const char *what, PyObject *a, PyObjec
     Py_XDECREF(r);
 }
 
+/* Stops the loop at once, whatever runs (second signal). */
 static void stop_loop(void)
 {
     PyObject *stop;
 
-    if (S.stopping)
-        return;
-    S.stopping = true;
     if ((stop = PyObject_GetAttrString(sl__py.loop, "stop")) == NULL) { /* new */
         sl__py_log_error("loop.stop failed");
         return;
     }
     loop_call(stop, "loop.stop", NULL, NULL);
     Py_DECREF(stop);
+}
+
+/* Ends serving: the root task finishes, then run_until_complete returns. */
+static void serve_end(void)
+{
+    PyObject *r;
+
+    if (S.stopping || S.done == NULL)
+        return;
+    S.stopping = true;
+    r = PyObject_CallMethodOneArg(S.done, sl__py.s.set_result, Py_None); /* new */
+    if (r == NULL) {
+        sl__py_log_error("cannot end serving");
+        stop_loop();
+    }
+    Py_XDECREF(r);
 }
 
 void sl__serve_kick(void)
@@ -133,28 +156,20 @@ static void arm_timer(struct sl_worker *w)
 }
 
 /*
- * The shutdown bound passed: cancel what still runs and stop. The stop is
- * queued behind the cancellations so that the tasks see them (and their
- * clients get a 500) before the loop ends.
+ * The shutdown bound passed: cancel what still runs and end serving. The
+ * cancellations are delivered in the next turn of the loop; the root task
+ * wakes in that same turn and run_until_complete returns one turn later, so
+ * the tasks see them (and their clients get a 500) before the loop ends.
  */
 static PyObject *on_deadline(PyObject *self, PyObject *unused)
 {
-    PyObject *stop;
-
     (void)self;
     (void)unused;
     Py_CLEAR(S.deadline);
     sl__py_log(SL_LOG_WARNING, "shutdown timeout: cancelling %zu request(s) still running",
                sl__py.nactive);
     sl__requests_cancel_all();
-    if ((stop = PyObject_GetAttrString(sl__py.loop, "stop")) == NULL) { /* new */
-        PyErr_Clear();
-        stop_loop();
-        Py_RETURN_NONE;
-    }
-    S.stopping = true;
-    loop_call(sl__py.call_soon, "loop.call_soon", stop, NULL);
-    Py_DECREF(stop);
+    serve_end();
     Py_RETURN_NONE;
 }
 
@@ -179,10 +194,11 @@ static void drain_begin(void)
 static void check_state(struct sl_worker *w)
 {
     if (sl_worker_abort_requested(w)) {
-        if (!S.aborted)
+        if (!S.aborted) {
             sl__py_log(SL_LOG_WARNING, "second signal: exiting now");
-        S.aborted = true;
-        stop_loop();
+            S.aborted = sl__py.aborted = true;
+            stop_loop();
+        }
         return;
     }
     if (S.finishing) /* the loop now runs for lifespan shutdown only */
@@ -190,7 +206,7 @@ static void check_state(struct sl_worker *w)
     if (!sl__py.draining && sl_worker_draining(w))
         drain_begin();
     if (sl__py.draining && sl__py.nactive == 0 && sl_worker_done(w))
-        stop_loop();
+        serve_end();
 }
 
 static void poll_worker(void)
@@ -335,8 +351,38 @@ static void signals_install(void (*handler)(int))
 
 /* ---- serving ------------------------------------------------------------------ */
 
+/*
+ * The root task's coroutine function. Compiled from source: a task needs a
+ * real coroutine, and this one is the whole of what the root task does.
+ */
+static const char root_src[] = "async def serve(done):\n"
+                               "    await done\n";
+
+static PyObject *root_fn_compile(void) /* new reference */
+{
+    PyObject *code = NULL, *globals = NULL, *name = NULL, *r = NULL, *fn = NULL;
+
+    if ((code = Py_CompileString(root_src, "<saltare>", Py_file_input)) == NULL ||
+        (globals = PyDict_New()) == NULL || (name = PyUnicode_FromString("saltare")) == NULL ||
+        PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+        PyDict_SetItemString(globals, "__name__", name) < 0 ||
+        (r = PyEval_EvalCode(code, globals, globals)) == NULL)
+        goto out;
+    fn = Py_XNewRef(PyDict_GetItemString(globals, "serve")); /* borrowed -> new */
+    if (fn == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "the root coroutine did not compile");
+out:
+    Py_XDECREF(r);
+    Py_XDECREF(name);
+    Py_XDECREF(globals);
+    Py_XDECREF(code);
+    return fn;
+}
+
 static int callbacks_create(void)
 {
+    if (S.root_fn == NULL && (S.root_fn = root_fn_compile()) == NULL)
+        return -1;
     S.on_readable = PyCFunction_New(&readable_def, NULL);
     S.on_kick = PyCFunction_New(&kick_def, NULL);
     S.on_flush = PyCFunction_New(&flush_def, NULL);
@@ -399,14 +445,55 @@ static void release_handles(void)
     PyErr_Clear();
 }
 
+/* Creates S.done and the root task awaiting it. Returns 0 or -1 (error set). */
+static int root_create(void)
+{
+    PyObject *coro = NULL, *args = NULL, *kw = NULL;
+
+    if ((S.done = PyObject_CallNoArgs(sl__py.create_future)) == NULL ||
+        (coro = PyObject_CallOneArg(S.root_fn, S.done)) == NULL ||
+        (args = PyTuple_Pack(1, coro)) == NULL ||
+        (kw = Py_BuildValue("{ss}", "name", "saltare.serve")) == NULL)
+        goto out;
+    S.root = PyObject_Call(sl__py.create_task, args, kw); /* new */
+out:
+    if (S.root == NULL && coro != NULL) /* never awaited: close it quietly */
+        Py_XDECREF(PyObject_CallMethod(coro, "close", NULL));
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_XDECREF(coro);
+    return S.root ? 0 : -1;
+}
+
+/*
+ * Makes sure the root task has finished, so that its done callbacks run
+ * (anyio stops its idle worker threads there; a thread left waiting would
+ * hold up interpreter finalisation). It is still pending only when the loop
+ * was stopped early (second signal).
+ */
+static void root_finish(void)
+{
+    PyObject *done = S.root ? PyObject_CallMethodNoArgs(S.root, sl__py.s.done) : NULL; /* new */
+
+    if (done == Py_False) {
+        Py_XDECREF(PyObject_CallMethodNoArgs(S.root, sl__py.s.cancel));
+        Py_XDECREF(PyObject_CallMethod(sl__py.loop, "run_until_complete", "O", S.root));
+    }
+    Py_XDECREF(done);
+    PyErr_Clear(); /* CancelledError, as intended */
+    Py_CLEAR(S.root);
+    Py_CLEAR(S.done);
+}
+
 /* Runs the loop until drained (or aborted). Returns 0 or 1. */
 static int run(struct sl_worker *w)
 {
     int fd = sl_worker_fd(w), status = 0;
     PyObject *r;
 
-    if (reader("add_reader", fd) < 0) {
-        sl__py_log_error("cannot watch the worker");
+    if (reader("add_reader", fd) < 0 || root_create() < 0) {
+        sl__py_log_error("cannot start serving");
+        root_finish();
         return 1;
     }
     sig_worker = w;
@@ -415,12 +502,15 @@ static int run(struct sl_worker *w)
     sl__serve_kick();              /* connections may already be waiting */
     S.compacted = true;            /* startup just did it */
     idle_arm();
-    r = PyObject_CallMethod(sl__py.loop, "run_forever", NULL); /* new */
-    if (r == NULL) {
+    r = PyObject_CallMethod(sl__py.loop, "run_until_complete", "O", S.root); /* new */
+    if (r == NULL && S.aborted) {
+        PyErr_Clear(); /* "Event loop stopped before Future completed" */
+    } else if (r == NULL) {
         sl__py_log_error("the event loop failed");
         status = 1;
     }
     Py_XDECREF(r);
+    root_finish();
     S.stopping = false;
     S.finishing = true;
     if (!S.aborted && sl__lifespan_shutdown(sl__py.cfg->timeouts.shutdown_ms) < 0)

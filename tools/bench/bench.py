@@ -14,12 +14,17 @@ binary is missing or does not start; the peers still run.
 
 Each server is pinned to CPU 0 (taskset) and every client (wrk, the Python clients in
 bench_client.py) to CPU 1; all traffic stays on 127.0.0.1 on free ports. Per server and
-app (tools/bench/apps/: `hello.py` raw ASGI, `fastapi_app.py` GET /items/{id}?q=,
-`transfer.py` upload/download) it measures:
+app (tools/bench/apps/: `hello.py` raw ASGI, `fastapi_app.py` GET /items/{id}?q= with an
+`async def` endpoint, `fastapi_sync_app.py` the same with a plain `def` endpoint (anyio's
+thread pool), `transfer.py` upload/download) it measures:
 
 - startup: spawn to the first successful HTTP response (connect is polled every 2 ms);
 - idle Pss: sum of /proc/PID/smaps_rollup Pss over the server and all its descendants;
 - rps and p99: `wrk -t1 -c64 --latency` for --duration seconds after a short warm-up;
+- requests per CPU-second: wrk's request count over the CPU time (user + system, all
+  threads, server and descendants) the server used during that run. On a shared machine
+  the server's CPU may be busy with other work, and rps then says more about the
+  scheduler than about the server; this one does not depend on the share it got;
 - Pss after the load;
 - Pss per idle keep-alive connection at 1,000 and 10,000 connections (--conns): a client
   opens N connections, sends one request on each, reads the response and idles; the
@@ -41,6 +46,8 @@ Examples:
     /usr/bin/python3 tools/bench/bench.py --quick
     /usr/bin/python3 tools/bench/bench.py --runs 3 --out bench.md
     /usr/bin/python3 tools/bench/bench.py --servers saltare,uvicorn-uvloop --phases hello
+    /usr/bin/python3 tools/bench/bench.py --servers saltare,uvicorn-uvloop \
+        --phases fastapi,fastapi-sync --runs 3
 
 saltare serves this file (written to a temporary directory, fresh port each start):
 
@@ -124,6 +131,8 @@ class App:
 APPS = {
     "hello": App("hello", "hello:app", "/", "/"),
     "fastapi": App("fastapi", "fastapi_app:app", "/items/1?q=probe", "/items/42?q=bench"),
+    "fastapi-sync": App("fastapi-sync", "fastapi_sync_app:app", "/items/1?q=probe",
+                        "/items/42?q=bench"),
     "transfer": App("transfer", "transfer:app", "/", "/"),
 }
 
@@ -280,6 +289,19 @@ def proc_tree(root):
         pids.append(pid)
         todo.extend(children.get(pid, []))
     return pids
+
+
+def tree_cpu_s(root):
+    """CPU time (user + system, seconds) of `root` and its live descendants, all threads."""
+    total = 0
+    for pid in proc_tree(root):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited between listing and reading
+        total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def read_field_kib(path, field):
@@ -465,8 +487,11 @@ def run_wrk(port, path, seconds):
 def measure_load(run, opts):
     if opts.warmup > 0:
         run_wrk(run.port, run.app.load_path, opts.warmup)
+    cpu0 = tree_cpu_s(run.proc.pid)
     result = run_wrk(run.port, run.app.load_path, opts.duration)
+    cpu = tree_cpu_s(run.proc.pid) - cpu0
     out = {"rps": result["rps"], "p99_ms": result["p99_ms"], "notes": []}
+    out["req_per_cpu_s"] = result["requests"] / cpu if cpu > 0 else None
     if result["errors"]:
         note = "wrk: %s in %d requests" % ("; ".join(result["errors"]), result["requests"])
         if result["read_errors"] >= 0.9 * result["requests"]:
@@ -591,8 +616,10 @@ def measure_server(server, opts, workdir):
             for n in opts.conns:
                 steps.append(named("conns-%d" % n, lambda r, n=n: measure_conns(r, n)))
         plan.append(("hello", "hello.", steps))
-    if "fastapi" in opts.phases:
-        plan.append(("fastapi", "fastapi.", [named("load", lambda r: measure_load(r, opts))]))
+    for app_name in ("fastapi", "fastapi-sync"):
+        if app_name in opts.phases:
+            step = named("load", lambda r: measure_load(r, opts))
+            plan.append((app_name, app_name + ".", [step]))
     for kind in ("upload", "download"):
         if kind in opts.phases:
             step = named("transfer", lambda r, k=kind: measure_transfer(r, k, opts))
@@ -613,7 +640,7 @@ def metric_rows(opts):
     """(key, label, kind, better, formatter): `better` is "higher" or "lower"."""
     mib = lambda kib: "%.1f" % (kib / 1024.0)  # noqa: E731
     rows = []
-    for app in ("hello", "fastapi"):
+    for app in ("hello", "fastapi", "fastapi-sync"):
         if app not in opts.phases and not (app == "hello" and "conns" in opts.phases):
             continue
         rows += [
@@ -623,6 +650,7 @@ def metric_rows(opts):
         if app in opts.phases:
             rows += [
                 (app + ".rps", "%s: requests/s" % app, "higher", "%.0f"),
+                (app + ".req_per_cpu_s", "%s: requests per CPU-second" % app, "higher", "%.0f"),
                 (app + ".p99_ms", "%s: p99 latency (ms)" % app, "lower", "%.2f"),
                 (app + ".pss_after_kib", "%s: Pss after load (MiB)" % app, "lower", mib),
             ]
@@ -661,6 +689,10 @@ TARGETS = [
     ("hello.rps", "raw ASGI rps >= 1.5x uvicorn (uvloop+httptools)", "ratio>=", 1.5),
     ("hello.p99_ms", "raw ASGI p99 no worse than uvicorn (uvloop+httptools)", "ratio<=", 1.0),
     ("fastapi.rps", "FastAPI rps >= 1.1x uvicorn (uvloop+httptools)", "ratio>=", 1.1),
+    ("fastapi-sync.rps", "FastAPI sync (def) rps >= 1.1x uvicorn (uvloop+httptools)", "ratio>=",
+     1.1),
+    ("fastapi-sync.p99_ms", "FastAPI sync (def) p99 no worse than uvicorn (uvloop+httptools)",
+     "ratio<=", 1.0),
     ("hello.idle_pss_kib", "raw ASGI idle Pss <= 0.75x uvicorn (uvloop+httptools)", "ratio<=",
      0.75),
     ("hello.conn_bytes_1000", "idle keep-alive conn <= 1 KiB Pss (@1000)", "abs<=", 1024),
@@ -795,8 +827,8 @@ def parse_args(argv):
         epilog="See the module docstring (tools/bench/bench.py) for what is measured.")
     p.add_argument("--servers", default=",".join(SERVERS),
                    help="comma-separated subset of: %s" % ", ".join(SERVERS))
-    p.add_argument("--phases", default="hello,fastapi,conns,upload,download",
-                   help="comma-separated subset of: hello, fastapi, conns, upload, download")
+    p.add_argument("--phases", default="hello,fastapi,fastapi-sync,conns,upload,download",
+                   help="comma-separated subset of: hello, fastapi, fastapi-sync, conns, upload, download")
     p.add_argument("--runs", type=int, default=1, help="alternating runs; medians are reported")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 10, --quick 2)")
     p.add_argument("--warmup", type=int, help="seconds of wrk warm-up (default 2, --quick 1)")
@@ -815,7 +847,8 @@ def parse_args(argv):
     bad = [s for s in opts.servers if s not in SERVERS]
     if bad or not opts.servers:
         p.error("unknown server(s) %s; choose from %s" % (bad, ", ".join(SERVERS)))
-    bad = [s for s in opts.phases if s not in ("hello", "fastapi", "conns", "upload", "download")]
+    bad = [s for s in opts.phases
+           if s not in ("hello", "fastapi", "fastapi-sync", "conns", "upload", "download")]
     if bad or not opts.phases:
         p.error("unknown phase(s) %s" % bad)
     if opts.duration is None:
