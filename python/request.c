@@ -214,10 +214,7 @@ static PyObject *as_method_result(PySendResult r, PyObject *result)
     if (r == PYGEN_NEXT)
         return result;
     if (r == PYGEN_RETURN) {
-        if (result == Py_None)
-            PyErr_SetNone(PyExc_StopIteration);
-        else
-            _PyGen_SetStopIterationValue(result);
+        sl__py_set_stop_iteration(result);
         Py_DECREF(result);
     }
     return NULL;
