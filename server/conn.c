@@ -18,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,35 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
     sl_access_log_write(&w->alog, &e);
 }
 
+/* Removes c from a singly linked list threaded through `link`. */
+static void list_remove(struct sl_conn **head, struct sl_conn *c, size_t link)
+{
+    for (struct sl_conn **pp = head; *pp;
+         pp = (struct sl_conn **)((char *)*pp + link)) {
+        if (*pp == c) {
+            *pp = *(struct sl_conn **)((char *)c + link);
+            return;
+        }
+    }
+}
+
+/* A closed conn is on no work list: the dead list alone holds it until it
+ * is freed, so no later round can reach freed memory. The lists hold only
+ * the current round's work, and a close while on one is rare: a scan. */
+static void unlink_work(struct sl_conn *c)
+{
+    struct sl_worker *w = c->w;
+    if (c->pending) {
+        list_remove(&w->pending, c, offsetof(struct sl_conn, pnext));
+        list_remove(&w->later, c, offsetof(struct sl_conn, pnext));
+        c->pending = false;
+    }
+    if (c->batched) {
+        list_remove(&w->batch, c, offsetof(struct sl_conn, bnext));
+        c->batched = false;
+    }
+}
+
 /*
  * Closes the socket now. A req still in flight is detached: the app gets
  * SL_REQ_DISCONNECT (queued, delivered by the poll loop) unless it already
@@ -207,6 +237,7 @@ void sl__conn_close(struct sl_conn *c)
     if (c->state == SL__C_DEAD)
         return;
     c->state = SL__C_DEAD;
+    unlink_work(c);
     sl_timer_cancel(&w->wheel, &c->rtimer);
     sl_timer_cancel(&w->wheel, &c->wtimer);
     c->tp->close(c->fd, c->tp_ctx);

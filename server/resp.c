@@ -103,13 +103,21 @@ static size_t out_consume(struct sl_conn *c, size_t n)
     return n;
 }
 
-static void want_epollout(struct sl_conn *c)
+/* Adds EPOLLOUT to the mask. Failing that, nothing would ever resume the
+ * write: the caller closes the connection. Returns 0 or -errno. */
+static int want_epollout(struct sl_conn *c)
 {
     if (c->epout)
-        return;
+        return 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->epout = true;
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        int err = errno;
+        sl_log(SL_LOG_ERROR, "epoll_ctl(MOD, fd %d): %s; closing the connection", c->fd,
+               strerror(err));
+        return -err;
+    }
+    c->epout = true;
+    return 0;
 }
 
 /* Fills iov with the queue, then (if the whole queue fit) the extras. */
@@ -168,7 +176,9 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra)
             ei++;
         if (n < 0 || (size_t)n < total) {
             c->wblocked = true; /* a short write: the kernel buffer is full */
-            want_epollout(c);
+            int err = want_epollout(c);
+            if (err < 0)
+                return err;
         } else if (!c->out_head && ei == nextra) {
             sl_timer_cancel(&c->w->wheel, &c->wtimer);
             return 0;

@@ -200,8 +200,9 @@ struct sl_worker {
     uint64_t accepted, requests; /* counters for sl_worker_stats */
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
-    struct sl_conn *batch; /* output held for sl_worker_flush (never a freed conn:
-                              flushed at the start of every round) */
+    struct sl_conn *batch; /* output held for sl_worker_flush */
+    /* pending, later and batch never hold a closed conn (sl__conn_close
+     * unlinks it), so none can reach one that was freed. */
     struct sl_conn *dead;
     struct sl_req *evq_head, *evq_tail;
     struct sl_req *req_free;

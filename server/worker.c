@@ -11,6 +11,7 @@
  * Connections closed during a round are freed only at its end because later
  * events of the same epoll batch may still point at them.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,7 @@ static void free_dead(struct sl_worker *w)
     while (w->dead) {
         struct sl_conn *c = w->dead;
         w->dead = c->next;
+        assert(!c->pending && !c->batched); /* sl__conn_close unlinked it */
         sl__conn_free(c);
     }
 }
@@ -274,8 +276,7 @@ static void flush_batch(struct sl_worker *w)
         struct sl_conn *c = w->batch;
         w->batch = c->bnext;
         c->batched = false;
-        if (c->state != SL__C_DEAD)
-            sl__out_ready(c);
+        sl__out_ready(c); /* never a closed conn: closing unlinks it */
     }
 }
 
