@@ -227,9 +227,11 @@ static void unlink_work(struct sl_conn *c)
 /*
  * Closes the socket now. A req still in flight is detached: the app gets
  * SL_REQ_DISCONNECT (queued, delivered by the poll loop) unless it already
- * ended its response or closed the connection itself. The conn struct and
- * its read buffer live until the end of the round (later events of the same
- * epoll batch, and an on_request still on the stack, may point at them).
+ * ended its response or closed the connection itself. Output still queued
+ * is dropped: callers that owe the client bytes flush first
+ * (sl__resp_fail). The conn struct and its read buffer live until the end
+ * of the round (later events of the same epoll batch, and an on_request
+ * still on the stack, may point at them).
  */
 void sl__conn_close(struct sl_conn *c)
 {
@@ -265,6 +267,15 @@ void sl__conn_close(struct sl_conn *c)
     c->next = w->dead;
     c->prev = NULL;
     w->dead = c;
+}
+
+/* The client is gone (EOF, reset, a failed write) before its exchange was
+ * over: close (the app gets SL_REQ_DISCONNECT) and count it. */
+void sl__conn_lost(struct sl_conn *c)
+{
+    if (c->state == SL__C_REQ && c->req && !c->req->finished)
+        c->w->client_aborts++;
+    sl__conn_close(c);
 }
 
 void sl__conn_free(struct sl_conn *c)
@@ -437,7 +448,7 @@ static void body_fail(struct sl_conn *c, struct sl_req *r, int err)
     }
     if (r->finished)
         close_linger(c);
-    else if (!r->started)
+    else if (!r->started || r->head)
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
     else
         sl__conn_close(c);
@@ -505,7 +516,7 @@ static void read_body(struct sl_conn *c, struct sl_req *r)
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
-            sl__conn_close(c); /* EOF or error in the middle of a body */
+            sl__conn_lost(c); /* EOF or error in the middle of a body */
             return;
         }
         if (!body_arrived(c, r))
@@ -525,15 +536,19 @@ static void req_step(struct sl_conn *c)
         request_done(c);
         return;
     }
-    /* A half-close after the whole request (`printf ... | nc -N`, some
-     * HTTP/1.0 clients) is not a disconnect: the client still reads. The
-     * app hears of it (it may stop waiting) and the response still goes
-     * out; a client that is really gone shows up as a failed write. */
-    if (c->peer_eof && r->body_complete && !r->eof_sent) {
-        r->eof_sent = true;
-        if (r->app_holds && !r->ended)
-            sl__worker_queue_event(r, SL__EV_PEER_EOF);
-    }
+    /* EOF before the app ended its response: the client is gone. A close
+     * and a half-close look the same from here, and waiting to tell them
+     * apart would let abandoned requests hold their fd and slot as long as
+     * the app works (forever for one that never returns); nginx and
+     * uvicorn decide the same way. A response the app has ended is still
+     * flushed (the write timeout bounds it); leftover body being dropped
+     * after it will not come. */
+    if (!c->peer_eof)
+        return;
+    if (!r->ended)
+        sl__conn_lost(c);
+    else if (r->finished)
+        sl__conn_close(c);
 }
 
 /* ---- request head -------------------------------------------------------- */
@@ -724,7 +739,7 @@ void sl__conn_process(struct sl_conn *c)
 void sl__conn_io(struct sl_conn *c, uint32_t events)
 {
     if (events & (EPOLLERR | EPOLLHUP)) {
-        sl__conn_close(c);
+        sl__conn_lost(c);
         return;
     }
     if (events & EPOLLIN)

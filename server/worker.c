@@ -124,7 +124,6 @@ static void deliver(struct sl_worker *w, struct sl_req *r)
         enum sl_req_event ev;
     } order[] = {{SL__EV_BODY, SL_REQ_BODY},
                  {SL__EV_DRAIN, SL_REQ_DRAIN},
-                 {SL__EV_PEER_EOF, SL_REQ_PEER_EOF},
                  {SL__EV_DISCONNECT, SL_REQ_DISCONNECT}};
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         /* The app may release the req from inside a callback. */
@@ -386,6 +385,7 @@ void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out
                      (w->large.outstanding + w->large.nfree) * w->large.size,
         .accepted = w->accepted,
         .requests = w->requests,
+        .client_aborts = w->client_aborts,
     };
 }
 
