@@ -530,6 +530,12 @@ static void on_event(void *app, struct sl_req *req, enum sl_req_event ev)
         sl__py_wake(&ex->recv_waiter);
         sl__py_wake(&ex->send_waiter);
         break;
+    case SL_REQ_CANCEL:
+        ex->disconnected = true;
+        sl__py_log(SL_LOG_WARNING, "%s %s: timeouts.app expired; cancelling the request's task",
+                   utf8_or(ex->method, "?"), utf8_or(ex->path, "?"));
+        cancel_task(ex);
+        break;
     }
 }
 

@@ -626,6 +626,7 @@ static void start_request(struct sl_conn *c, size_t head_len)
         return;
     }
     r->app_holds = true;
+    sl__timer_arm(c, &r->atimer, c->l->cfg->timeouts.app_ms);
     w->head_req = r;
     w->ops->on_request(w->app, r);
     w->head_req = NULL;

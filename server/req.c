@@ -13,6 +13,24 @@
 
 #include "server/server_internal.h"
 
+/*
+ * timeouts.app ran out while the app still had not ended its response: the
+ * client gets a 504 or what the app gave and a close (sl__resp_fail), and
+ * the app is told to stop (SL_REQ_CANCEL), even when the client already left:
+ * a task nobody waits for should not run forever.
+ */
+static void app_timer_fired(struct sl_timer *t)
+{
+    struct sl_req *r = sl_container_of(t, struct sl_req, atimer);
+    if (!r->app_holds)
+        return;
+    r->w->app_timeouts++;
+    if (r->c && !r->gone && !r->ended)
+        sl__resp_fail(r, 504);
+    r->disc_sent = true; /* CANCEL says more than DISCONNECT would */
+    sl__worker_queue_event(r, SL__EV_CANCEL);
+}
+
 struct sl_req *sl__req_new(struct sl_worker *w)
 {
     struct sl_req *r = w->req_free;
@@ -29,6 +47,7 @@ struct sl_req *sl__req_new(struct sl_worker *w)
     memset(r, 0, sizeof(*r));
     r->all_next = all_next;
     r->w = w;
+    sl_timer_init(&r->atimer, app_timer_fired);
     return r;
 }
 
@@ -185,6 +204,7 @@ void sl_req_release(struct sl_req *r)
 {
     if (!r->app_holds)
         return;
+    sl_timer_cancel(&r->w->wheel, &r->atimer);
     if (r->c && !r->gone && !r->ended)
         sl__resp_fail(r, 500);
     r->app_holds = false;

@@ -534,6 +534,8 @@ int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more)
     if (!more) {
         r->body_ended = true;
         r->ended = !r->trailers;
+        if (r->ended)
+            sl_timer_cancel(&c->w->wheel, &r->atimer);
         if (r->chunked && !r->trailers)
             iov[n++] = (struct iovec){(void *)last, 5};
         /* Fewer bytes than declared: the client cannot find the end. */
@@ -563,6 +565,7 @@ int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n)
             return -EINVAL;
     struct sl_conn *c = r->c;
     int rc = 0;
+    sl_timer_cancel(&c->w->wheel, &r->atimer);
     if (r->chunked) {
         rc = out_copy(c, "0\r\n", 3);
         for (size_t i = 0; i < n && rc == 0; i++) {

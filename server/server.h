@@ -44,6 +44,11 @@ enum sl_req_event {
                           every later sl_resp_* call returns -EPIPE. An EOF
                           from the client (close or half-close) while the
                           app has not ended its response counts as gone. */
+    SL_REQ_CANCEL,     /* timeouts.app expired before the app ended its
+                          response: the core answered 504 (nothing of the
+                          response committed yet) or delivered what the app
+                          gave and closed. The app should stop working on
+                          the request; its sl_resp_* calls get -EPIPE. */
 };
 
 struct sl_app_ops {
@@ -224,6 +229,7 @@ struct sl_worker_stats {
     uint64_t requests;  /* request heads handed to the app */
     uint64_t client_aborts; /* exchanges whose client left (EOF, reset, failed
                                write) before the response was out */
+    uint64_t app_timeouts;  /* requests cancelled by timeouts.app */
 };
 void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out);
 

@@ -113,7 +113,7 @@ struct sl_conn {
     union sl__addr local;
 };
 
-enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4 };
+enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4, SL__EV_CANCEL = 8 };
 
 struct sl_req {
     struct sl_conn *c; /* NULL once the conn let go of it */
@@ -167,6 +167,7 @@ struct sl_req {
      * body call commits it to the output queue. While it is here nothing of
      * the app's response is the client's yet: a failure can still be a 500. */
     struct sl__obuf *head;
+    struct sl_timer atimer; /* timeouts.app: armed while the app works on it */
 };
 
 struct sl_worker {
@@ -201,7 +202,7 @@ struct sl_worker {
     struct sl_conn *conns;     /* live list */
     size_t nconns;
     uint64_t accepted, requests; /* counters for sl_worker_stats */
-    uint64_t client_aborts;
+    uint64_t client_aborts, app_timeouts;
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
     struct sl_conn *batch; /* output held for sl_worker_flush */

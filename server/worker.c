@@ -124,7 +124,8 @@ static void deliver(struct sl_worker *w, struct sl_req *r)
         enum sl_req_event ev;
     } order[] = {{SL__EV_BODY, SL_REQ_BODY},
                  {SL__EV_DRAIN, SL_REQ_DRAIN},
-                 {SL__EV_DISCONNECT, SL_REQ_DISCONNECT}};
+                 {SL__EV_DISCONNECT, SL_REQ_DISCONNECT},
+                 {SL__EV_CANCEL, SL_REQ_CANCEL}};
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         /* The app may release the req from inside a callback. */
         if (!r->app_holds)
@@ -386,6 +387,7 @@ void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out
         .accepted = w->accepted,
         .requests = w->requests,
         .client_aborts = w->client_aborts,
+        .app_timeouts = w->app_timeouts,
     };
 }
 

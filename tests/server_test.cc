@@ -73,7 +73,7 @@ class App
     std::condition_variable cv;
     int requests = 0;
     int disconnects = 0;
-
+    int cancels = 0;
     int drains = 0;
     int blocked = 0;
     std::vector<int> rcs; /* return codes the app saw, in order */
@@ -149,7 +149,19 @@ class App
                 a->rcs.push_back(rc);
                 a->cv.notify_all();
             }
+            if (st->path == "/stubborn")
+                return; /* works on regardless: only timeouts.app stops it */
             a->Forget(r);
+            Done(r);
+        } else if (ev == SL_REQ_CANCEL) { /* timeouts.app: stop working on it */
+            int rc = sl_resp_body(r, "late", 4, false);
+            a->Forget(r);
+            {
+                std::lock_guard<std::mutex> lk(a->mu);
+                a->cancels++;
+                a->rcs.push_back(rc);
+                a->cv.notify_all();
+            }
             Done(r);
         } else if (ev == SL_REQ_BODY) {
             a->PumpBody(r, st);
@@ -308,6 +320,7 @@ struct Options {
     int mode = -1;
     std::string access_log;
     uint32_t header_ms = 5000, keep_alive_ms = 5000, body_ms = 5000, write_ms = 5000;
+    uint32_t app_ms = 0;
     uint64_t max_body = 8u << 20;
     uint32_t max_connections = 0;
     uint32_t max_keepalive_requests = 0;
@@ -343,7 +356,7 @@ class Server
         lc.limits.max_headers = 64;
         lc.limits.max_connections = o.max_connections;
         lc.limits.max_keepalive_requests = o.max_keepalive_requests;
-        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000};
+        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms};
         cfg.listeners = &lc;
         cfg.nlisteners = 1;
         cfg.http.server_header = "saltare-test";
@@ -1867,6 +1880,69 @@ TEST(Lifecycle, AFailureBeforeAnyBodyByteIsStillA500)
         EXPECT_EQ(rc, how == 1 ? -EPROTO : 0);
         EXPECT_TRUE(c.ClosedWithin(2000));
     }
+}
+
+TEST(Lifecycle, AppTimeoutAnswers504AndTellsTheApp)
+{
+    Options o;
+    o.external_loop = true;
+    o.app_ms = 200;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    Response r;
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.status, 504);
+    EXPECT_TRUE(c.ClosedWithin(2000));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.cancels == 1; }));
+    {
+        std::lock_guard<std::mutex> lk(s.app.mu);
+        EXPECT_EQ(s.app.rcs, (std::vector<int>{-EPIPE})); /* its late answer is refused */
+        EXPECT_EQ(s.app.disconnects, 0);
+    }
+    EXPECT_EQ(s.Stats().app_timeouts, 1u);
+}
+
+TEST(Lifecycle, AppTimeoutAfterPartOfTheResponseDeliversItAndCloses)
+{
+    Options o;
+    o.external_loop = true;
+    o.app_ms = 300;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    s.OnWorker([&] {
+        sl_worker_set_batching(s.w, true);
+        sl_req *r = s.app.held.front(); /* stays held: the app works on */
+        App::Start(r, 200, {});
+        sl_resp_body(r, "part", 4, true);
+    });
+    std::string got = UntilClosed(c);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    EXPECT_EQ(got.substr(got.size() - 9), "4\r\npart\r\n") << got;
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.cancels == 1; }));
+}
+
+TEST(Lifecycle, AppTimeoutStopsAnAppWhoseClientLeft)
+{
+    Options o;
+    o.external_loop = true;
+    o.app_ms = 300;
+    Server s(o);
+    START_SERVER(s);
+    {
+        Client c(s);
+        ASSERT_TRUE(c.Send(Get("/stubborn")));
+        ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    }
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.cancels == 1; }));
+    sl_worker_stats st = s.Stats();
+    EXPECT_EQ(st.app_timeouts, 1u);
+    EXPECT_EQ(st.client_aborts, 1u);
 }
 
 } // namespace

@@ -1,12 +1,13 @@
 """Clients that leave while the app works: the app hears http.disconnect at
 once, and the socket and its connection slot are freed at once, whatever the
-app does next."""
+app does next. timeouts.app bounds how long the app itself may take."""
 
 import os
 import socket
 import time
 
 import httpx
+from conftest import free_port
 
 APP = "lifecycle_app:app"
 
@@ -69,3 +70,45 @@ def test_abandoned_requests_free_their_fds_and_slots_at_once(serve):
     for s in more:
         assert until_closed(s).endswith(b"\r\n\r\n2\r\nok\r\n0\r\n\r\n")
         s.close()
+
+
+def test_app_timeout_answers_504_and_cancels_the_task(serve):
+    server = serve(APP, timeouts={"app": "500ms"})
+    r = httpx.get(server.url + "/never", timeout=10)
+    assert r.status_code == 504
+    assert r.headers["connection"] == "close"
+    wait_until("the task was cancelled", lambda: state(server)["cancelled"].get("/never") == 1)
+    assert "GET /never: timeouts.app expired" in server.stderr()
+
+
+def test_app_timeout_can_be_set_per_listener(serve):
+    fast, slow = free_port(), free_port()
+    server = serve(
+        APP,
+        listener={"tcp": f"127.0.0.1:{fast}", "timeouts": {"app": "300ms"}},
+        listeners=[
+            {"tcp": f"127.0.0.1:{fast}", "timeouts": {"app": "300ms"}},
+            {"tcp": f"127.0.0.1:{slow}", "timeouts": {"app": "20s"}},
+        ],
+        timeouts={"shutdown": "1s"},  # the slow listener's task still runs at the end
+    )
+    assert httpx.get(f"http://127.0.0.1:{fast}/never", timeout=10).status_code == 504
+    with socket.create_connection(("127.0.0.1", slow)) as s:
+        s.settimeout(2)
+        s.sendall(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            data = s.recv(100)
+        except socket.timeout:
+            data = None  # still working: the slow listener's limit is far away
+    assert data is None
+    assert state(server)["cancelled"].get("/never") == 1
+
+
+def test_app_timeout_after_part_of_the_response_delivers_it_and_closes(serve):
+    server = serve(APP, timeouts={"app": "500ms"})
+    with server.connect() as s:
+        s.sendall(b"GET /partial-never HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = until_closed(s)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert data.endswith(b"\r\n\r\n4\r\npart\r\n")  # no last chunk: the client sees it cut
+    wait_until("the task was cancelled", lambda: state(server)["cancelled"].get("/partial-never") == 1)
