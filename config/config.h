@@ -36,6 +36,7 @@ struct sl_timeouts {
     uint32_t body_ms;       /* max gap between two reads of a request body */
     uint32_t write_ms;      /* max time a write may make no progress */
     uint32_t shutdown_ms;   /* graceful drain bound on SIGTERM/SIGINT */
+    uint32_t app_ms;        /* request head to the app's end of response; 0 = no limit */
 };
 
 struct sl_limits {

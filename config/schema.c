@@ -50,6 +50,13 @@ static const struct sl__key timeouts_keys[] = {
      TIMEOUT(write_ms),
      .def = "30s",
      .doc = "Longest time a response write may make no progress (slow reader)."},
+    {.name = "app",
+     TIMEOUT(app_ms),
+     .def = "0",
+     .doc = "Longest time the app may take, from the request head to the end of its response. "
+            "When it runs out the request's task is cancelled and the client gets 504, or, if "
+            "part of the response was already given, what was given and then a closed "
+            "connection. `0` (the default) = no limit."},
     {.name = "shutdown",
      TIMEOUT(shutdown_ms),
      .def = "30s",

@@ -47,6 +47,26 @@ static PyTypeObject ready_type = {
     .tp_iternext = ready_next,
 };
 
+/*
+ * StopIteration(value) without CPython's private helper: the instance is
+ * made first, so a tuple or an exception as the value is carried as one
+ * argument, never unpacked as the constructor's arguments.
+ */
+void sl__py_set_stop_iteration(PyObject *value)
+{
+    PyObject *e;
+
+    if (value == Py_None) {
+        PyErr_SetNone(PyExc_StopIteration);
+        return;
+    }
+    e = PyObject_CallOneArg(PyExc_StopIteration, value); /* new */
+    if (e == NULL)
+        return;
+    PyErr_SetObject(PyExc_StopIteration, e);
+    Py_DECREF(e);
+}
+
 /* ---- op: computes its result when awaited, sleeping on futures ------------ */
 
 struct op {
@@ -60,21 +80,36 @@ static PyTypeObject op_type;
 
 PyObject *sl__op_new(PyObject *owner, sl__op_fn fn)
 {
-    struct op *op = PyObject_New(struct op, &op_type);
+    struct op *op = PyObject_GC_New(struct op, &op_type);
 
     if (op == NULL)
         return NULL;
     op->owner = Py_NewRef(owner);
     op->fn = fn;
     op->finished = false;
+    PyObject_GC_Track(op);
     return (PyObject *)op;
+}
+
+/* An op sits in the frame of the coroutine awaiting it, and its owner (the
+ * exchange) holds that coroutine: the collector must see the cycle. */
+static int op_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((struct op *)self)->owner);
+    return 0;
+}
+
+static int op_clear(PyObject *self)
+{
+    Py_CLEAR(((struct op *)self)->owner);
+    return 0;
 }
 
 static void op_dealloc(PyObject *self)
 {
-    struct op *op = (struct op *)self;
-    Py_DECREF(op->owner);
-    PyObject_Free(op);
+    PyObject_GC_UnTrack(self);
+    op_clear(self);
+    PyObject_GC_Del(self);
 }
 
 static PySendResult op_send(PyObject *self, PyObject *arg, PyObject **result)
@@ -84,7 +119,7 @@ static PySendResult op_send(PyObject *self, PyObject *arg, PyObject **result)
 
     (void)arg; /* the value a woken future delivers is only a wake-up */
     *result = NULL;
-    if (op->finished) {
+    if (op->finished || op->owner == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "this awaitable was already awaited");
         return PYGEN_ERROR;
     }
@@ -114,10 +149,7 @@ static PyObject *op_next(PyObject *self)
     case PYGEN_NEXT:
         return r;
     case PYGEN_RETURN:
-        if (r == Py_None)
-            PyErr_SetNone(PyExc_StopIteration);
-        else
-            _PyGen_SetStopIterationValue(r);
+        sl__py_set_stop_iteration(r);
         Py_DECREF(r);
         return NULL;
     default:
@@ -133,9 +165,11 @@ static PyAsyncMethods op_async = {
 static PyTypeObject op_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "saltare.Pending",
     .tp_basicsize = sizeof(struct op),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "An ASGI receive() in progress.",
     .tp_dealloc = op_dealloc,
+    .tp_traverse = op_traverse,
+    .tp_clear = op_clear,
     .tp_as_async = &op_async,
     .tp_iter = self_iter,
     .tp_iternext = op_next,

@@ -92,7 +92,11 @@ extern PyObject *sl__py_ready_none;
  */
 typedef PyObject *(*sl__op_fn)(PyObject *owner, PyObject **wait);
 
-/* New reference; `owner` is kept alive by the op. */
+/* Raises StopIteration carrying `value` (borrowed), as a generator returning
+ * it would (public API only). */
+void sl__py_set_stop_iteration(PyObject *value);
+
+/* New reference; `owner` is kept alive by the op (GC-tracked). */
 PyObject *sl__op_new(PyObject *owner, sl__op_fn fn);
 
 int sl__awaitable_init(void);

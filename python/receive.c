@@ -6,7 +6,7 @@
  * core's SL_REQ_BODY event resolves. Consuming a chunk lets the core read
  * more from the socket, so a large upload flows through bounded buffers at
  * the pace the app reads it. After the body, receive() sleeps until the
- * response is complete, the client is gone or has half-closed its side,
+ * response is complete or the client is gone (an EOF from it counts),
  * then says http.disconnect.
  */
 #include <errno.h>
@@ -80,9 +80,7 @@ static PyObject *recv_try(PyObject *owner, PyObject **wait)
         }
         if (len > 0 || done)
             return take_chunk(ex, data, len, done);
-    } else if (ex->resp == SL__RESP_ENDED || sl_req_peer_eof(ex->req)) {
-        /* A half-closed client sends nothing more: an app waiting for
-         * the disconnect stops waiting, yet its response still goes out. */
+    } else if (ex->resp == SL__RESP_ENDED) {
         return disconnect_msg();
     }
     *wait = sl__py_waiter(&ex->recv_waiter);

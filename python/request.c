@@ -214,10 +214,7 @@ static PyObject *as_method_result(PySendResult r, PyObject *result)
     if (r == PYGEN_NEXT)
         return result;
     if (r == PYGEN_RETURN) {
-        if (result == Py_None)
-            PyErr_SetNone(PyExc_StopIteration);
-        else
-            _PyGen_SetStopIterationValue(result);
+        sl__py_set_stop_iteration(result);
         Py_DECREF(result);
     }
     return NULL;
@@ -399,6 +396,19 @@ static struct sl__exchange *exchange_new(struct sl_req *req)
 
 /* ---- the core's callbacks ------------------------------------------------------- */
 
+/* Asks the request's task to stop (it gets CancelledError at its await). */
+static void cancel_task(struct sl__exchange *ex)
+{
+    PyObject *r;
+
+    if (ex->task == NULL)
+        return;
+    r = PyObject_CallMethodNoArgs(ex->task, sl__py.s.cancel); /* new */
+    if (r == NULL)
+        PyErr_Clear();
+    Py_XDECREF(r);
+}
+
 /* Fails a request before its task runs: logs, 500, release. */
 static void fail_early(struct sl__exchange *ex, struct sl_req *req)
 {
@@ -515,13 +525,16 @@ static void on_event(void *app, struct sl_req *req, enum sl_req_event ev)
     case SL_REQ_DRAIN:
         sl__py_wake(&ex->send_waiter);
         break;
-    case SL_REQ_PEER_EOF: /* receive() now says http.disconnect; send() still works */
-        sl__py_wake(&ex->recv_waiter);
-        break;
     case SL_REQ_DISCONNECT:
         ex->disconnected = true;
         sl__py_wake(&ex->recv_waiter);
         sl__py_wake(&ex->send_waiter);
+        break;
+    case SL_REQ_CANCEL:
+        ex->disconnected = true;
+        sl__py_log(SL_LOG_WARNING, "%s %s: timeouts.app expired; cancelling the request's task",
+                   utf8_or(ex->method, "?"), utf8_or(ex->path, "?"));
+        cancel_task(ex);
         break;
     }
 }
@@ -535,14 +548,8 @@ const struct sl_app_ops sl__py_ops = {
 
 void sl__requests_cancel_all(void)
 {
-    for (struct sl__exchange *ex = active; ex != NULL; ex = ex->next) {
-        if (ex->task == NULL)
-            continue;
-        PyObject *r = PyObject_CallMethodNoArgs(ex->task, sl__py.s.cancel); /* new */
-        if (r == NULL)
-            PyErr_Clear();
-        Py_XDECREF(r);
-    }
+    for (struct sl__exchange *ex = active; ex != NULL; ex = ex->next)
+        cancel_task(ex);
 }
 
 void sl__requests_detach_all(void)

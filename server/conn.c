@@ -18,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +159,8 @@ void sl__conn_client(const struct sl_conn *c, char *out, size_t cap)
 }
 
 /* One access-log line per exchange, written when it ends (a client that
- * left before the app answered is logged as 499, as nginx does). */
+ * left before any of the response was committed is logged as 499, as
+ * nginx does). */
 static void access_log(struct sl_conn *c, struct sl_req *r)
 {
     struct sl_worker *w = c->w;
@@ -176,7 +178,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .method_len = r->method_len,
         .path = r->path_off == UINT32_MAX ? "/" : c->rbuf + r->path_off,
         .path_len = r->path_off == UINT32_MAX ? 1 : r->path_len,
-        .status = r->started ? r->status : 499,
+        .status = r->started && !r->head ? r->status : 499,
         .bytes = r->no_body ? 0 : r->resp_sent,
         .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
@@ -187,12 +189,43 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
     sl_access_log_write(&w->alog, &e);
 }
 
+/* Removes c from a singly linked list threaded through `link`. */
+static void list_remove(struct sl_conn **head, struct sl_conn *c, size_t link)
+{
+    for (struct sl_conn **pp = head; *pp;
+         pp = (struct sl_conn **)((char *)*pp + link)) {
+        if (*pp == c) {
+            *pp = *(struct sl_conn **)((char *)c + link);
+            return;
+        }
+    }
+}
+
+/* A closed conn is on no work list: the dead list alone holds it until it
+ * is freed, so no later round can reach freed memory. The lists hold only
+ * the current round's work, and a close while on one is rare: a scan. */
+static void unlink_work(struct sl_conn *c)
+{
+    struct sl_worker *w = c->w;
+    if (c->pending) {
+        list_remove(&w->pending, c, offsetof(struct sl_conn, pnext));
+        list_remove(&w->later, c, offsetof(struct sl_conn, pnext));
+        c->pending = false;
+    }
+    if (c->batched) {
+        list_remove(&w->batch, c, offsetof(struct sl_conn, bnext));
+        c->batched = false;
+    }
+}
+
 /*
  * Closes the socket now. A req still in flight is detached: the app gets
  * SL_REQ_DISCONNECT (queued, delivered by the poll loop) unless it already
- * ended its response or closed the connection itself. The conn struct and
- * its read buffer live until the end of the round (later events of the same
- * epoll batch, and an on_request still on the stack, may point at them).
+ * ended its response or closed the connection itself. Output still queued
+ * is dropped: callers that owe the client bytes flush first
+ * (sl__resp_fail). The conn struct and its read buffer live until the end
+ * of the round (later events of the same epoll batch, and an on_request
+ * still on the stack, may point at them).
  */
 void sl__conn_close(struct sl_conn *c)
 {
@@ -200,6 +233,7 @@ void sl__conn_close(struct sl_conn *c)
     if (c->state == SL__C_DEAD)
         return;
     c->state = SL__C_DEAD;
+    unlink_work(c);
     sl_timer_cancel(&w->wheel, &c->rtimer);
     sl_timer_cancel(&w->wheel, &c->wtimer);
     c->tp->close(c->fd, c->tp_ctx);
@@ -227,6 +261,15 @@ void sl__conn_close(struct sl_conn *c)
     c->next = w->dead;
     c->prev = NULL;
     w->dead = c;
+}
+
+/* The client is gone (EOF, reset, a failed write) before its exchange was
+ * over: close (the app gets SL_REQ_DISCONNECT) and count it. */
+void sl__conn_lost(struct sl_conn *c)
+{
+    if (c->state == SL__C_REQ && c->req && !c->req->finished)
+        c->w->client_aborts++;
+    sl__conn_close(c);
 }
 
 void sl__conn_free(struct sl_conn *c)
@@ -399,7 +442,7 @@ static void body_fail(struct sl_conn *c, struct sl_req *r, int err)
     }
     if (r->finished)
         close_linger(c);
-    else if (!r->started)
+    else if (!r->started || r->head)
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
     else
         sl__conn_close(c);
@@ -467,7 +510,7 @@ static void read_body(struct sl_conn *c, struct sl_req *r)
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
-            sl__conn_close(c); /* EOF or error in the middle of a body */
+            sl__conn_lost(c); /* EOF or error in the middle of a body */
             return;
         }
         if (!body_arrived(c, r))
@@ -487,15 +530,19 @@ static void req_step(struct sl_conn *c)
         request_done(c);
         return;
     }
-    /* A half-close after the whole request (`printf ... | nc -N`, some
-     * HTTP/1.0 clients) is not a disconnect: the client still reads. The
-     * app hears of it (it may stop waiting) and the response still goes
-     * out; a client that is really gone shows up as a failed write. */
-    if (c->peer_eof && r->body_complete && !r->eof_sent) {
-        r->eof_sent = true;
-        if (r->app_holds && !r->ended)
-            sl__worker_queue_event(r, SL__EV_PEER_EOF);
-    }
+    /* EOF before the app ended its response: the client is gone. A close
+     * and a half-close look the same from here, and waiting to tell them
+     * apart would let abandoned requests hold their fd and slot as long as
+     * the app works (forever for one that never returns); nginx and
+     * uvicorn decide the same way. A response the app has ended is still
+     * flushed (the write timeout bounds it); leftover body being dropped
+     * after it will not come. */
+    if (!c->peer_eof)
+        return;
+    if (!r->ended)
+        sl__conn_lost(c);
+    else if (r->finished)
+        sl__conn_close(c);
 }
 
 /* ---- request head -------------------------------------------------------- */
@@ -568,6 +615,7 @@ static void start_request(struct sl_conn *c, size_t head_len)
         return;
     }
     r->app_holds = true;
+    sl__timer_arm(c, &r->atimer, c->l->cfg->timeouts.app_ms);
     w->head_req = r;
     w->ops->on_request(w->app, r);
     w->head_req = NULL;
@@ -681,7 +729,7 @@ void sl__conn_process(struct sl_conn *c)
 void sl__conn_io(struct sl_conn *c, uint32_t events)
 {
     if (events & (EPOLLERR | EPOLLHUP)) {
-        sl__conn_close(c);
+        sl__conn_lost(c);
         return;
     }
     if (events & EPOLLIN)

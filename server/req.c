@@ -13,6 +13,24 @@
 
 #include "server/server_internal.h"
 
+/*
+ * timeouts.app ran out while the app still had not ended its response: the
+ * client gets a 504 or what the app gave and a close (sl__resp_fail), and
+ * the app is told to stop (SL_REQ_CANCEL), even when the client already left:
+ * a task nobody waits for should not run forever.
+ */
+static void app_timer_fired(struct sl_timer *t)
+{
+    struct sl_req *r = sl_container_of(t, struct sl_req, atimer);
+    if (!r->app_holds)
+        return;
+    r->w->app_timeouts++;
+    if (r->c && !r->gone && !r->ended)
+        sl__resp_fail(r, 504);
+    r->disc_sent = true; /* CANCEL says more than DISCONNECT would */
+    sl__worker_queue_event(r, SL__EV_CANCEL);
+}
+
 struct sl_req *sl__req_new(struct sl_worker *w)
 {
     struct sl_req *r = w->req_free;
@@ -29,6 +47,7 @@ struct sl_req *sl__req_new(struct sl_worker *w)
     memset(r, 0, sizeof(*r));
     r->all_next = all_next;
     r->w = w;
+    sl_timer_init(&r->atimer, app_timer_fired);
     return r;
 }
 
@@ -43,6 +62,7 @@ void sl__req_maybe_free(struct sl_req *r)
 
 void sl__req_detach(struct sl_req *r)
 {
+    sl__resp_drop_head(r);
     if (r->c) {
         r->c->req = NULL;
         r->c = NULL;
@@ -103,11 +123,6 @@ bool sl_req_is_unix(const struct sl_req *r)
     return r->l && r->l->is_unix;
 }
 
-bool sl_req_peer_eof(const struct sl_req *r)
-{
-    return !r->c || r->gone || r->c->peer_eof;
-}
-
 const char *sl_req_unix_path(const struct sl_req *r)
 {
     return sl_req_is_unix(r) ? r->l->cfg->path : NULL;
@@ -132,7 +147,7 @@ static int send_continue(struct sl_conn *c, struct sl_req *r)
     struct iovec iov = {.iov_base = (void *)line, .iov_len = sizeof(line) - 1};
     r->continue_sent = true;
     if (sl__out_write(c, &iov, 1) < 0) {
-        sl__conn_close(c);
+        sl__conn_lost(c);
         return -EPIPE;
     }
     return 0;
@@ -181,22 +196,17 @@ void sl_req_body_consume(struct sl_req *r, size_t n)
 }
 
 /*
- * The app lets go. An exchange it never answered gets a 500 (not started)
- * or a closed connection (started, not ended), so no client waits forever
- * on an app that forgot a request.
+ * The app lets go. An exchange it never answered gets a 500 (nothing of the
+ * response committed) or what the app gave and a close, so no client waits
+ * forever on an app that forgot a request.
  */
 void sl_req_release(struct sl_req *r)
 {
     if (!r->app_holds)
         return;
-    struct sl_conn *c = r->c;
-    if (c && !r->gone && !r->ended) {
-        r->disc_sent = true;
-        if (!r->started)
-            sl__resp_core_error(c, 500);
-        else
-            sl__conn_close(c);
-    }
+    sl_timer_cancel(&r->w->wheel, &r->atimer);
+    if (r->c && !r->gone && !r->ended)
+        sl__resp_fail(r, 500);
     r->app_holds = false;
     sl__req_maybe_free(r);
 }

@@ -103,13 +103,21 @@ static size_t out_consume(struct sl_conn *c, size_t n)
     return n;
 }
 
-static void want_epollout(struct sl_conn *c)
+/* Adds EPOLLOUT to the mask. Failing that, nothing would ever resume the
+ * write: the caller closes the connection. Returns 0 or -errno. */
+static int want_epollout(struct sl_conn *c)
 {
     if (c->epout)
-        return;
+        return 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->epout = true;
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        int err = errno;
+        sl_log(SL_LOG_ERROR, "epoll_ctl(MOD, fd %d): %s; closing the connection", c->fd,
+               strerror(err));
+        return -err;
+    }
+    c->epout = true;
+    return 0;
 }
 
 /* Fills iov with the queue, then (if the whole queue fit) the extras. */
@@ -168,7 +176,9 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra)
             ei++;
         if (n < 0 || (size_t)n < total) {
             c->wblocked = true; /* a short write: the kernel buffer is full */
-            want_epollout(c);
+            int err = want_epollout(c);
+            if (err < 0)
+                return err;
         } else if (!c->out_head && ei == nextra) {
             sl_timer_cancel(&c->w->wheel, &c->wtimer);
             return 0;
@@ -200,7 +210,7 @@ static void after_write(struct sl_conn *c)
 void sl__out_ready(struct sl_conn *c)
 {
     if (sl__out_write(c, NULL, 0) < 0) {
-        sl__conn_close(c);
+        sl__conn_lost(c);
         return;
     }
     after_write(c);
@@ -396,8 +406,7 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
         p = PUT_LIT(p, "Connection: keep-alive\r\n");
     p = PUT_LIT(p, "\r\n");
     b->end = (uint32_t)(p - b->data);
-    out_push(c, b);
-    c->out_bytes += b->end;
+    r->head = b;
     r->started = true;
     r->status = (int16_t)status;
     return 0;
@@ -421,8 +430,6 @@ static size_t chunk_line(char *out, size_t len)
     return n + 2;
 }
 
-/* Sends the iovs; on a broken socket closes the conn (the app hears it from
- * the -EPIPE it is about to get). */
 /*
  * Write batching (sl_worker_set_batching): an app call between polls whose
  * output stays small is queued, not written; sl_worker_flush writes it with
@@ -450,14 +457,36 @@ static int batch_hold(struct sl_conn *c, const struct iovec *iov, int n)
     return 1;
 }
 
+/* The head goes to the output queue: from now on the response is the
+ * client's, and a failure can only cut it short. */
+static void commit_head(struct sl_conn *c, struct sl_req *r)
+{
+    if (!r->head)
+        return;
+    out_push(c, r->head);
+    c->out_bytes += r->head->end;
+    r->head = NULL;
+}
+
+void sl__resp_drop_head(struct sl_req *r)
+{
+    if (r->head) {
+        obuf_free(r->w, r->head);
+        r->head = NULL;
+    }
+}
+
+/* Sends the iovs (after the head, if not sent yet); on a broken socket
+ * closes the conn (the app hears it from the -EPIPE it is about to get). */
 static int send_parts(struct sl_conn *c, struct sl_req *r, const struct iovec *iov, int n)
 {
+    commit_head(c, r);
     int held = batch_hold(c, iov, n);
     if (held > 0)
         return 0;
     if (held < 0 || sl__out_write(c, iov, n) < 0) {
         r->disc_sent = true;
-        sl__conn_close(c);
+        sl__conn_lost(c);
         return -EPIPE;
     }
     after_write(c);
@@ -470,15 +499,25 @@ int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more)
     struct iovec iov[MAX_EXTRA];
     char line[24];
     int n = 0;
+    bool overrun = false;
     if (r->gone)
         return -EPIPE;
     if (!r->started || r->body_ended)
         return -EPROTO;
     struct sl_conn *c = r->c;
-    if (r->no_body)
+    if (r->no_body) {
         len = 0;
-    else if (r->has_cl && len > r->resp_cl - r->resp_sent)
-        return -EPROTO;
+    } else if (r->has_cl && len > r->resp_cl - r->resp_sent) {
+        /* More than the declared length. Nothing committed yet: refuse it
+         * all, the app's failure becomes a 500. Else the bytes that fit
+         * are the end of this response, and the connection closes. */
+        if (r->head)
+            return -EPROTO;
+        len = (size_t)(r->resp_cl - r->resp_sent);
+        more = false;
+        overrun = true;
+        c->close_after = true;
+    }
     r->resp_sent += len;
     if (len && r->chunked) {
         iov[n++] = (struct iovec){line, chunk_line(line, len)};
@@ -490,6 +529,8 @@ int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more)
     if (!more) {
         r->body_ended = true;
         r->ended = !r->trailers;
+        if (r->ended)
+            sl_timer_cancel(&c->w->wheel, &r->atimer);
         if (r->chunked && !r->trailers)
             iov[n++] = (struct iovec){(void *)last, 5};
         /* Fewer bytes than declared: the client cannot find the end. */
@@ -499,6 +540,8 @@ int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more)
     int rc = send_parts(c, r, iov, n);
     if (rc < 0)
         return rc;
+    if (overrun)
+        return -EPROTO;
     if (more && c->out_bytes > SL__HIGH_WATER) {
         r->want_drain = true;
         return 1;
@@ -517,6 +560,7 @@ int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n)
             return -EINVAL;
     struct sl_conn *c = r->c;
     int rc = 0;
+    sl_timer_cancel(&c->w->wheel, &r->atimer);
     if (r->chunked) {
         rc = out_copy(c, "0\r\n", 3);
         for (size_t i = 0; i < n && rc == 0; i++) {
@@ -529,6 +573,7 @@ int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n)
     }
     r->ended = true;
     if (rc < 0) {
+        r->disc_sent = true;
         sl__conn_close(c);
         return -EPIPE;
     }
@@ -559,6 +604,10 @@ void sl__resp_core_error(struct sl_conn *c, int status)
         c->state = SL__C_REQ;
         sl_timer_cancel(&w->wheel, &c->rtimer);
     }
+    if (r->head) { /* started, but none of it is the client's yet */
+        sl__resp_drop_head(r);
+        r->started = false;
+    }
     if (r->started) {
         sl__conn_close(c);
         return;
@@ -584,7 +633,32 @@ void sl__resp_core_error(struct sl_conn *c, int status)
     c->close_after = true;
     struct iovec iov = {buf, (size_t)(p - buf)};
     if (sl__out_write(c, &iov, 1) < 0) {
-        sl__conn_close(c);
+        sl__conn_lost(c);
+        return;
+    }
+    after_write(c);
+}
+
+/*
+ * The exchange cannot complete. Nothing of the app's response committed:
+ * the client gets `status`. Else what the app gave is the client's (ASGI:
+ * data passed to send() is the server's to deliver): it is written, held
+ * batches included, before the connection closes, as a response that
+ * ends early does (close_after, linger), bounded by the write timeout.
+ */
+void sl__resp_fail(struct sl_req *r, int status)
+{
+    struct sl_conn *c = r->c;
+    r->disc_sent = true;
+    if (!r->started || r->head) {
+        sl__resp_core_error(c, status);
+        return;
+    }
+    r->gone = r->ended = true;
+    r->ka = false;
+    c->close_after = true;
+    if (sl__out_write(c, NULL, 0) < 0) {
+        sl__conn_lost(c);
         return;
     }
     after_write(c);
@@ -594,15 +668,8 @@ int sl_resp_error(struct sl_req *r, int status)
 {
     if (r->gone)
         return -EPIPE;
-    struct sl_conn *c = r->c;
-    if (!c || r->ended)
+    if (!r->c || r->ended)
         return 0; /* already answered in full: nothing left to fail */
-    r->disc_sent = true;
-    if (!r->started) {
-        sl__resp_core_error(c, status);
-    } else {
-        r->gone = true;
-        sl__conn_close(c);
-    }
+    sl__resp_fail(r, status);
     return 0;
 }

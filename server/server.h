@@ -41,11 +41,14 @@ enum sl_req_event {
     SL_REQ_BODY,       /* body bytes arrived, or the body is now complete */
     SL_REQ_DRAIN,      /* buffered output fell below the low-water mark */
     SL_REQ_DISCONNECT, /* the client went away or the connection was closed:
-                          every later sl_resp_* call returns -EPIPE */
-    SL_REQ_PEER_EOF,   /* the client shut its sending side after the whole
-                          request (a half-close): it sends nothing more, but
-                          the response is still written and then the
-                          connection closes. Fired at most once. */
+                          every later sl_resp_* call returns -EPIPE. An EOF
+                          from the client (close or half-close) while the
+                          app has not ended its response counts as gone. */
+    SL_REQ_CANCEL,     /* timeouts.app expired before the app ended its
+                          response: the core answered 504 (nothing of the
+                          response committed yet) or delivered what the app
+                          gave and closed. The app should stop working on
+                          the request; its sl_resp_* calls get -EPIPE. */
 };
 
 struct sl_app_ops {
@@ -69,9 +72,6 @@ const struct sl_h1_request *sl_req_head(const struct sl_req *r);
 const struct sockaddr *sl_req_peer(const struct sl_req *r, socklen_t *len);
 const struct sockaddr *sl_req_local(const struct sl_req *r, socklen_t *len);
 bool sl_req_is_unix(const struct sl_req *r);
-/* True once the client has shut its sending side (SL_REQ_PEER_EOF) or the
- * connection is gone. */
-bool sl_req_peer_eof(const struct sl_req *r);
 /* The listener's unix path for Unix sockets, else NULL. */
 const char *sl_req_unix_path(const struct sl_req *r);
 
@@ -101,7 +101,9 @@ void sl_req_body_consume(struct sl_req *r, size_t n);
 /* ---- response side -------------------------------------------------- */
 
 /*
- * Starts the response. Headers are validated (sl_h1_header_ok); on a bad
+ * Starts the response: formats the head, which stays the core's until the
+ * first sl_resp_body (or sl_resp_error before it, which answers `status`
+ * instead: nothing of this response reached the client). Headers are validated (sl_h1_header_ok); on a bad
  * header nothing is written and -EINVAL is returned (the app then answers
  * 500 with sl_resp_error). The core adds Date, Server (unless the app set
  * one or http.server_header is empty), and framing: Content-Length when the
@@ -123,7 +125,10 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
  * and 204/304 responses write no body bytes.
  * Returns 0, 1 when buffered output is above the high-water mark (wait for
  * SL_REQ_DRAIN before sending more), -EPIPE (gone), -EPROTO (not started,
- * already ended, or more bytes than the declared Content-Length).
+ * already ended, or more bytes than the declared Content-Length: on the
+ * first body call nothing is taken, so an sl_resp_error can still answer
+ * 500; later, the bytes that fit are sent, the response ends there and the
+ * connection closes after it).
  */
 int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more);
 
@@ -131,13 +136,17 @@ int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more);
 int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n);
 
 /*
- * The app failed. Before the response started: sends `status` (500) with
- * `Connection: close`. After: closes the connection. Returns 0 or -EPIPE.
+ * The app failed. While nothing of its response is committed (not started,
+ * or started without a body call yet): sends `status` (500) with
+ * `Connection: close` instead. After: the bytes the app gave are still
+ * delivered (write timeout permitting), then the connection closes.
+ * Returns 0 or -EPIPE.
  */
 int sl_resp_error(struct sl_req *r, int status);
 
 /* The app is done with `r`; it must not touch it again. The core frees it
- * once the connection no longer needs it. */
+ * once the connection no longer needs it. An unfinished response is failed
+ * as by sl_resp_error(r, 500). */
 void sl_req_release(struct sl_req *r);
 
 /* ---- worker ---------------------------------------------------------- */
@@ -213,6 +222,9 @@ struct sl_worker_stats {
     size_t buf_bytes;   /* bytes of all pool buffers mapped, in use or free */
     uint64_t accepted;  /* connections accepted */
     uint64_t requests;  /* request heads handed to the app */
+    uint64_t client_aborts; /* exchanges whose client left (EOF, reset, failed
+                               write) before the response was out */
+    uint64_t app_timeouts;  /* requests cancelled by timeouts.app */
 };
 void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out);
 

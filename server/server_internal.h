@@ -113,7 +113,7 @@ struct sl_conn {
     union sl__addr local;
 };
 
-enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4, SL__EV_PEER_EOF = 8 };
+enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4, SL__EV_CANCEL = 8 };
 
 struct sl_req {
     struct sl_conn *c; /* NULL once the conn let go of it */
@@ -138,7 +138,6 @@ struct sl_req {
     bool finished : 1;   /* response flushed; only body leftovers remain */
     bool gone : 1;       /* the app's sl_resp_* now get -EPIPE */
     bool disc_sent : 1;  /* DISCONNECT delivered or not wanted */
-    bool eof_sent : 1;   /* PEER_EOF delivered or not wanted */
     bool want_drain : 1; /* sl_resp_body returned 1 */
     bool ka : 1;         /* the response keeps the connection alive */
     bool no_body : 1;    /* HEAD, 204, 304: no body bytes on the wire */
@@ -164,6 +163,11 @@ struct sl_req {
     uint32_t head_len, body_pos, body_end, raw_pos;
     uint32_t method_off, method_len, path_off, path_len, ua_off, ua_len; /* access log */
     uint64_t t_start_us;
+    /* The formatted response head, from sl_resp_start until the app's first
+     * body call commits it to the output queue. While it is here nothing of
+     * the app's response is the client's yet: a failure can still be a 500. */
+    struct sl__obuf *head;
+    struct sl_timer atimer; /* timeouts.app: armed while the app works on it */
 };
 
 struct sl_worker {
@@ -198,10 +202,12 @@ struct sl_worker {
     struct sl_conn *conns;     /* live list */
     size_t nconns;
     uint64_t accepted, requests; /* counters for sl_worker_stats */
+    uint64_t client_aborts, app_timeouts;
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
-    struct sl_conn *batch; /* output held for sl_worker_flush (never a freed conn:
-                              flushed at the start of every round) */
+    struct sl_conn *batch; /* output held for sl_worker_flush */
+    /* pending, later and batch never hold a closed conn (sl__conn_close
+     * unlinks it), so none can reach one that was freed. */
     struct sl_conn *dead;
     struct sl_req *evq_head, *evq_tail;
     struct sl_req *req_free;
@@ -223,6 +229,7 @@ void sl__conn_free(struct sl_conn *c);
 void sl__conn_io(struct sl_conn *c, uint32_t events);
 void sl__conn_process(struct sl_conn *c);
 void sl__conn_close(struct sl_conn *c);
+void sl__conn_lost(struct sl_conn *c);
 void sl__conn_response_flushed(struct sl_conn *c);
 uint32_t sl__conn_rcap(const struct sl_conn *c);
 void sl__conn_client(const struct sl_conn *c, char *out, size_t cap);
@@ -238,5 +245,7 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra);
 void sl__out_free(struct sl_conn *c);
 void sl__out_ready(struct sl_conn *c);
 void sl__resp_core_error(struct sl_conn *c, int status);
+void sl__resp_fail(struct sl_req *r, int status);
+void sl__resp_drop_head(struct sl_req *r);
 
 #endif

@@ -12,6 +12,7 @@
  * Connections closed during a round are freed only at its end because later
  * events of the same epoll batch may still point at them.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,8 +119,8 @@ static void deliver(struct sl_worker *w, struct sl_req *r)
         enum sl_req_event ev;
     } order[] = {{SL__EV_BODY, SL_REQ_BODY},
                  {SL__EV_DRAIN, SL_REQ_DRAIN},
-                 {SL__EV_PEER_EOF, SL_REQ_PEER_EOF},
-                 {SL__EV_DISCONNECT, SL_REQ_DISCONNECT}};
+                 {SL__EV_DISCONNECT, SL_REQ_DISCONNECT},
+                 {SL__EV_CANCEL, SL_REQ_CANCEL}};
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         /* The app may release the req from inside a callback. */
         if (!r->app_holds)
@@ -160,6 +161,7 @@ static void free_dead(struct sl_worker *w)
     while (w->dead) {
         struct sl_conn *c = w->dead;
         w->dead = c->next;
+        assert(!c->pending && !c->batched); /* sl__conn_close unlinked it */
         sl__conn_free(c);
     }
 }
@@ -270,8 +272,7 @@ static void flush_batch(struct sl_worker *w)
         struct sl_conn *c = w->batch;
         w->batch = c->bnext;
         c->batched = false;
-        if (c->state != SL__C_DEAD)
-            sl__out_ready(c);
+        sl__out_ready(c); /* never a closed conn: closing unlinks it */
     }
 }
 
@@ -380,6 +381,8 @@ void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out
                      (w->large.outstanding + w->large.nfree) * w->large.size,
         .accepted = w->accepted,
         .requests = w->requests,
+        .client_aborts = w->client_aborts,
+        .app_timeouts = w->app_timeouts,
     };
 }
 

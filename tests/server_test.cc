@@ -73,7 +73,7 @@ class App
     std::condition_variable cv;
     int requests = 0;
     int disconnects = 0;
-    int peer_eofs = 0;
+    int cancels = 0;
     int drains = 0;
     int blocked = 0;
     std::vector<int> rcs; /* return codes the app saw, in order */
@@ -143,25 +143,26 @@ class App
         auto *st = static_cast<ReqState *>(sl_req_data(r));
         if (ev == SL_REQ_DISCONNECT) {
             int rc = Start(r, 200, {});
-            a->Forget(r);
             {
                 std::lock_guard<std::mutex> lk(a->mu);
                 a->disconnects++;
                 a->rcs.push_back(rc);
                 a->cv.notify_all();
             }
+            if (st->path == "/stubborn")
+                return; /* works on regardless: only timeouts.app stops it */
+            a->Forget(r);
             Done(r);
-        } else if (ev == SL_REQ_PEER_EOF) {
+        } else if (ev == SL_REQ_CANCEL) { /* timeouts.app: stop working on it */
+            int rc = sl_resp_body(r, "late", 4, false);
+            a->Forget(r);
             {
                 std::lock_guard<std::mutex> lk(a->mu);
-                a->peer_eofs++;
+                a->cancels++;
+                a->rcs.push_back(rc);
                 a->cv.notify_all();
             }
-            if (st->path == "/until-eof") { /* answers once the client half-closed */
-                a->Forget(r);
-                Respond(r, 200, "eof seen");
-                Done(r);
-            }
+            Done(r);
         } else if (ev == SL_REQ_BODY) {
             a->PumpBody(r, st);
         } else if (ev == SL_REQ_DRAIN) {
@@ -319,6 +320,7 @@ struct Options {
     int mode = -1;
     std::string access_log;
     uint32_t header_ms = 5000, keep_alive_ms = 5000, body_ms = 5000, write_ms = 5000;
+    uint32_t app_ms = 0;
     uint64_t max_body = 8u << 20;
     uint32_t max_connections = 0;
     uint32_t max_keepalive_requests = 0;
@@ -355,7 +357,7 @@ class Server
         lc.limits.max_headers = 64;
         lc.limits.max_connections = o.max_connections;
         lc.limits.max_keepalive_requests = o.max_keepalive_requests;
-        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000};
+        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms};
         cfg.listeners = &lc;
         cfg.nlisteners = 1;
         cfg.http.server_header = "saltare-test";
@@ -1350,22 +1352,23 @@ TEST(Server, DisconnectEventReachesTheAppAndLaterCallsGetEpipe)
     EXPECT_EQ(s.app.rcs, (std::vector<int>{-EPIPE}));
 }
 
-TEST(Server, HalfClosedClientIsToldAndStillGetsItsResponse)
+TEST(Server, HalfCloseWhileTheAppWorksIsADisconnect)
 {
-    Server s(Options{});
+    Options o;
+    o.external_loop = true;
+    Server s(o);
     START_SERVER(s);
     Client c(s);
-    ASSERT_TRUE(c.Send(Get("/until-eof")));
+    ASSERT_TRUE(c.Send(Get("/hold")));
     ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
-    shutdown(c.fd, SHUT_WR); /* `printf 'GET ...' | nc -N` */
-    Response r;
-    ASSERT_TRUE(c.Read(r));
-    EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, "eof seen");
+    shutdown(c.fd, SHUT_WR); /* `printf 'GET ...' | nc -N`, or a client that left */
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
     EXPECT_TRUE(c.ClosedWithin(2000));
+    sl_worker_stats st = s.Stats();
+    EXPECT_EQ(st.conns, 0u);
+    EXPECT_EQ(st.client_aborts, 1u);
     std::lock_guard<std::mutex> lk(s.app.mu);
-    EXPECT_EQ(s.app.peer_eofs, 1);
-    EXPECT_EQ(s.app.disconnects, 0);
+    EXPECT_EQ(s.app.rcs, (std::vector<int>{-EPIPE}));
 }
 
 TEST(Server, HalfCloseAfterPipelinedRequestsAnswersEveryOne)
@@ -1787,6 +1790,278 @@ TEST(Server, LargeWritesAreNotBatched)
     Response r;
     ASSERT_TRUE(c.Read(r));
     EXPECT_EQ(r.body, big);
+}
+
+/* ---- clients that leave, apps that fail or overrun ------------------------ */
+
+/* Every byte the server sends until it closes (EOF or reset), or until `ms`. */
+std::string UntilClosed(Client &c, int ms = 3000)
+{
+    c.SetTimeout(ms);
+    std::string all = c.buf;
+    c.buf.clear();
+    char tmp[65536];
+    for (;;) {
+        ssize_t k = recv(c.fd, tmp, sizeof(tmp), 0);
+        if (k <= 0)
+            return all;
+        all.append(tmp, static_cast<size_t>(k));
+    }
+}
+
+/* Runs fn(r) on the worker between polls for the oldest held request, with
+ * write batching on as the Python bridge has it. */
+void AnswerHeld(Server &s, const std::function<void(sl_req *)> &fn)
+{
+    s.OnWorker([&] {
+        sl_worker_set_batching(s.w, true);
+        sl_req *r = s.app.held.front();
+        s.app.held.pop_front();
+        fn(r);
+    });
+}
+
+TEST(Lifecycle, BodyCutShortByTheClientIsNoticedAtOnce)
+{
+    Options o;
+    o.external_loop = true;
+    o.body_ms = 60000; /* far away: the EOF, not the timeout, must end it */
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"));
+    shutdown(c.fd, SHUT_WR);
+    EXPECT_TRUE(c.ClosedWithin(3000));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
+    sl_worker_stats st = s.Stats();
+    EXPECT_EQ(st.conns, 0u);
+    EXPECT_EQ(st.client_aborts, 1u);
+}
+
+TEST(Lifecycle, BodyCutShortAfterAPauseIsNoticedAtOnce)
+{
+    Options o;
+    o.external_loop = true;
+    o.body_ms = 60000;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n01234"));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.requests == 1; }));
+    ASSERT_TRUE(c.Send("56789")); /* the last bytes, then the FIN */
+    close(c.fd);
+    c.fd = -1;
+    /* The app, reading the body, hears of it from its next peek. */
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.rcs == std::vector<int>{-EPIPE}; }));
+    sl_worker_stats st = s.Stats();
+    EXPECT_EQ(st.conns, 0u);
+    EXPECT_EQ(st.client_aborts, 1u);
+}
+
+TEST(Lifecycle, AbandonedRequestsGiveBackTheirSlotsAtOnce)
+{
+    Options o;
+    o.external_loop = true;
+    o.max_connections = 40;
+    Server s(o);
+    START_SERVER(s);
+    {
+        std::vector<std::unique_ptr<Client>> cs;
+        for (int i = 0; i < 40; i++) {
+            cs.push_back(std::make_unique<Client>(s));
+            ASSERT_TRUE(cs.back()->Send(Get("/hold")));
+        }
+        ASSERT_TRUE(s.app.WaitFor([&] { return s.app.held.size() == 40; }));
+    } /* every client closes while the app still works on its request */
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 40; }));
+    sl_worker_stats st = s.Stats();
+    EXPECT_EQ(st.conns, 0u);
+    EXPECT_EQ(st.client_aborts, 40u);
+    Client c(s); /* the slots are free again */
+    Response r;
+    ASSERT_TRUE(Roundtrip(c, Get("/hello"), r));
+    EXPECT_EQ(r.body, "hello world");
+}
+
+TEST(Lifecycle, BytesHeldByBatchingReachTheClientWhenTheAppFails)
+{
+    Options o;
+    o.external_loop = true;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    AnswerHeld(s, [&](sl_req *r) {
+        App::Start(r, 200, {});
+        sl_resp_body(r, "partial", 7, true);
+        sl_resp_error(r, 500); /* the app raised in the same loop turn */
+        App::Done(r);
+    });
+    std::string got = UntilClosed(c);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    /* Its end is the close, without the last chunk: the client sees it cut. */
+    EXPECT_EQ(got.substr(got.size() - 12), "7\r\npartial\r\n") << got;
+}
+
+TEST(Lifecycle, AnAppThatReturnsMidBodyStillDeliversWhatItSent)
+{
+    Options o;
+    o.external_loop = true;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    AnswerHeld(s, [&](sl_req *r) {
+        App::Start(r, 200, {{"Content-Length", "10"}});
+        sl_resp_body(r, "01234", 5, true);
+        App::Done(r); /* released with more_body still true */
+    });
+    std::string got = UntilClosed(c);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    EXPECT_EQ(got.substr(got.size() - 9), "\r\n\r\n01234") << got;
+}
+
+TEST(Lifecycle, OverrunningContentLengthSendsWhatFitsThenCloses)
+{
+    Options o;
+    o.external_loop = true;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    int first = 1, second = 0;
+    AnswerHeld(s, [&](sl_req *r) {
+        App::Start(r, 200, {{"Content-Length", "10"}});
+        first = sl_resp_body(r, "01234", 5, true);
+        second = sl_resp_body(r, "56789abc", 8, true);
+        sl_resp_error(r, 500);
+        App::Done(r);
+    });
+    EXPECT_EQ(first, 0);
+    EXPECT_EQ(second, -EPROTO);
+    std::string got = UntilClosed(c);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    EXPECT_EQ(got.substr(got.size() - 14), "\r\n\r\n0123456789") << got;
+}
+
+TEST(Lifecycle, AFailureBeforeAnyBodyByteIsStillA500)
+{
+    Options o;
+    o.external_loop = true;
+    Server s(o);
+    START_SERVER(s);
+    for (int how = 0; how < 3; how++) {
+        Client c(s);
+        ASSERT_TRUE(c.Send(Get("/hold")));
+        ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+        int rc = 0;
+        AnswerHeld(s, [&](sl_req *r) {
+            App::Start(r, 201, {{"Content-Length", "3"}, {"X-App", "1"}});
+            if (how == 0) /* a second start, or a body of the wrong type */
+                sl_resp_error(r, 500);
+            else if (how == 1) /* a first body longer than declared */
+                rc = sl_resp_body(r, "abcdef", 6, false), sl_resp_error(r, 500);
+            App::Done(r); /* how == 2: returned after the start alone */
+        });
+        Response r;
+        ASSERT_TRUE(c.Read(r)) << how;
+        EXPECT_EQ(r.status, 500) << how;
+        EXPECT_FALSE(r.Has("x-app")) << how;
+        EXPECT_EQ(r.Get("connection"), "close") << how;
+        EXPECT_EQ(rc, how == 1 ? -EPROTO : 0);
+        EXPECT_TRUE(c.ClosedWithin(2000));
+    }
+}
+
+TEST(Lifecycle, AppTimeoutAnswers504AndTellsTheApp)
+{
+    Options o;
+    o.external_loop = true;
+    o.app_ms = 200;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    Response r;
+    ASSERT_TRUE(c.Read(r));
+    EXPECT_EQ(r.status, 504);
+    EXPECT_TRUE(c.ClosedWithin(2000));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.cancels == 1; }));
+    {
+        std::lock_guard<std::mutex> lk(s.app.mu);
+        EXPECT_EQ(s.app.rcs, (std::vector<int>{-EPIPE})); /* its late answer is refused */
+        EXPECT_EQ(s.app.disconnects, 0);
+    }
+    EXPECT_EQ(s.Stats().app_timeouts, 1u);
+}
+
+TEST(Lifecycle, AppTimeoutAfterPartOfTheResponseDeliversItAndCloses)
+{
+    Options o;
+    o.external_loop = true;
+    o.app_ms = 300;
+    Server s(o);
+    START_SERVER(s);
+    Client c(s);
+    ASSERT_TRUE(c.Send(Get("/hold")));
+    ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    s.OnWorker([&] {
+        sl_worker_set_batching(s.w, true);
+        sl_req *r = s.app.held.front(); /* stays held: the app works on */
+        App::Start(r, 200, {});
+        sl_resp_body(r, "part", 4, true);
+    });
+    std::string got = UntilClosed(c);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    EXPECT_EQ(got.substr(got.size() - 9), "4\r\npart\r\n") << got;
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.cancels == 1; }));
+}
+
+TEST(Lifecycle, AppTimeoutStopsAnAppWhoseClientLeft)
+{
+    Options o;
+    o.external_loop = true;
+    o.app_ms = 300;
+    Server s(o);
+    START_SERVER(s);
+    {
+        Client c(s);
+        ASSERT_TRUE(c.Send(Get("/stubborn")));
+        ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+    }
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
+    ASSERT_TRUE(s.app.WaitFor([&] { return s.app.cancels == 1; }));
+    sl_worker_stats st = s.Stats();
+    EXPECT_EQ(st.app_timeouts, 1u);
+    EXPECT_EQ(st.client_aborts, 1u);
+}
+
+TEST(Lifecycle, AClientThatLeavesBeforeTheBodyIsLoggedAs499)
+{
+    Options o;
+    o.external_loop = true;
+    const char *tmp = getenv("TEST_TMPDIR");
+    o.access_log = std::string(tmp ? tmp : "/tmp") + "/access499-" + std::to_string(getpid()) + ".log";
+    unlink(o.access_log.c_str());
+    {
+        Server s(o);
+        START_SERVER(s);
+        {
+            Client c(s);
+            ASSERT_TRUE(c.Send(Get("/stubborn")));
+            ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+            s.OnWorker([&] { App::Start(s.app.held.front(), 200, {}); }); /* no body yet */
+        }
+        ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
+    }
+    std::ifstream f(o.access_log);
+    std::string line;
+    ASSERT_TRUE(std::getline(f, line));
+    EXPECT_NE(line.find("\"path\":\"/stubborn\",\"status\":499,"), std::string::npos) << line;
+    unlink(o.access_log.c_str());
 }
 
 } // namespace
