@@ -262,6 +262,9 @@ struct sl__section {
     size_t kind_offset; /* int field set from the ONEOF key given */
     /* Derives fields and checks what spans keys. `map` may be NULL. */
     void (*finish)(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path);
+    /* NULL, or whether the compiled section is in use: --print-config omits
+     * one that is not (its keys then all hold their defaults). */
+    bool (*present)(const void *obj);
     const char *doc;
 };
 

@@ -43,7 +43,6 @@ uint32_t sl__conn_rcap(const struct sl_conn *c)
 struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd,
                              const union sl__addr *peer, socklen_t peer_len)
 {
-    int one = 1;
     struct sl_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -59,8 +58,8 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
     }
     sl_timer_init(&c->rtimer, rtimer_fired);
     sl_timer_init(&c->wtimer, wtimer_fired);
-    if (!l->is_unix)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY and the other `tcp` options come from the listening
+     * socket (listen.c): accepted sockets inherit them, no syscall here. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         free(c);

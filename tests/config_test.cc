@@ -399,7 +399,7 @@ TEST(ConfigLoad, RejectsAnEmptyPath)
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
     EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, http, log\n",
+              "timeouts, limits, tcp, process, http, log\n",
               Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
 
@@ -483,9 +483,10 @@ TEST(ConfigListeners, InheritGlobalValuesGivenAfterTheListInTheFile)
 
 TEST(ConfigListeners, NeedExactlyOneOfTcpOrUnix)
 {
-    EXPECT_EQ("test.yaml:3:5: listeners.0: expected exactly one of \"tcp\" or \"unix\", got both\n"
-              "test.yaml:4:5: listeners.1: expected exactly one of \"tcp\" or \"unix\", got "
-              "neither\n",
+    EXPECT_EQ("test.yaml:3:5: listeners.0: expected exactly one of \"tcp\", \"unix\", \"fd\" or "
+              "\"systemd\", got several\n"
+              "test.yaml:4:5: listeners.1: expected exactly one of \"tcp\", \"unix\", \"fd\" or "
+              "\"systemd\", got none\n",
               Errors(std::string(kApp) + "listeners:\n"
                                          "  - {tcp: \":1\", unix: /tmp/s}\n"
                                          "  - {limits: {}}\n"));
@@ -661,7 +662,7 @@ TEST(ConfigInterp, ReportsMalformedReferences)
 TEST(ConfigInterp, NeverExpandsKeys)
 {
     EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, http, log\n",
+              "timeouts, limits, tcp, process, http, log\n",
               Errors(std::string(kApp) + "${K}: 1\n", {}, {{"K", "workers"}}));
 }
 
@@ -977,6 +978,9 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "workers: 1\n"
               "listeners:\n"
               "  - tcp: \"127.0.0.1:8000\"\n"
+              "    name: null\n"
+              "    backlog: 1024\n"
+              "    reuseport: false\n"
               "timeouts:\n"
               "  header: 5s\n"
               "  keep_alive: 5s\n"
@@ -989,6 +993,17 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  max_headers: 100\n"
               "  max_connections: 1024\n"
               "  max_keepalive_requests: 1000\n"
+              "tcp:\n"
+              "  nodelay: true\n"
+              "  keepalive:\n"
+              "    idle: 0\n"
+              "    interval: 0\n"
+              "    count: 0\n"
+              "  user_timeout: 0\n"
+              "  fastopen: 0\n"
+              "  defer_accept: 0\n"
+              "process:\n"
+              "  raise_nofile: false\n"
               "http:\n"
               "  server_header: \"saltare\"\n"
               "log:\n"
@@ -1115,7 +1130,8 @@ TEST(ConfigSchema, IsWellFormedJsonOfDraft2020)
               schema.find("\"$schema\": \"https://json-schema.org/draft/2020-12/schema\""));
     EXPECT_NE(std::string::npos, schema.find("\"required\": [\"target\"]"));
     EXPECT_NE(std::string::npos, schema.find("\"oneOf\": [{\"required\": [\"tcp\"]}, "
-                                             "{\"required\": [\"unix\"]}]"));
+                                             "{\"required\": [\"unix\"]}, {\"required\": [\"fd\"]}, "
+                                             "{\"required\": [\"systemd\"]}]"));
 }
 
 // Every key of the table appears in the schema and the docs.
