@@ -21,6 +21,7 @@
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/notify.h"
+#include "server/tls.h"
 
 #define SL_VERSION "0.1.0"
 #define MAX_ARGS 64 /* -c files and --set overrides, each */
@@ -217,7 +218,8 @@ static void announce(const struct sl_config *cfg, unsigned workers)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct sl_listener_config *l = &cfg->listeners[i];
         if (l->kind == SL_LISTENER_TCP)
-            sl_log(SL_LOG_INFO, "serving %s on http://%s", cfg->app.target, l->name);
+            sl_log(SL_LOG_INFO, "serving %s on %s://%s", cfg->app.target,
+                   l->tls.cert ? "https" : "http", l->name);
         else
             sl_log(SL_LOG_INFO, "serving %s on unix:%s", cfg->app.target, l->path);
     }
@@ -439,6 +441,10 @@ static int serve(const struct sl_config *cfg)
         return 1;
     cfg = &set.cfg; /* systemd items expanded to the sockets passed */
     fds = set.fds;
+    if (sl_tls_init(cfg, false) < 0) { /* before fork: workers share ticket keys */
+        rc = SL_EX_CONFIG;
+        goto out_close;
+    }
     sl_notify_init(workers == 1 ? 0 : workers);
     sl_notify("STATUS=starting: importing the app");
     rc = sl_py_init(cfg);
@@ -448,6 +454,7 @@ static int serve(const struct sl_config *cfg)
     rc = workers == 1 ? sl_py_serve(cfg, fds) : supervise(cfg, fds, workers);
     sl_py_fini();
 out_close:
+    sl_tls_fini();
     sl_listen_close_set(&set);
     return rc;
 }
@@ -483,8 +490,10 @@ int main(int argc, char **argv)
         sl_cfg_print(cfg, stdout);
         rc = 0;
     } else if (cli.test_only) {
-        printf("configuration OK\n");
-        rc = 0;
+        /* Certificates and keys load and match (errors name the key). */
+        rc = sl_tls_init(cfg, true) < 0 ? SL_EX_CONFIG : 0;
+        if (rc == 0)
+            printf("configuration OK\n");
     } else {
         rc = serve(cfg);
     }
