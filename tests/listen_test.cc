@@ -214,11 +214,12 @@ TEST(ListenTune, AcceptedSocketsInheritTheTcpOptions)
 
 namespace {
 
+// `path` must outlive the config.
 sl_listener_config Unix(const std::string &path)
 {
     sl_listener_config l{};
     l.kind = SL_LISTENER_UNIX;
-    l.path = strdup(path.c_str());
+    l.path = path.c_str();
     l.name = l.path;
     l.mode = -1;
     return l;
