@@ -187,6 +187,19 @@ struct sl_cfg_input {
     /* Also check what can be checked without serving (-t): files readable,
      * directories exist. Never binds and never imports Python. */
     bool check_files;
+    /* With check_files: checks TLS material (OpenSSL lives in server/, the
+     * program passes sl_tls_check). NULL = not checked. */
+    int (*check_tls)(int what, const char *file, const char *key, char *err, size_t errcap);
+};
+
+/* What sl_cfg_input.check_tls is asked to check. Returns 0; -1 when `file`
+ * is at fault, -2 when `key` is, with the reason in err. */
+enum sl_tls_check {
+    SL_TLS_CHECK_CERT_KEY,     /* file: chain PEM, key: its private key */
+    SL_TLS_CHECK_CA,           /* file: CA certificates */
+    SL_TLS_CHECK_CRL,          /* file: CRLs */
+    SL_TLS_CHECK_CIPHERS,      /* file: a TLS 1.2 cipher list */
+    SL_TLS_CHECK_CIPHERSUITES, /* file: TLS 1.3 suites */
 };
 
 /*

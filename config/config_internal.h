@@ -110,6 +110,7 @@ struct sl__cx {
     struct sl_config *root; /* the config being compiled (for inheritance) */
     const char *(*getenv_fn)(const char *name);
     bool check_files;
+    int (*check_tls)(int what, const char *file, const char *key, char *err, size_t errcap);
     bool fatal; /* a source could not be read or parsed: do not compile */
     struct sl__err *errs;
     size_t nerrs, caperrs, lost;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "config/config_internal.h"
 
@@ -173,9 +174,30 @@ static bool sni_name_ok(const char *s)
     return label > 0;
 }
 
+/* -t: asks the program to load TLS material; errors point at the key. */
+static void check_tls(struct sl__cx *cx, const struct sl__node *map, const char *path, int what,
+                      const char *name, const char *file, const char *keyname, const char *key)
+{
+    char why[512];
+    if (cx->check_tls == NULL || file == NULL)
+        return;
+    /* An unreadable file is already reported by its key's file check. */
+    if (what != SL_TLS_CHECK_CIPHERS && what != SL_TLS_CHECK_CIPHERSUITES &&
+        (access(file, R_OK) != 0 || (key && access(key, R_OK) != 0)))
+        return;
+    int rc = cx->check_tls(what, file, key, why, sizeof(why));
+    if (rc == 0)
+        return;
+    const char *at = rc == -2 ? keyname : name;
+    const struct sl__node *n = sl__map_get(map, at);
+    sl__error(cx, n ? n : map, sl__path_join(cx, path, at), "%s: %s", rc == -2 ? key : file, why);
+}
+
 static void sni_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
 {
     const struct sl_tls_sni *e = obj;
+    if (e->cert && e->key)
+        check_tls(cx, map, path, SL_TLS_CHECK_CERT_KEY, "cert", e->cert, "key", e->key);
     const struct sl__node *names = sl__map_get(map, "names");
     for (size_t i = 0; i < e->nnames; i++) {
         if (sni_name_ok(e->names[i]))
@@ -323,6 +345,13 @@ static void tls_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
             sl__error(cx, sl__map_get(map, "crl"), sl__path_join(cx, path, "crl"),
                       "needs \"client_ca\"");
     }
+    if (t->cert && t->key)
+        check_tls(cx, map, path, SL_TLS_CHECK_CERT_KEY, "cert", t->cert, "key", t->key);
+    check_tls(cx, map, path, SL_TLS_CHECK_CA, "client_ca", t->client_ca, NULL, NULL);
+    check_tls(cx, map, path, SL_TLS_CHECK_CRL, "crl", t->crl, NULL, NULL);
+    check_tls(cx, map, path, SL_TLS_CHECK_CIPHERS, "ciphers", t->ciphers, NULL, NULL);
+    check_tls(cx, map, path, SL_TLS_CHECK_CIPHERSUITES, "ciphersuites", t->ciphersuites, NULL,
+              NULL);
     const struct sl__node *alpn = sl__map_get(map, "alpn");
     for (size_t i = 0; i < t->nalpn; i++)
         if (strcmp(t->alpn[i], "http/1.1") != 0)

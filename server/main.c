@@ -187,6 +187,7 @@ static const struct sl_config *load_config(const struct cli *cli)
         .sets = cli->sets,
         .nsets = cli->nsets,
         .check_files = cli->test_only,
+        .check_tls = sl_tls_check, /* -t: certs and keys load and match */
     };
     const struct sl_config *cfg;
 
@@ -441,7 +442,7 @@ static int serve(const struct sl_config *cfg)
         return 1;
     cfg = &set.cfg; /* systemd items expanded to the sockets passed */
     fds = set.fds;
-    if (sl_tls_init(cfg, false) < 0) { /* before fork: workers share ticket keys */
+    if (sl_tls_init(cfg) < 0) { /* before fork: workers share ticket keys */
         rc = SL_EX_CONFIG;
         goto out_close;
     }
@@ -490,10 +491,8 @@ int main(int argc, char **argv)
         sl_cfg_print(cfg, stdout);
         rc = 0;
     } else if (cli.test_only) {
-        /* Certificates and keys load and match (errors name the key). */
-        rc = sl_tls_init(cfg, true) < 0 ? SL_EX_CONFIG : 0;
-        if (rc == 0)
-            printf("configuration OK\n");
+        printf("configuration OK\n");
+        rc = 0;
     } else {
         rc = serve(cfg);
     }

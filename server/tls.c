@@ -65,12 +65,14 @@ static struct {
 
 /* ---- errors ------------------------------------------------------------- */
 
-/* The most specific reason OpenSSL queued, and clears the queue. */
+/* The first reason OpenSSL queued (the root cause; later ones wrap it),
+ * and clears the queue. */
 static const char *ssl_reason(char *buf, size_t cap)
 {
     unsigned long e, last = 0;
     while ((e = ERR_get_error()) != 0)
-        last = e;
+        if (last == 0)
+            last = e;
     if (last == 0)
         snprintf(buf, cap, "unknown error");
     else
@@ -213,7 +215,7 @@ static void warn_expiry(SSL_CTX *ctx, const char *where, const char *file)
     X509 *x = SSL_CTX_get0_certificate(ctx);
     time_t soon = time(NULL) + EXPIRY_WARN;
     if (x && X509_cmp_time(X509_get0_notAfter(x), &soon) < 0)
-        sl_log(SL_LOG_WARNING, "%s.tls.cert: %s: expires within 14 days", where, file);
+        sl_log(SL_LOG_WARNING, "%s: %s: certificate expires within 14 days", where, file);
 }
 
 /* Client certificates: CA list, verify mode and depth, CRLs. */
@@ -295,7 +297,9 @@ static int make_ctx(struct cert_ctx *cc, struct sl_tls_listener *tl, const char 
                key, cert);
         return -EINVAL;
     }
-    warn_expiry(cc->ctx, where, cert);
+    char at[96];
+    snprintf(at, sizeof(at), "%s.tls.%s", where, certkey);
+    warn_expiry(cc->ctx, at, cert);
     if (setup_protocol(cc->ctx, tl->cfg, where) < 0 || setup_verify(cc->ctx, tl->cfg, where) < 0)
         return -EINVAL;
     if (tl->alpn_len)
@@ -381,7 +385,7 @@ static int add(struct sl_tls_listener *tl)
     return 0;
 }
 
-int sl_tls_init(const struct sl_config *cfg, bool check_only)
+int sl_tls_init(const struct sl_config *cfg)
 {
     int rc = 0;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -393,7 +397,7 @@ int sl_tls_init(const struct sl_config *cfg, bool check_only)
             rc = -EINVAL;
             continue;
         }
-        if (check_only || add(tl) < 0)
+        if (add(tl) < 0)
             free_listener(tl);
     }
     if (rc < 0)
@@ -421,6 +425,54 @@ void sl_tls_fini(void)
     free(T.ls);
     T.ls = NULL;
     T.n = 0;
+}
+
+/* ---- saltare -t ------------------------------------------------------------------ */
+
+static int check_fail(SSL_CTX *ctx, int rc, char *err, size_t cap)
+{
+    ssl_reason(err, cap);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+int sl_tls_check(int what, const char *file, const char *key, char *err, size_t cap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return check_fail(ctx, -1, err, cap);
+    switch (what) {
+    case SL_TLS_CHECK_CERT_KEY:
+        if (SSL_CTX_use_certificate_chain_file(ctx, file) != 1)
+            return check_fail(ctx, -1, err, cap);
+        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1)
+            return check_fail(ctx, -2, err, cap);
+        warn_expiry(ctx, "tls", file);
+        break;
+    case SL_TLS_CHECK_CA:
+        if (SSL_CTX_load_verify_locations(ctx, file, NULL) != 1)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    case SL_TLS_CHECK_CRL: {
+        X509_LOOKUP *lu = X509_STORE_add_lookup(SSL_CTX_get_cert_store(ctx), X509_LOOKUP_file());
+        if (!lu || X509_load_crl_file(lu, file, X509_FILETYPE_PEM) <= 0)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    }
+    case SL_TLS_CHECK_CIPHERS:
+        if (SSL_CTX_set_cipher_list(ctx, file) != 1)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    case SL_TLS_CHECK_CIPHERSUITES:
+        if (SSL_CTX_set_ciphersuites(ctx, file) != 1)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    default:
+        break;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
 }
 
 /* ---- the transport ------------------------------------------------------------- */

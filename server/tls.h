@@ -33,9 +33,14 @@ extern const struct sl_transport sl_transport_tls;
  * Builds the contexts of every listener of cfg whose tls.cert is set:
  * loads certs and keys (and checks they match), CAs, CRLs. Errors are
  * logged as "listeners.N.tls.KEY: FILE: reason". Call once, before fork.
- * Returns 0 or -EINVAL. With `check_only`, builds, reports, frees (-t).
+ * Returns 0 or -EINVAL.
  */
-int sl_tls_init(const struct sl_config *cfg, bool check_only);
+int sl_tls_init(const struct sl_config *cfg);
+
+/* The check behind `saltare -t` (sl_cfg_input.check_tls): `what` is an
+ * enum sl_tls_check. Loads the material as serving would; a certificate
+ * that expires within 14 days is logged as a warning (not an error). */
+int sl_tls_check(int what, const char *file, const char *key, char *err, size_t errcap);
 
 /* The contexts for listener `l` (built by sl_tls_init, else built now). */
 struct sl_tls_listener *sl_tls_for(const struct sl_listener_config *l);

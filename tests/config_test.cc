@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
 #include <functional>
 
 #include "config/config_internal.h"
@@ -1178,3 +1180,65 @@ TEST(ConfigSchema, WritesDefaultsInCanonicalForm)
 }
 
 } // namespace
+
+// ---- TLS ----------------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> g_tls_checks;
+
+// Files named "bad*" fail; a key named "nomatch*" does not match its cert.
+int FakeCheckTls(int what, const char *file, const char *key, char *err, size_t cap)
+{
+    g_tls_checks.push_back(std::to_string(what) + ":" + file + (key ? std::string(",") + key : ""));
+    if (strncmp(file, "/dev/null/bad", 13) == 0 || strncmp(file, "bad", 3) == 0) {
+        snprintf(err, cap, "cannot load");
+        return -1;
+    }
+    if (key && strstr(key, "nomatch")) {
+        snprintf(err, cap, "key values mismatch");
+        return -2;
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
+{
+    std::string dir = ::testing::TempDir();
+    std::string cert = dir + "/c.pem", key = dir + "/nomatch.key", sni = dir + "/s.pem";
+    for (const auto &f : {cert, key, sni})
+        std::ofstream(f) << "x";
+    sltest::CheckTls() = FakeCheckTls;
+    g_tls_checks.clear();
+    sltest::Load load(std::vector<sltest::Source>{{"test.yaml",
+                                                   std::string(kApp) +
+                                                       "listeners:\n"
+                                                       "  - tcp: \":1\"\n"
+                                                       "    tls:\n"
+                                                       "      cert: " + cert + "\n"
+                                                       "      key: " + key + "\n"
+                                                       "      ciphersuites: bad-suite\n"
+                                                       "      sni: [{names: [a.b], cert: " + sni +
+                                                       ", key: " + sni + "}]\n"}},
+                      {}, {}, true);
+    sltest::CheckTls() = nullptr;
+    EXPECT_EQ("test.yaml:6:12: listeners.0.tls.key: " + key + ": key values mismatch\n"
+              "test.yaml:7:21: listeners.0.tls.ciphersuites: bad-suite: cannot load\n",
+              load.errors());
+    EXPECT_EQ((std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key,
+                                        "4:bad-suite"}),
+              g_tls_checks);
+}
+
+TEST(ConfigTls, NeedsCertForAnyOtherKey)
+{
+    EXPECT_EQ("test.yaml:3:23: listeners.0.tls.verify_client: needs \"cert\" as well (TLS is on "
+              "only with a certificate)\n"
+              "test.yaml:3:38: listeners.0.tls.verify_client: needs \"client_ca\"\n",
+              Errors(std::string(kApp) + "listeners:\n  - {tcp: \":1\", tls: {verify_client: "
+                                         "required}}\n"));
+    Load empty(std::string(kApp) + "listeners:\n  - {tcp: \":1\", tls: {sni: [], cert: null}}\n");
+    EXPECT_TRUE(empty.ok()) << empty.errors();
+}

@@ -243,15 +243,52 @@ def test_mtls_optional_with_cert(mtls, certs):
     assert body["tls"]["client_cert_name"] == "O=saltare tests,CN=alice"
 
 
-def test_check_reports_a_key_that_does_not_match(certs, tmp_path):
+def test_check_reports_tls_errors_with_positions(certs, tmp_path):
     from conftest import BIN
 
     cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "app: {target: listen_app:app}\n"
+        "listeners:\n"
+        "  - tcp: 127.0.0.1:0\n"
+        "    tls:\n"
+        f"      cert: {certs / 'server.pem'}\n"
+        f"      key: {certs / 'client.key'}\n"
+        "      ciphers: NOT-A-CIPHER\n"
+        f"      client_ca: {certs / 'client.key'}\n"
+        "      verify_client: required\n"
+        "      sni:\n"
+        f"        - {{names: [a.test], cert: {certs / 'sni.key'}, key: {certs / 'sni.key'}}}\n"
+    )
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == (
+        f"{cfg}:6:12: listeners.0.tls.key: {certs / 'client.key'}: "
+        "error:05800074:x509 certificate routines::key values mismatch"
+    )
+    assert lines[1].startswith(f"{cfg}:7:16: listeners.0.tls.ciphers: NOT-A-CIPHER: error:")
+    assert lines[2].startswith(f"{cfg}:8:18: listeners.0.tls.client_ca: {certs / 'client.key'}: ")
+    assert lines[3].startswith(f"{cfg}:11:35: listeners.0.tls.sni.0.cert: {certs / 'sni.key'}: ")
+    assert len(lines) == 4, r.stderr
+
+
+def test_check_accepts_good_tls_and_warns_of_expiry(certs, tmp_path):
+    from conftest import BIN
+
+    subprocess.run(
+        ["openssl", "req", "-x509", "-new", "-key", str(certs / "server.key"), "-days", "3",
+         "-subj", "/CN=soon", "-out", str(tmp_path / "soon.pem")],
+        check=True, capture_output=True,
+    )
+    cfg = tmp_path / "good.yaml"
     cfg.write_text(json.dumps({
         "app": {"target": "listen_app:app"},
-        "listeners": [{"tcp": "127.0.0.1:0", "tls": {"cert": str(certs / "server.pem"),
-                                                     "key": str(certs / "client.key")}}],
+        "listeners": [tls_listener(certs, 1, client_ca=str(certs / "ca.pem"),
+                                   verify_client="optional", crl=str(certs / "crl.pem"),
+                                   cert=str(tmp_path / "soon.pem"))],
     }))
     r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
-    assert r.returncode == 78
-    assert f"listeners.0.tls.key: {certs / 'client.key'}: error:05800074:x509 certificate routines::key values mismatch" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "configuration OK\n"
+    assert f"{tmp_path / 'soon.pem'}: certificate expires within 14 days" in r.stderr
