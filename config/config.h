@@ -26,7 +26,9 @@ extern "C" {
 
 enum sl_lifespan { SL_LIFESPAN_AUTO, SL_LIFESPAN_ON, SL_LIFESPAN_OFF };
 enum sl_loop_kind { SL_LOOP_AUTO, SL_LOOP_ASYNCIO, SL_LOOP_UVLOOP };
-enum sl_listener_kind { SL_LISTENER_TCP, SL_LISTENER_UNIX };
+enum sl_listener_kind { SL_LISTENER_TCP, SL_LISTENER_UNIX, SL_LISTENER_FD, SL_LISTENER_SYSTEMD };
+enum sl_tls_version { SL_TLS_1_2, SL_TLS_1_3 };
+enum sl_verify_client { SL_VERIFY_OFF, SL_VERIFY_OPTIONAL, SL_VERIFY_REQUIRED };
 enum sl_log_level { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARNING, SL_LOG_ERROR };
 
 /* All durations are milliseconds; 0 means "no timeout". */
@@ -48,6 +50,34 @@ struct sl_limits {
     uint32_t max_keepalive_requests; /* per connection; 0 = unlimited */
 };
 
+/* One `tls.sni` entry: a certificate chosen when the client's SNI matches
+ * one of `names` (exact, or "*.example.com": exactly one label). */
+struct sl_tls_sni {
+    const char *const *names;
+    size_t nnames;
+    const char *cert; /* chain PEM */
+    const char *key;
+};
+
+/* A listener's TLS; `cert` NULL = plain (no TLS). Paths are as written. */
+struct sl_tls_config {
+    const char *cert; /* chain PEM: leaf first */
+    const char *key;
+    enum sl_tls_version min_version;
+    const char *ciphers;      /* TLS 1.2 cipher list; NULL = OpenSSL's default */
+    const char *ciphersuites; /* TLS 1.3 suites; NULL = OpenSSL's default */
+    const char *const *alpn;  /* protocols offered, in preference order */
+    size_t nalpn;
+    uint32_t session_cache; /* sessions cached per worker; 0 = no cache */
+    bool session_tickets;
+    const struct sl_tls_sni *sni;
+    size_t nsni;
+    const char *client_ca; /* NULL = no client certificates asked for */
+    enum sl_verify_client verify_client;
+    uint32_t verify_depth; /* intermediate CAs allowed in a client chain */
+    const char *crl;       /* PEM CRL(s) checked against client chains; NULL = none */
+};
+
 /*
  * One listener. `limits` and `timeouts` are already resolved: keys the
  * listener item sets override the global section, the rest inherit it at
@@ -55,15 +85,37 @@ struct sl_limits {
  */
 struct sl_listener_config {
     enum sl_listener_kind kind;
-    const char *name; /* as written: "0.0.0.0:8000", "[::1]:80", "/run/x.sock" */
+    /* What it listens on, as written: "0.0.0.0:8000", "[::1]:80", "/run/x.sock",
+     * "@abstract"; "fd:3", "systemd:web", "systemd:*" (systemd: true). */
+    const char *name;
+    const char *label; /* the `name` key: used in logs; NULL = not given */
+    uint32_t backlog;  /* listen(2) queue; capped by net.core.somaxconn */
+    bool reuseport;    /* SO_REUSEPORT (TCP) */
     /* SL_LISTENER_TCP: parsed numeric address (no DNS lookups). */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    /* SL_LISTENER_UNIX */
+    /* SL_LISTENER_UNIX; a path starting with '@' is an abstract socket. */
     const char *path;
-    int mode; /* file mode for the socket, -1 = leave as created */
+    int mode;          /* file mode for the socket, -1 = leave as created */
+    const char *owner; /* user name or uid for the socket file; NULL = leave */
+    const char *group; /* group name or gid; NULL = leave */
+    int fd;            /* SL_LISTENER_FD: an inherited listening socket */
+    const char *systemd; /* SL_LISTENER_SYSTEMD: FileDescriptorName, or "true" = all */
+    struct sl_tls_config tls;
     struct sl_limits limits;
     struct sl_timeouts timeouts;
+};
+
+/* Options of TCP sockets (every TCP listener; accepted sockets inherit
+ * them from the listening socket). Durations in ms, 0 = kernel default/off. */
+struct sl_tcp_config {
+    bool nodelay;
+    uint32_t keepalive_idle_ms; /* 0 = no keep-alive probes */
+    uint32_t keepalive_interval_ms;
+    uint32_t keepalive_count;
+    uint32_t user_timeout_ms;
+    uint32_t fastopen;        /* TFO queue length; 0 = off */
+    uint32_t defer_accept_ms; /* wake accept only once data arrived; 0 = off */
 };
 
 struct sl_app_config {
@@ -84,6 +136,10 @@ struct sl_config {
     size_t nlisteners;
     struct sl_timeouts timeouts; /* global section */
     struct sl_limits limits;     /* global section */
+    struct sl_tcp_config tcp;
+    struct {
+        bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */
+    } process;
     struct {
         const char *server_header; /* "" = send no Server header */
     } http;
@@ -133,6 +189,19 @@ struct sl_cfg_input {
     /* Also check what can be checked without serving (-t): files readable,
      * directories exist. Never binds and never imports Python. */
     bool check_files;
+    /* With check_files: checks TLS material (OpenSSL lives in server/, the
+     * program passes sl_tls_check). NULL = not checked. */
+    int (*check_tls)(int what, const char *file, const char *key, char *err, size_t errcap);
+};
+
+/* What sl_cfg_input.check_tls is asked to check. Returns 0; -1 when `file`
+ * is at fault, -2 when `key` is, with the reason in err. */
+enum sl_tls_check {
+    SL_TLS_CHECK_CERT_KEY,     /* file: chain PEM, key: its private key */
+    SL_TLS_CHECK_CA,           /* file: CA certificates */
+    SL_TLS_CHECK_CRL,          /* file: CRLs */
+    SL_TLS_CHECK_CIPHERS,      /* file: a TLS 1.2 cipher list */
+    SL_TLS_CHECK_CIPHERSUITES, /* file: TLS 1.3 suites */
 };
 
 /*

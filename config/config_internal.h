@@ -110,6 +110,7 @@ struct sl__cx {
     struct sl_config *root; /* the config being compiled (for inheritance) */
     const char *(*getenv_fn)(const char *name);
     bool check_files;
+    int (*check_tls)(int what, const char *file, const char *key, char *err, size_t errcap);
     bool fatal; /* a source could not be read or parsed: do not compile */
     struct sl__err *errs;
     size_t nerrs, caperrs, lost;
@@ -262,6 +263,9 @@ struct sl__section {
     size_t kind_offset; /* int field set from the ONEOF key given */
     /* Derives fields and checks what spans keys. `map` may be NULL. */
     void (*finish)(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path);
+    /* NULL, or whether the compiled section is in use: --print-config omits
+     * one that is not (its keys then all hold their defaults). */
+    bool (*present)(const void *obj);
     const char *doc;
 };
 

@@ -156,8 +156,14 @@ static void md_row(FILE *out, const struct sl__section *sec, const struct sl__ke
         fprintf(out, " Give exactly one of %s.", oneof_names(sec, names, sizeof(names)));
     if (k->requires)
         fprintf(out, " Only with `%s`.", k->requires);
-    if ((k->shape == SL__SECTION && !(k->flags & SL__INHERIT)) || k->shape == SL__SECTIONS)
-        fprintf(out, " See [`%s%s`](#%s).", prefix, k->name, k->name);
+    if ((k->shape == SL__SECTION && !(k->flags & SL__INHERIT)) || k->shape == SL__SECTIONS) {
+        /* GitHub's heading anchor: the heading without its punctuation. */
+        fprintf(out, " See [`%s%s`](#", prefix, k->name);
+        for (const char *c = k->section->name; *c; c++)
+            if (*c != '[' && *c != ']' && *c != '.')
+                fputc(*c, out);
+        fputs(").", out);
+    }
     fputs(" |\n", out);
 }
 
@@ -171,20 +177,28 @@ static void md_table(FILE *out, const struct sl__section *sec, const char *prefi
     fputc('\n', out);
 }
 
-/* One "###" part per section of the top level. */
-static void md_sections(FILE *out, const struct sl__section *root)
+/* One "###" part per section, each followed by the sections inside it
+ * (inherited ones are documented where they are declared). */
+static void md_subsections(FILE *out, const struct sl__section *sec, const char *parent)
 {
-    char prefix[128];
-    fputs("## Keys\n\n### Top level\n\n", out);
-    md_table(out, root, "");
-    for (size_t i = 0; i < root->nkeys; i++) {
-        const struct sl__key *k = &root->keys[i];
-        if (k->shape != SL__SECTION && k->shape != SL__SECTIONS)
+    char prefix[256];
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const struct sl__key *k = &sec->keys[i];
+        if ((k->shape != SL__SECTION && k->shape != SL__SECTIONS) || (k->flags & SL__INHERIT))
             continue;
         fprintf(out, "### %s\n\n%s\n\n", k->section->name, k->section->doc);
-        snprintf(prefix, sizeof(prefix), "%s%s.", k->name, k->shape == SL__SECTIONS ? "[]" : "");
+        snprintf(prefix, sizeof(prefix), "%s%s%s.", parent, k->name,
+                 k->shape == SL__SECTIONS ? "[]" : "");
         md_table(out, k->section, prefix);
+        md_subsections(out, k->section, prefix);
     }
+}
+
+static void md_sections(FILE *out, const struct sl__section *root)
+{
+    fputs("## Keys\n\n### Top level\n\n", out);
+    md_table(out, root, "");
+    md_subsections(out, root, "");
 }
 
 void sl_cfg_print_docs(FILE *out)

@@ -472,6 +472,7 @@ const struct sl_config *sl_cfg_load(const struct sl_cfg_input *in, struct sl_dia
         .root = &box->cfg,
         .getenv_fn = in->getenv_fn,
         .check_files = in->check_files,
+        .check_tls = in->check_files ? in->check_tls : NULL,
     };
     struct sl__node *root = load_sources(&cx, in);
 

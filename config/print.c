@@ -123,6 +123,9 @@ static void print_section(FILE *out, const struct sl_config *cfg, const struct s
 {
     for (size_t i = 0; i < sec->nkeys; i++) {
         const struct sl__key *k = &sec->keys[i];
+        if (k->shape == SL__SECTION && k->section->present &&
+            !k->section->present(at(obj, k->offset)))
+            continue;
         if (k->flags & SL__INHERIT) {
             if (!differs(k->section, at(obj, k->offset), at(cfg, k->inherit)))
                 continue;

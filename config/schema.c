@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "config/config_internal.h"
 
@@ -134,6 +135,256 @@ static const struct sl__section limits_section = {
 /* ---- listeners ----------------------------------------------------------- */
 
 #define LISTENER(member) FIELD(struct sl_listener_config, member)
+#define TLS(member) FIELD(struct sl_tls_config, member)
+#define SNI(member) FIELD(struct sl_tls_sni, member)
+
+static const char *const tls_version_names[] = {"1.2", "1.3", NULL};
+static const char *const verify_names[] = {"off", "optional", "required", NULL};
+
+static const struct sl__key sni_keys[] = {
+    {.name = "names",
+     SNI(names),
+     .shape = SL__LIST,
+     .type = &sl__type_string,
+     .count = offsetof(struct sl_tls_sni, nnames),
+     .item_size = sizeof(const char *),
+     .min_items = 1,
+     .max_items = 256,
+     .flags = SL__REQUIRED,
+     .doc = "Server names this certificate answers for: exact (`api.example.com`) or one "
+            "wildcard label (`*.example.com`)."},
+    {.name = "cert",
+     SNI(cert),
+     .type = &sl__type_path,
+     .flags = SL__REQUIRED | SL__CHECK_READ,
+     .doc = "Certificate chain (PEM, leaf first)."},
+    {.name = "key",
+     SNI(key),
+     .type = &sl__type_path,
+     .flags = SL__REQUIRED | SL__CHECK_READ,
+     .doc = "Private key (PEM) of `cert`."},
+};
+
+/* A server name pattern: DNS labels, optionally "*." first. */
+static bool sni_name_ok(const char *s)
+{
+    size_t len = strlen(s), label = 0;
+    if (strncmp(s, "*.", 2) == 0)
+        s += 2, len -= 2;
+    if (len == 0 || len > 253)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+/* -t: asks the program to load TLS material; errors point at the key. */
+static void check_tls(struct sl__cx *cx, const struct sl__node *map, const char *path, int what,
+                      const char *name, const char *file, const char *keyname, const char *key)
+{
+    char why[512];
+    if (cx->check_tls == NULL || file == NULL)
+        return;
+    /* An unreadable file is already reported by its key's file check. */
+    if (what != SL_TLS_CHECK_CIPHERS && what != SL_TLS_CHECK_CIPHERSUITES &&
+        (access(file, R_OK) != 0 || (key && access(key, R_OK) != 0)))
+        return;
+    int rc = cx->check_tls(what, file, key, why, sizeof(why));
+    if (rc == 0)
+        return;
+    const char *at = rc == -2 ? keyname : name;
+    const struct sl__node *n = sl__map_get(map, at);
+    sl__error(cx, n ? n : map, sl__path_join(cx, path, at), "%s: %s", rc == -2 ? key : file, why);
+}
+
+static void sni_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
+{
+    const struct sl_tls_sni *e = obj;
+    if (e->cert && e->key)
+        check_tls(cx, map, path, SL_TLS_CHECK_CERT_KEY, "cert", e->cert, "key", e->key);
+    const struct sl__node *names = sl__map_get(map, "names");
+    for (size_t i = 0; i < e->nnames; i++) {
+        if (sni_name_ok(e->names[i]))
+            continue;
+        const struct sl__node *at =
+            names && names->kind == SL__NODE_SEQ && i < names->n ? names->vals[i] : map;
+        sl__error(cx, at, sl__path_index(cx, sl__path_join(cx, path, "names"), i),
+                  "expected a host name like \"api.example.com\" or \"*.example.com\", got \"%s\"",
+                  e->names[i]);
+    }
+}
+
+static const struct sl__section sni_section = {
+    .name = "listeners[].tls.sni[]",
+    .keys = sni_keys,
+    .nkeys = ARRAY_LEN(sni_keys),
+    .size = sizeof(struct sl_tls_sni),
+    .finish = sni_finish,
+    .doc = "One certificate chosen by the name the client asks for (SNI).",
+};
+
+static const struct sl__key tls_keys[] = {
+    {.name = "cert",
+     TLS(cert),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_READ,
+     .doc = "Certificate chain (PEM, leaf first). Setting it turns TLS on for the listener."},
+    {.name = "key",
+     TLS(key),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_READ,
+     .doc = "Private key (PEM) of `cert`."},
+    {.name = "min_version",
+     TLS(min_version),
+     .type = &sl__type_enum,
+     .names = tls_version_names,
+     .def = "\"1.2\"",
+     .doc = "Oldest TLS version accepted. Older clients fail the handshake."},
+    {.name = "ciphers",
+     TLS(ciphers),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "TLS 1.2 cipher list in OpenSSL syntax; null = OpenSSL's default."},
+    {.name = "ciphersuites",
+     TLS(ciphersuites),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "TLS 1.3 cipher suites in OpenSSL syntax; null = OpenSSL's default."},
+    {.name = "alpn",
+     TLS(alpn),
+     .shape = SL__LIST,
+     .type = &sl__type_string,
+     .count = offsetof(struct sl_tls_config, nalpn),
+     .item_size = sizeof(const char *),
+     .max_items = 8,
+     .def = "[\"http/1.1\"]",
+     .doc = "Protocols offered by ALPN, in preference order (`http/1.1` today). `[]` "
+            "disables ALPN."},
+    {.name = "session_cache",
+     TLS(session_cache),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 10000000,
+     .def = "20480",
+     .doc = "Sessions kept for resumption by session ID, per worker; `0` = none."},
+    {.name = "session_tickets",
+     TLS(session_tickets),
+     .type = &sl__type_bool,
+     .def = "true",
+     .doc = "Resumption by session tickets. Ticket keys are made once at start and shared by "
+            "all workers, and rotated every 12 hours (the previous key still decrypts)."},
+    {.name = "sni",
+     TLS(sni),
+     .shape = SL__SECTIONS,
+     .section = &sni_section,
+     .count = offsetof(struct sl_tls_config, nsni),
+     .item_size = sizeof(struct sl_tls_sni),
+     .max_items = 1024,
+     .def = "[]",
+     .doc = "Certificates chosen by SNI; a client naming none of them (or no name) gets "
+            "`cert`."},
+    {.name = "client_ca",
+     TLS(client_ca),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_READ,
+     .doc = "CA certificates (PEM) client certificates must chain to (mTLS)."},
+    {.name = "verify_client",
+     TLS(verify_client),
+     .type = &sl__type_enum,
+     .names = verify_names,
+     .def = "off",
+     .doc = "Client certificates: `off` never asks; `optional` asks, and a client without "
+            "one is served; `required` refuses the handshake without a valid one. With "
+            "`optional`, an invalid certificate also fails the handshake."},
+    {.name = "verify_depth",
+     TLS(verify_depth),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 100,
+     .def = "10",
+     .doc = "Intermediate CAs allowed in a client chain."},
+    {.name = "crl",
+     TLS(crl),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_READ,
+     .doc = "Revocation lists (PEM) checked for every certificate of a client chain; a CA "
+            "without a CRL in the file fails the check."},
+};
+
+static bool tls_present(const void *obj)
+{
+    return ((const struct sl_tls_config *)obj)->cert != NULL;
+}
+
+/* Keys that only mean something with others. */
+static void tls_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
+{
+    const struct sl_tls_config *t = obj;
+    if (map == NULL)
+        return;
+    /* Without cert the section is not printed: nothing else may be set. */
+    for (size_t i = 0; t->cert == NULL && i < map->n; i++) {
+        const struct sl__node *v = map->vals[i];
+        bool known = false;
+        for (size_t j = 0; j < ARRAY_LEN(tls_keys); j++)
+            known |= strcmp(tls_keys[j].name, map->keys[i]->str) == 0;
+        if (!known || sl__node_is_null(v) || (v->kind == SL__NODE_SEQ && v->n == 0))
+            continue;
+        sl__error(cx, map->keys[i], sl__path_join(cx, path, map->keys[i]->str),
+                  "needs \"cert\" as well (TLS is on only with a certificate)");
+    }
+    if (t->cert && t->key == NULL)
+        sl__error(cx, map, sl__path_join(cx, path, "key"), "missing required key, expected a path");
+    if (t->client_ca == NULL) {
+        if (t->verify_client != SL_VERIFY_OFF)
+            sl__error(cx, sl__map_get(map, "verify_client"),
+                      sl__path_join(cx, path, "verify_client"), "needs \"client_ca\"");
+        if (t->crl)
+            sl__error(cx, sl__map_get(map, "crl"), sl__path_join(cx, path, "crl"),
+                      "needs \"client_ca\"");
+    }
+    if (t->cert && t->key)
+        check_tls(cx, map, path, SL_TLS_CHECK_CERT_KEY, "cert", t->cert, "key", t->key);
+    check_tls(cx, map, path, SL_TLS_CHECK_CA, "client_ca", t->client_ca, NULL, NULL);
+    check_tls(cx, map, path, SL_TLS_CHECK_CRL, "crl", t->crl, NULL, NULL);
+    check_tls(cx, map, path, SL_TLS_CHECK_CIPHERS, "ciphers", t->ciphers, NULL, NULL);
+    check_tls(cx, map, path, SL_TLS_CHECK_CIPHERSUITES, "ciphersuites", t->ciphersuites, NULL,
+              NULL);
+    const struct sl__node *alpn = sl__map_get(map, "alpn");
+    for (size_t i = 0; i < t->nalpn; i++)
+        if (strcmp(t->alpn[i], "http/1.1") != 0)
+            sl__error(cx, alpn && alpn->kind == SL__NODE_SEQ && i < alpn->n ? alpn->vals[i] : map,
+                      sl__path_index(cx, sl__path_join(cx, path, "alpn"), i),
+                      "expected \"http/1.1\" (the protocol served), got \"%s\"", t->alpn[i]);
+}
+
+static const struct sl__section tls_section = {
+    .name = "listeners[].tls",
+    .keys = tls_keys,
+    .nkeys = ARRAY_LEN(tls_keys),
+    .size = sizeof(struct sl_tls_config),
+    .finish = tls_finish,
+    .present = tls_present,
+    .doc = "TLS for one listener (OpenSSL). Without `cert` the listener is plain.",
+};
 
 static const struct sl__key listener_keys[] = {
     {.name = "tcp",
@@ -147,7 +398,46 @@ static const struct sl__key listener_keys[] = {
      .type = &sl__type_sockpath,
      .flags = SL__ONEOF | SL__CHECK_PARENT,
      .kind = SL_LISTENER_UNIX,
-     .doc = "Listen on a Unix domain socket at this path (its directory must exist)."},
+     .doc = "Listen on a Unix domain socket at this path (its directory must exist). A "
+            "stale socket file is replaced; one a live process accepts on is an error. "
+            "`\"@name\"` is an abstract socket (no file)."},
+    {.name = "fd",
+     LISTENER(fd),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1 << 20,
+     .flags = SL__ONEOF,
+     .kind = SL_LISTENER_FD,
+     .doc = "Serve on this inherited file descriptor, already bound and listening (TCP or "
+            "Unix)."},
+    {.name = "systemd",
+     LISTENER(systemd),
+     .type = &sl__type_string,
+     .flags = SL__ONEOF,
+     .kind = SL_LISTENER_SYSTEMD,
+     .doc = "Serve on the sockets systemd passed (socket activation) whose "
+            "`FileDescriptorName=` is this; `true` takes every passed socket no other "
+            "listener claims. No such socket is a startup error."},
+    {.name = "name",
+     LISTENER(label),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "A name for the listener in logs; null = its address."},
+    {.name = "backlog",
+     LISTENER(backlog),
+     .type = &sl__type_int,
+     .min = 1,
+     .max = 1 << 20,
+     .def = "1024",
+     .doc = "Length of the queue of connections not yet accepted; capped (with a warning) "
+            "by `net.core.somaxconn`. Sockets passed in (`fd`, `systemd`) keep theirs."},
+    {.name = "reuseport",
+     LISTENER(reuseport),
+     .type = &sl__type_bool,
+     .def = "false",
+     .requires = "tcp",
+     .doc = "Set SO_REUSEPORT, so other processes may bind the same address."},
     {.name = "mode",
      LISTENER(mode),
      .type = &sl__type_mode,
@@ -155,6 +445,20 @@ static const struct sl__key listener_keys[] = {
      .flags = SL__NULLABLE,
      .requires = "unix",
      .doc = "Permissions of the Unix socket file, e.g. `\"0660\"`."},
+    {.name = "owner",
+     LISTENER(owner),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .requires = "unix",
+     .doc = "Owner of the Unix socket file: a user name or a numeric uid; null = leave."},
+    {.name = "group",
+     LISTENER(group),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .requires = "unix",
+     .doc = "Group of the Unix socket file: a group name or a numeric gid; null = leave."},
     {.name = "limits",
      LISTENER(limits),
      .shape = SL__SECTION,
@@ -171,19 +475,51 @@ static const struct sl__key listener_keys[] = {
      .inherit = offsetof(struct sl_config, timeouts),
      .doc = "Overrides of the global `timeouts` for this listener; keys not set here inherit "
             "the global value."},
+    {.name = "tls",
+     LISTENER(tls),
+     .shape = SL__SECTION,
+     .section = &tls_section,
+     .doc = "TLS (and mTLS) on this listener."},
 };
+
+/* An abstract Unix socket has no file to set a mode or owner on. */
+static void check_abstract(struct sl__cx *cx, const struct sl__node *map,
+                           const struct sl_listener_config *l, const char *path)
+{
+    static const char *const file_keys[] = {"mode", "owner", "group"};
+    for (size_t i = 0; i < ARRAY_LEN(file_keys); i++) {
+        const struct sl__node *v = sl__map_get(map, file_keys[i]);
+        if (v && !sl__node_is_null(v))
+            sl__error(cx, v, sl__path_join(cx, path, file_keys[i]),
+                      "an abstract socket (\"@...\") has no file to apply it to");
+    }
+    (void)l;
+}
 
 /* Derives what the listener's kind implies from the key given. */
 static void listener_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
                             const char *path)
 {
     struct sl_listener_config *l = obj;
-    (void)cx, (void)map, (void)path;
     if (l->kind == SL_LISTENER_TCP && l->name != NULL) {
         int rc = sl__parse_addr(l->name, &l->addr, &l->addrlen);
         (void)rc; /* already validated by the address type */
     } else if (l->kind == SL_LISTENER_UNIX && l->path != NULL) {
         l->name = l->path;
+        if (l->path[0] == '@')
+            check_abstract(cx, map, l, path);
+    } else if (l->kind == SL_LISTENER_FD && sl__map_get(map, "fd")) {
+        l->name = sl__arena_printf(cx->out, "fd:%d", l->fd);
+    } else if (l->kind == SL_LISTENER_SYSTEMD && l->systemd != NULL) {
+        bool all = strcmp(l->systemd, "true") == 0;
+        if (!all && (l->systemd[0] == '\0' || strlen(l->systemd) > 255 ||
+                     strchr(l->systemd, ':') != NULL)) {
+            sl__error(cx, sl__map_get(map, "systemd"), sl__path_join(cx, path, "systemd"),
+                      "expected true or a FileDescriptorName (1 to 255 bytes, no \":\"), "
+                      "got \"%s\"",
+                      l->systemd);
+        }
+        l->name = sl__arena_printf(cx->out, "systemd:%s", all ? "*" : l->systemd);
     }
 }
 
@@ -194,7 +530,109 @@ static const struct sl__section listener_section = {
     .size = sizeof(struct sl_listener_config),
     .kind_offset = offsetof(struct sl_listener_config, kind),
     .finish = listener_finish,
-    .doc = "One item of `listeners`: exactly one of `tcp` or `unix`, plus options.",
+    .doc = "One item of `listeners`: exactly one of `tcp`, `unix`, `fd` or `systemd`, plus "
+           "options.",
+};
+
+/* ---- tcp, process ------------------------------------------------------------ */
+
+#define TCPOPT(member) FIELD(struct sl_tcp_config, member)
+
+static const struct sl__key keepalive_keys[] = {
+    {.name = "idle",
+     TCPOPT(keepalive_idle_ms),
+     .type = &sl__type_duration,
+     .min = 0,
+     .max = 32767 * SECOND,
+     .def = "0",
+     .doc = "Idle time before the first keep-alive probe; `0` = no probes (SO_KEEPALIVE "
+            "off). Whole seconds."},
+    {.name = "interval",
+     TCPOPT(keepalive_interval_ms),
+     .type = &sl__type_duration,
+     .min = 0,
+     .max = 32767 * SECOND,
+     .def = "0",
+     .doc = "Time between probes; `0` = the kernel's default. Whole seconds."},
+    {.name = "count",
+     TCPOPT(keepalive_count),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 127,
+     .def = "0",
+     .doc = "Unanswered probes before the connection is dropped; `0` = the kernel's "
+            "default."},
+};
+
+/* Keep-alive fields live in the tcp struct: a section over the same object. */
+static const struct sl__section keepalive_section = {
+    .name = "tcp.keepalive",
+    .keys = keepalive_keys,
+    .nkeys = ARRAY_LEN(keepalive_keys),
+    .size = sizeof(struct sl_tcp_config),
+    .doc = "TCP keep-alive probes on client connections.",
+};
+
+static const struct sl__key tcp_keys[] = {
+    {.name = "nodelay",
+     TCPOPT(nodelay),
+     .type = &sl__type_bool,
+     .def = "true",
+     .doc = "TCP_NODELAY: send small writes at once (no Nagle delay)."},
+    {.name = "keepalive",
+     .offset = 0,
+     .size = sizeof(struct sl_tcp_config),
+     .shape = SL__SECTION,
+     .section = &keepalive_section,
+     .doc = "TCP keep-alive probes."},
+    {.name = "user_timeout",
+     TCPOPT(user_timeout_ms),
+     .type = &sl__type_duration,
+     .min = 0,
+     .max = DAY,
+     .def = "0",
+     .doc = "TCP_USER_TIMEOUT: drop a connection whose sent data stays unacknowledged this "
+            "long; `0` = the kernel's default."},
+    {.name = "fastopen",
+     TCPOPT(fastopen),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 65535,
+     .def = "0",
+     .doc = "TCP Fast Open queue length on listening sockets; `0` = off."},
+    {.name = "defer_accept",
+     TCPOPT(defer_accept_ms),
+     .type = &sl__type_duration,
+     .min = 0,
+     .max = 3600 * SECOND,
+     .def = "0",
+     .doc = "TCP_DEFER_ACCEPT: wake the server for a connection only once it sent data (or "
+            "after this long); `0` = off. Whole seconds."},
+};
+
+static const struct sl__section tcp_section = {
+    .name = "tcp",
+    .keys = tcp_keys,
+    .nkeys = ARRAY_LEN(tcp_keys),
+    .size = sizeof(struct sl_tcp_config),
+    .doc = "Options of TCP sockets, for every TCP listener (set on the listening socket; "
+           "accepted connections inherit them).",
+};
+
+static const struct sl__key process_keys[] = {
+    {.name = "raise_nofile",
+     SUBFIELD(process, raise_nofile),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Raise the soft open-file limit to the hard limit at start (logged)."},
+};
+
+static const struct sl__section process_section = {
+    .name = "process",
+    .keys = process_keys,
+    .nkeys = ARRAY_LEN(process_keys),
+    .size = sizeof(((struct sl_config *)0)->process),
+    .doc = "Process-wide settings.",
 };
 
 /* ---- app, http, log -------------------------------------------------------- */
@@ -339,6 +777,16 @@ static const struct sl__key root_keys[] = {
      .shape = SL__SECTION,
      .section = &limits_section,
      .doc = "Resource limits (listeners may override them)."},
+    {.name = "tcp",
+     CFG(tcp),
+     .shape = SL__SECTION,
+     .section = &tcp_section,
+     .doc = "TCP socket options."},
+    {.name = "process",
+     CFG(process),
+     .shape = SL__SECTION,
+     .section = &process_section,
+     .doc = "Process-wide settings."},
     {.name = "http",
      CFG(http),
      .shape = SL__SECTION,
@@ -353,6 +801,10 @@ static bool same_listener(const struct sl_listener_config *a, const struct sl_li
         return false;
     if (a->kind == SL_LISTENER_UNIX)
         return strcmp(a->path, b->path) == 0;
+    if (a->kind == SL_LISTENER_FD)
+        return a->fd == b->fd;
+    if (a->kind == SL_LISTENER_SYSTEMD)
+        return strcmp(a->systemd, b->systemd) == 0;
     if (a->addrlen != b->addrlen)
         return false;
     if (a->addr.ss_family == AF_INET) {
@@ -375,13 +827,15 @@ static void root_finish(struct sl__cx *cx, const struct sl__node *map, void *obj
         for (size_t j = 0; j < i; j++) {
             if (!same_listener(&cfg->listeners[i], &cfg->listeners[j]))
                 continue;
-            const char *key = cfg->listeners[i].kind == SL_LISTENER_TCP ? "tcp" : "unix";
+            static const char *const keys[] = {"tcp", "unix", "fd", "systemd"};
+            const char *key = keys[cfg->listeners[i].kind];
             const struct sl__node *item =
                 items && items->kind == SL__NODE_SEQ && i < items->n ? items->vals[i] : NULL;
             const struct sl__node *at = sl__map_get(item, key);
             sl__error(cx, at ? at : item,
                       sl__path_join(cx, sl__path_index(cx, "listeners", i), key),
-                      "duplicate listener, same address as listeners.%zu", j);
+                      "duplicate listener, same %s as listeners.%zu",
+                      cfg->listeners[i].kind == SL_LISTENER_SYSTEMD ? "name" : "address", j);
             break;
         }
     }

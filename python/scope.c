@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "python/bridge_internal.h"
+#include "server/tls.h"
 
 /* Request methods shared as interned strings. */
 static const char *const method_names[] = {"GET",     "POST",  "PUT",   "DELETE", "HEAD",
@@ -68,6 +69,9 @@ static PyObject *last_peer_host;
 static struct sockaddr_storage last_local;
 static const char *last_unix_path;
 static PyObject *last_server;
+/* The server certificate of the last TLS request, and its C string. */
+static const char *last_server_pem;
+static PyObject *last_server_cert;
 
 static int fill_tables(void)
 {
@@ -132,9 +136,79 @@ void sl__scope_fini(void)
     Py_CLEAR(last_path);
     Py_CLEAR(last_peer_host);
     Py_CLEAR(last_server);
+    Py_CLEAR(last_server_cert);
+    last_server_pem = NULL;
 }
 
 /* ---- pieces ----------------------------------------------------------------- */
+
+/* ---- the tls extension (ASGI TLS extension spec) ------------------------------ */
+
+static PyObject *https_str; /* "https" */
+
+static int chain_add(void *arg, const char *pem, size_t len)
+{
+    PyObject *s = PyUnicode_DecodeASCII(pem, (Py_ssize_t)len, "replace"); /* new */
+    int rc = s ? PyList_Append(arg, s) : -1;
+    Py_XDECREF(s);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The server certificate PEM as a str (new reference, cached per cert). */
+static PyObject *server_cert(const struct sl_tls_conn *t)
+{
+    const char *pem = sl_tls_server_pem(t);
+    if (pem == NULL)
+        Py_RETURN_NONE;
+    if (pem != last_server_pem || last_server_cert == NULL) {
+        Py_CLEAR(last_server_cert);
+        last_server_cert = PyUnicode_FromString(pem);
+        if (last_server_cert == NULL)
+            return NULL;
+        last_server_pem = pem;
+    }
+    Py_INCREF(last_server_cert);
+    return last_server_cert;
+}
+
+/* scope["extensions"]["tls"] (new reference). */
+static PyObject *tls_dict(const struct sl_tls_conn *t)
+{
+    char name[1024];
+    const char *err = sl_tls_client_error(t);
+    PyObject *chain = PyList_New(0), *d = NULL;
+    if (chain == NULL || sl_tls_client_chain(t, chain_add, chain) < 0)
+        goto out;
+    PyObject *cname = sl_tls_client_name(t, name, sizeof(name))
+                          ? PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name), "replace")
+                          : (Py_INCREF(Py_None), Py_None);
+    d = Py_BuildValue("{sNsOsNsNsisi}", "server_cert", server_cert(t), "client_cert_chain", chain,
+                      "client_cert_name", cname, "client_cert_error",
+                      err ? PyUnicode_FromString(err) : (Py_INCREF(Py_None), Py_None),
+                      "tls_version", sl_tls_version(t), "cipher_suite", sl_tls_cipher(t));
+out:
+    Py_XDECREF(chain);
+    return d;
+}
+
+/* A TLS connection: scheme https and its own extensions dict with "tls". */
+static int add_tls(PyObject *scope, const struct sl_tls_conn *t)
+{
+    const struct sl__strs *s = &sl__py.s;
+    PyObject *ext, *tls;
+    if (https_str == NULL && (https_str = PyUnicode_InternFromString("https")) == NULL)
+        return -1;
+    if (PyDict_SetItem(scope, s->scheme, https_str) < 0)
+        return -1;
+    ext = PyDict_Copy(PyDict_GetItem(sl__py.scope_template, s->extensions)); /* new */
+    tls = ext ? tls_dict(t) : NULL;
+    int rc = tls ? PyDict_SetItemString(ext, "tls", tls) : -1;
+    Py_XDECREF(tls);
+    if (rc == 0)
+        rc = PyDict_SetItem(scope, s->extensions, ext);
+    Py_XDECREF(ext);
+    return rc;
+}
 
 /* New reference. Methods are tchar-only (the parser checks), so ASCII. */
 static PyObject *method_str(const char *m, size_t n)
@@ -377,6 +451,9 @@ PyObject *sl__scope_http(struct sl_req *req, PyObject **method, PyObject **path)
         set_steal(scope, s->headers, headers_list(h)) < 0 ||
         set_steal(scope, s->client, client_tuple(req)) < 0 ||
         set_steal(scope, s->server, server_tuple(req)) < 0)
+        goto fail;
+    const struct sl_tls_conn *tls = sl_req_tls(req);
+    if (tls && add_tls(scope, tls) < 0)
         goto fail;
     /* Present whenever lifespan ran, even empty: ASGI says a missing
      * "state" means the server does not support it. A shallow copy per

@@ -26,6 +26,7 @@
 
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
+#include "server/notify.h"
 
 #define POLL_BUDGET 64 /* events per poll before other callbacks get a turn */
 #define IDLE_MS 30000  /* no request for this long: collect garbage, trim malloc */
@@ -179,6 +180,7 @@ static void drain_begin(void)
     PyObject *delay;
 
     sl__py.draining = true;
+    sl_notify_stopping(); /* systemd: only from the main process */
     sl__py_log(SL_LOG_INFO, "draining: %zu request(s) in flight", sl__py.nactive);
     if (ms == 0)
         return;
@@ -549,6 +551,7 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
     }
     sl_worker_set_batching(w, true);
     sl__py.worker = w;
+    sl_notify_worker_ready(); /* lifespan startup done, accepting: READY=1 */
     rc = run(w);
     release_handles();
     sl__requests_detach_all();

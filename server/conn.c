@@ -44,7 +44,6 @@ uint32_t sl__conn_rcap(const struct sl_conn *c)
 struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd,
                              const union sl__addr *peer, socklen_t peer_len)
 {
-    int one = 1;
     struct sl_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -60,10 +59,20 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
     }
     sl_timer_init(&c->rtimer, rtimer_fired);
     sl_timer_init(&c->wtimer, wtimer_fired);
-    if (!l->is_unix)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY and the other `tcp` options come from the listening
+     * socket (listen.c): accepted sockets inherit them, no syscall here. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (l->tp->open) { /* TLS: its session, and EPOLLOUT for handshake writes */
+        if (!(c->tp_ctx = l->tp->open(fd, l->tp_arg))) {
+            free(c);
+            return NULL;
+        }
+        ev.events |= EPOLLOUT;
+        c->epout = true;
+    }
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (c->tp_ctx)
+            l->tp->close(-1, c->tp_ctx);
         free(c);
         return NULL;
     }
@@ -728,6 +737,8 @@ void sl__conn_process(struct sl_conn *c)
 
 void sl__conn_io(struct sl_conn *c, uint32_t events)
 {
+    if (c->tp->events)
+        events = c->tp->events(c->tp_ctx, events);
     if (events & (EPOLLERR | EPOLLHUP)) {
         sl__conn_lost(c);
         return;

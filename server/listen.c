@@ -1,13 +1,19 @@
 /*
- * listen: binds the configured listeners.
+ * listen: binds the configured listeners, or takes them from systemd.
  */
 #include "server/listen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,11 +22,17 @@
 
 #include "server/log.h"
 
-#define BACKLOG 1024 /* the kernel caps it at net.core.somaxconn */
+#define SD_FDS_START 3  /* SD_LISTEN_FDS_START */
+#define SD_FDS_MAX 1024 /* passed fds we look at */
+
+static const char *label_of(const struct sl_listener_config *l)
+{
+    return l->label ? l->label : l->name ? l->name : l->path ? l->path : "?";
+}
 
 static int fail(const struct sl_listener_config *l, const char *what, int err)
 {
-    sl_log(SL_LOG_ERROR, "listen %s: %s: %s", l->name ? l->name : l->path, what, strerror(err));
+    sl_log(SL_LOG_ERROR, "listen %s: %s: %s", label_of(l), what, strerror(err));
     return -err;
 }
 
@@ -49,6 +61,48 @@ static void announce_port0(const struct sl_listener_config *l, int fd)
            (unsigned)ntohs(is6 ? v6->sin6_port : v4->sin_port));
 }
 
+/* The kernel silently truncates a backlog above net.core.somaxconn: say so. */
+static int backlog_of(const struct sl_listener_config *l)
+{
+    int max = 4096;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    if (f) {
+        if (fscanf(f, "%d", &max) != 1)
+            max = 4096;
+        fclose(f);
+    }
+    if (l->backlog > (uint32_t)max) {
+        sl_log(SL_LOG_WARNING, "listen %s: backlog %u capped to net.core.somaxconn = %d",
+               label_of(l), l->backlog, max);
+        return max;
+    }
+    return l->backlog ? (int)l->backlog : 1024;
+}
+
+int sl_listen_tune(int fd, const struct sl_tcp_config *tcp)
+{
+    int on = tcp->nodelay, ka = tcp->keepalive_idle_ms > 0;
+    int idle = (int)(tcp->keepalive_idle_ms / 1000), intvl = (int)(tcp->keepalive_interval_ms / 1000);
+    int cnt = (int)tcp->keepalive_count, user = (int)tcp->user_timeout_ms;
+    int tfo = (int)tcp->fastopen, defer = (int)((tcp->defer_accept_ms + 999) / 1000);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof(ka)) < 0)
+        return -errno;
+    if (ka && idle > 0 && setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0)
+        return -errno;
+    if (ka && intvl > 0 && setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0)
+        return -errno;
+    if (ka && cnt > 0 && setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+        return -errno;
+    if (user > 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user)) < 0)
+        return -errno;
+    if (tfo > 0 && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &tfo, sizeof(tfo)) < 0)
+        return -errno;
+    if (defer > 0 && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer)) < 0)
+        return -errno;
+    return 0;
+}
+
 static int open_tcp(const struct sl_listener_config *l)
 {
     int one = 1;
@@ -58,6 +112,12 @@ static int open_tcp(const struct sl_listener_config *l)
         return fail(l, "socket", errno);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
         goto out_close;
+    if (l->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto out_close;
+    /* On until sl_listen_tune applies `tcp.nodelay`: accepted sockets
+     * inherit it. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        goto out_close;
     /* A "[::]" listener serves IPv6 only; IPv4 is its own listener. */
     if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto out_close;
@@ -66,7 +126,7 @@ static int open_tcp(const struct sl_listener_config *l)
         close(fd);
         return fail(l, "bind", err);
     }
-    if (listen(fd, BACKLOG) < 0)
+    if (listen(fd, backlog_of(l)) < 0)
         goto out_close;
     announce_port0(l, fd);
     return fd;
@@ -75,6 +135,21 @@ out_close : {
     close(fd);
     return fail(l, "setup", err);
 }
+}
+
+/* Fills sun from a path ("@name": abstract). Returns the address length. */
+static socklen_t unix_addr(const char *path, struct sockaddr_un *sun)
+{
+    size_t len = strlen(path);
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (len >= sizeof(sun->sun_path))
+        return 0;
+    memcpy(sun->sun_path, path, len);
+    if (path[0] != '@')
+        return (socklen_t)sizeof(*sun);
+    sun->sun_path[0] = '\0';
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 }
 
 /*
@@ -98,31 +173,74 @@ static int clear_stale(const struct sl_listener_config *l, const struct sockaddr
         return fail(l, "another process is listening on it", EADDRINUSE);
     if (unlink(l->path) < 0 && errno != ENOENT)
         return fail(l, "unlink stale socket", errno);
+    sl_log(SL_LOG_INFO, "listen %s: replaced a stale socket file", label_of(l));
+    return 0;
+}
+
+/* A user or group given by name or number; -1 with errno when unknown. */
+static long id_of(const char *s, bool group)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s && *end == '\0' && v >= 0)
+        return v;
+    errno = ENOENT;
+    if (group) {
+        struct group *g = getgrnam(s);
+        return g ? (long)g->gr_gid : -1;
+    }
+    struct passwd *p = getpwnam(s);
+    return p ? (long)p->pw_uid : -1;
+}
+
+/* mode, owner, group of the socket file. */
+static int unix_file_attrs(const struct sl_listener_config *l)
+{
+    long uid = -1, gid = -1;
+    if (l->owner && (uid = id_of(l->owner, false)) < 0) {
+        sl_log(SL_LOG_ERROR, "listen %s: owner: no user \"%s\"", label_of(l), l->owner);
+        return -ENOENT;
+    }
+    if (l->group && (gid = id_of(l->group, true)) < 0) {
+        sl_log(SL_LOG_ERROR, "listen %s: group: no group \"%s\"", label_of(l), l->group);
+        return -ENOENT;
+    }
+    if ((uid >= 0 || gid >= 0) && chown(l->path, (uid_t)uid, (gid_t)gid) < 0)
+        return fail(l, "chown", errno);
+    if (l->mode >= 0 && chmod(l->path, (mode_t)l->mode) < 0)
+        return fail(l, "chmod", errno);
     return 0;
 }
 
 static int open_unix(const struct sl_listener_config *l)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (!l->path || strlen(l->path) >= sizeof(sun.sun_path))
+    struct sockaddr_un sun;
+    socklen_t len = l->path ? unix_addr(l->path, &sun) : 0;
+    bool abstract = l->path && l->path[0] == '@';
+    if (len == 0)
         return fail(l, "path too long for a Unix socket", ENAMETOOLONG);
-    strcpy(sun.sun_path, l->path);
-    int rc = clear_stale(l, &sun);
+    int rc = abstract ? 0 : clear_stale(l, &sun);
     if (rc < 0)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fail(l, "socket", errno);
-    if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    if (bind(fd, (const struct sockaddr *)&sun, len) < 0) {
         int err = errno;
         close(fd);
-        return fail(l, "bind", err);
+        return fail(l, err == EADDRINUSE && abstract ? "abstract name in use" : "bind", err);
     }
-    if ((l->mode >= 0 && chmod(l->path, (mode_t)l->mode) < 0) || listen(fd, BACKLOG) < 0) {
-        int err = errno;
+    if (!abstract && (rc = unix_file_attrs(l)) < 0) {
         close(fd);
         unlink(l->path);
-        return fail(l, "chmod/listen", err);
+        return rc;
+    }
+    if (listen(fd, backlog_of(l)) < 0) {
+        int err = errno;
+        close(fd);
+        if (!abstract)
+            unlink(l->path);
+        return fail(l, "listen", err);
     }
     return fd;
 }
@@ -140,7 +258,390 @@ void sl_listen_close_all(const struct sl_config *cfg, int *fds)
         close(fds[i]);
         fds[i] = -1;
         /* Only a socket this process bound (fd was valid) is ours to remove. */
-        if (cfg->listeners[i].kind == SL_LISTENER_UNIX && cfg->listeners[i].path)
-            unlink(cfg->listeners[i].path);
+        const char *p = cfg->listeners[i].path;
+        if (cfg->listeners[i].kind == SL_LISTENER_UNIX && p && p[0] != '@')
+            unlink(p);
     }
+}
+
+/* ---- systemd socket activation ------------------------------------------ */
+
+static bool same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                      const struct sockaddr_storage *b, socklen_t blen)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port != 0 && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port != 0 && x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    if (a->ss_family == AF_UNIX) {
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+        if (alen <= off || blen <= off)
+            return false;
+        size_t xl = alen - off, yl = blen - off;
+        if (x->sun_path[0] != '\0') /* pathname: compare as strings */
+            return strncmp(x->sun_path, y->sun_path, sizeof(x->sun_path)) == 0;
+        return xl == yl && memcmp(x->sun_path, y->sun_path, xl) == 0;
+    }
+    return false;
+}
+
+/* The address a tcp/unix item would bind, for matching. */
+static bool item_addr(const struct sl_listener_config *l, struct sockaddr_storage *ss,
+                      socklen_t *len)
+{
+    if (l->kind == SL_LISTENER_TCP && l->name) {
+        memcpy(ss, &l->addr, sizeof(*ss));
+        *len = l->addrlen;
+        return true;
+    }
+    if (l->kind == SL_LISTENER_UNIX && l->path) {
+        memset(ss, 0, sizeof(*ss));
+        *len = unix_addr(l->path, (struct sockaddr_un *)ss);
+        return *len > 0;
+    }
+    return false;
+}
+
+int sl_listen_match(const struct sl_listener_config *items, size_t nitems,
+                    const struct sl_sd_fd *fds, size_t nfds, int *owner, char *err, size_t errcap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    for (size_t j = 0; j < nfds; j++)
+        owner[j] = -1;
+    for (size_t j = 0; j < nfds; j++) /* by address */
+        for (size_t i = 0; i < nitems && owner[j] < 0; i++)
+            if (fds[j].addrlen && item_addr(&items[i], &ss, &len) &&
+                same_addr(&ss, len, &fds[j].addr, fds[j].addrlen))
+                owner[j] = (int)i;
+    for (size_t j = 0; j < nfds; j++) /* by name, then the catch-all */
+        for (int pass = 0; pass < 2 && owner[j] < 0; pass++)
+            for (size_t i = 0; i < nitems && owner[j] < 0; i++) {
+                const char *want = items[i].systemd;
+                if (items[i].kind != SL_LISTENER_SYSTEMD || want == NULL)
+                    continue;
+                bool all = strcmp(want, "true") == 0;
+                if (pass == 0 ? !all && strcmp(want, fds[j].name) == 0 : all)
+                    owner[j] = (int)i;
+            }
+    for (size_t i = 0; i < nitems; i++) {
+        if (items[i].kind != SL_LISTENER_SYSTEMD)
+            continue;
+        bool found = false;
+        for (size_t j = 0; j < nfds && !found; j++)
+            found = owner[j] == (int)i;
+        if (found)
+            continue;
+        size_t o = (size_t)snprintf(err, errcap, "listeners.%zu (systemd: %s): no ", i,
+                                    items[i].systemd);
+        if (nfds == 0) {
+            snprintf(err + o, errcap > o ? errcap - o : 0,
+                     "socket passed by systemd (LISTEN_FDS unset or 0: not started by a "
+                     "socket unit?)");
+        } else {
+            o += (size_t)snprintf(err + o, errcap > o ? errcap - o : 0,
+                                  "such socket among those passed (names:");
+            for (size_t j = 0; j < nfds && o < errcap; j++)
+                o += (size_t)snprintf(err + o, errcap - o, " %s%s", fds[j].name,
+                                      owner[j] >= 0 ? " (taken)" : "");
+            if (o < errcap)
+                snprintf(err + o, errcap - o, ")");
+        }
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static const char *env_get(const char *(*getenv_fn)(const char *), const char *name)
+{
+    return getenv_fn ? getenv_fn(name) : getenv(name);
+}
+
+static int parse_count(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int sl_listen_sd_env(const char *(*getenv_fn)(const char *), long pid, struct sl_sd_fd *out,
+                     size_t max, char *names_buf, size_t names_cap, char *err, size_t errcap)
+{
+    const char *spid = env_get(getenv_fn, "LISTEN_PID");
+    const char *sfds = env_get(getenv_fn, "LISTEN_FDS");
+    const char *names = env_get(getenv_fn, "LISTEN_FDNAMES");
+    long lpid, n;
+    if (spid == NULL || sfds == NULL)
+        return 0;
+    if (parse_count(spid, &lpid) < 0 || parse_count(sfds, &n) < 0) {
+        snprintf(err, errcap, "LISTEN_PID=%s LISTEN_FDS=%s: not numbers", spid, sfds);
+        return -EINVAL;
+    }
+    if (lpid != pid) /* meant for another process (our parent) */
+        return 0;
+    if ((size_t)n > max) {
+        snprintf(err, errcap, "LISTEN_FDS=%ld: more than %zu", n, max);
+        return -EINVAL;
+    }
+    snprintf(names_buf, names_cap, "%s", names ? names : "");
+    char *p = names_buf;
+    for (long i = 0; i < n; i++) {
+        char *colon = p ? strchr(p, ':') : NULL;
+        if (colon)
+            *colon = '\0';
+        out[i] = (struct sl_sd_fd){.fd = SD_FDS_START + (int)i, .name = p && *p ? p : "unknown"};
+        p = colon ? colon + 1 : NULL;
+    }
+    return (int)n;
+}
+
+/* Reads the passed fds' addresses, marks them close-on-exec. */
+static int sd_prepare(struct sl_sd_fd *fds, int n)
+{
+    for (int j = 0; j < n; j++) {
+        int listening = 0;
+        socklen_t ol = sizeof(listening);
+        fds[j].addrlen = sizeof(fds[j].addr);
+        if (getsockname(fds[j].fd, (struct sockaddr *)&fds[j].addr, &fds[j].addrlen) < 0 ||
+            getsockopt(fds[j].fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) < 0 || !listening) {
+            sl_log(SL_LOG_ERROR, "systemd fd %d (%s): not a listening socket", fds[j].fd,
+                   fds[j].name);
+            return -ENOTSOCK;
+        }
+        int fl = fcntl(fds[j].fd, F_GETFD);
+        if (fl >= 0)
+            fcntl(fds[j].fd, F_SETFD, fl | FD_CLOEXEC);
+    }
+    return 0;
+}
+
+/* ---- the set ------------------------------------------------------------- */
+
+static void format_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    } else {
+        const struct sockaddr_un *sun = (const void *)ss;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        size_t n = len > off ? len - off : 0;
+        if (n && sun->sun_path[0] == '\0')
+            snprintf(out, cap, "@%.*s", (int)(n - 1), sun->sun_path + 1);
+        else
+            snprintf(out, cap, "%.*s", (int)strnlen(sun->sun_path, n), sun->sun_path);
+    }
+}
+
+/*
+ * Turns an item served from a passed socket into an ordinary TCP or Unix
+ * listener entry for the workers: its kind and address are the socket's.
+ * The strings live in `names` (one slot per entry, freed with the set).
+ */
+static int adopt(struct sl_listener_config *e, int fd, char *name, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fl;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    if ((fl = fcntl(fd, F_GETFD)) < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return -errno;
+    format_addr(&ss, len, name, cap);
+    if (ss.ss_family == AF_UNIX) {
+        e->kind = SL_LISTENER_UNIX;
+        e->path = name;
+    } else {
+        e->kind = SL_LISTENER_TCP;
+        e->addr = ss;
+        e->addrlen = len;
+    }
+    e->name = name;
+    return 0;
+}
+
+#define NAME_CAP 128
+
+struct build {
+    const struct sl_config *cfg;
+    struct sl_listen_set *set;
+    char *names; /* NAME_CAP bytes per entry */
+};
+
+static int add_entry(struct build *b, size_t item, int fd, bool owned, bool passed)
+{
+    struct sl_listen_set *s = b->set;
+    struct sl_listener_config *e = &s->items[s->n];
+    *e = b->cfg->listeners[item];
+    s->fds[s->n] = fd;
+    s->owned[s->n] = owned;
+    s->n++;
+    if (passed) {
+        int rc = adopt(e, fd, b->names + (s->n - 1) * NAME_CAP, NAME_CAP);
+        if (rc < 0)
+            return fail(e, "inherited socket", -rc);
+    }
+    if (e->kind == SL_LISTENER_TCP) {
+        int rc = sl_listen_tune(fd, &b->cfg->tcp);
+        if (rc < 0)
+            return fail(e, "TCP options", -rc);
+    }
+    return 0;
+}
+
+/* An `fd: N` item: must be a listening socket. */
+static int check_fd(const struct sl_listener_config *l)
+{
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(l->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+        return fail(l, "inherited fd", errno);
+    if (!listening)
+        return fail(l, "inherited fd is not a listening socket", EINVAL);
+    return l->fd;
+}
+
+static int build_entries(struct build *b, const struct sl_sd_fd *sd, int nsd, const int *owner)
+{
+    const struct sl_config *cfg = b->cfg;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct sl_listener_config *l = &cfg->listeners[i];
+        bool taken = false;
+        for (int j = 0; j < nsd; j++) {
+            if (owner[j] != (int)i)
+                continue;
+            taken = true;
+            if (add_entry(b, i, sd[j].fd, false, true) < 0)
+                return -1;
+        }
+        if (taken)
+            continue;
+        if (l->kind == SL_LISTENER_FD) {
+            int fd = check_fd(l);
+            if (fd < 0 || add_entry(b, i, fd, false, true) < 0)
+                return -1;
+            continue;
+        }
+        int fd = sl_listen_open(l);
+        if (fd < 0)
+            return -1;
+        if (add_entry(b, i, fd, l->kind == SL_LISTENER_UNIX, false) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void unset_sd_env(void)
+{
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+}
+
+/* Passed fds no item claimed: said once, then closed. */
+static void close_unclaimed(const struct sl_sd_fd *sd, int nsd, const int *owner)
+{
+    for (int j = 0; j < nsd; j++) {
+        if (owner[j] >= 0)
+            continue;
+        char addr[NAME_CAP];
+        format_addr(&sd[j].addr, sd[j].addrlen, addr, sizeof(addr));
+        sl_log(SL_LOG_WARNING, "systemd socket %s (%s, fd %d) matches no listener; closed",
+               sd[j].name, addr, sd[j].fd);
+        close(sd[j].fd);
+    }
+}
+
+static int set_alloc(struct sl_listen_set *set, size_t cap, char **names)
+{
+    set->items = calloc(cap, sizeof(*set->items));
+    set->fds = calloc(cap, sizeof(*set->fds));
+    set->owned = calloc(cap, sizeof(*set->owned));
+    *names = calloc(cap, NAME_CAP);
+    return set->items && set->fds && set->owned && *names ? 0 : -ENOMEM;
+}
+
+int sl_listen_open_all(const struct sl_config *cfg, struct sl_listen_set *set)
+{
+    static struct sl_sd_fd sd[SD_FDS_MAX];
+    static int owner[SD_FDS_MAX];
+    char envnames[4096], err[1024];
+    int nsd = sl_listen_sd_env(NULL, (long)getpid(), sd, SD_FDS_MAX, envnames, sizeof(envnames),
+                               err, sizeof(err));
+    unset_sd_env(); /* the app and its children must not see them */
+    memset(set, 0, sizeof(*set));
+    if (nsd < 0) {
+        sl_log(SL_LOG_ERROR, "systemd socket activation: %s", err);
+        return nsd;
+    }
+    if (sd_prepare(sd, nsd) < 0)
+        return -ENOTSOCK;
+    if (sl_listen_match(cfg->listeners, cfg->nlisteners, sd, (size_t)nsd, owner, err,
+                        sizeof(err)) < 0) {
+        sl_log(SL_LOG_ERROR, "%s", err);
+        return -ENOENT;
+    }
+    close_unclaimed(sd, nsd, owner);
+    struct build b = {.cfg = cfg, .set = set};
+    if (set_alloc(set, cfg->nlisteners + (size_t)nsd + 1, &b.names) < 0) {
+        free(b.names);
+        sl_listen_close_set(set);
+        return -ENOMEM;
+    }
+    set->names = b.names;
+    if (build_entries(&b, sd, nsd, owner) < 0) {
+        for (int j = 0; j < nsd; j++) /* passed fds not yet in the set */
+            if (owner[j] >= 0) {
+                bool in = false;
+                for (size_t k = 0; k < set->n; k++)
+                    in |= set->fds[k] == sd[j].fd;
+                if (!in)
+                    close(sd[j].fd);
+            }
+        sl_listen_close_set(set);
+        return -EINVAL;
+    }
+    set->cfg = *cfg;
+    set->cfg.listeners = set->items;
+    set->cfg.nlisteners = set->n;
+    return 0;
+}
+
+void sl_listen_close_set(struct sl_listen_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->fds[i] < 0)
+            continue;
+        close(set->fds[i]);
+        const char *p = set->items[i].path;
+        if (set->owned[i] && p && p[0] != '@')
+            unlink(p);
+        set->fds[i] = -1;
+    }
+    free(set->items);
+    free(set->fds);
+    free(set->owned);
+    free(set->names);
+    memset(set, 0, sizeof(*set));
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 #include "python/bridge.h"
 #include "server/listen.h"
 #include "server/log.h"
+#include "server/notify.h"
+#include "server/tls.h"
 
 #define SL_VERSION "0.1.0"
 #define MAX_ARGS 64       /* -c files and --set overrides, each */
@@ -211,6 +214,7 @@ static const struct sl_config *load_config(const struct cli *cli)
         .sets = cli->sets,
         .nsets = cli->nsets,
         .check_files = cli->test_only,
+        .check_tls = sl_tls_check, /* -t: certs and keys load and match */
     };
     const struct sl_config *cfg;
 
@@ -222,18 +226,19 @@ static const struct sl_config *load_config(const struct cli *cli)
     return cfg;
 }
 
-static int open_listeners(const struct sl_config *cfg, int *fds)
+/* process.raise_nofile: the soft fd limit up to the hard one. */
+static void raise_nofile(const struct sl_config *cfg)
 {
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        fds[i] = -1;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        fds[i] = sl_listen_open(&cfg->listeners[i]);
-        if (fds[i] < 0) {
-            sl_listen_close_all(cfg, fds);
-            return -1;
-        }
-    }
-    return 0;
+    struct rlimit rl;
+    if (!cfg->process.raise_nofile || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        sl_log(SL_LOG_WARNING, "process.raise_nofile: %s", strerror(errno));
+    else
+        sl_log(SL_LOG_INFO, "open file limit raised from %llu to %llu", (unsigned long long)was,
+               (unsigned long long)rl.rlim_max);
 }
 
 static void announce(const struct sl_config *cfg, unsigned workers)
@@ -241,7 +246,8 @@ static void announce(const struct sl_config *cfg, unsigned workers)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct sl_listener_config *l = &cfg->listeners[i];
         if (l->kind == SL_LISTENER_TCP)
-            sl_log(SL_LOG_INFO, "serving %s on http://%s", cfg->app.target, l->name);
+            sl_log(SL_LOG_INFO, "serving %s on %s://%s", cfg->app.target,
+                   l->tls.cert ? "https" : "http", l->name);
         else
             sl_log(SL_LOG_INFO, "serving %s on unix:%s", cfg->app.target, l->path);
     }
@@ -338,6 +344,7 @@ static int worker_main(const struct sl_config *cfg, const int *fds, pid_t master
     if (setpgid(0, 0) < 0)
         sl_log(SL_LOG_WARNING, "setpgid: %s; a terminal Ctrl-C also reaches this worker",
                strerror(errno));
+    sl_notify_forked();
     /* A master killed outright (SIGKILL, a crash) must not leave orphans
      * serving on its sockets: they drain as if it had sent SIGTERM. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
@@ -384,6 +391,18 @@ static int reap(pid_t *pids, unsigned n, pid_t pid)
     return -1;
 }
 
+/* Sleeps until a signal, or until a worker reports it is ready (sd_notify). */
+static void wait_event(const sigset_t *open)
+{
+    struct pollfd pfd = {.fd = sl_notify_pipe_fd(), .events = POLLIN};
+    if (pfd.fd < 0) {
+        sigsuspend(open);
+        return;
+    }
+    if (ppoll(&pfd, 1, NULL, open) > 0)
+        sl_notify_collect();
+}
+
 /*
  * Runs N workers until a stop signal drains them. A worker that dies
  * unexpectedly is respawned after a back-off that doubles while it keeps
@@ -410,11 +429,13 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
     while (alive > 0) {
         int status;
         pid_t pid;
+        if (stop_signals)
+            sl_notify_stopping();
         while (forwarded < stop_signals)
             forward_signal(pids, n, SIGTERM), forwarded++; /* 2nd: workers abort */
         pid = waitpid(-1, &status, WNOHANG);
         if (pid == 0) {
-            sigsuspend(&open); /* until a stop signal or a worker exit */
+            wait_event(&open); /* a stop signal, a worker exit or a worker ready */
             continue;
         }
         if (pid < 0) {
@@ -450,13 +471,10 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
 
 static int serve(const struct sl_config *cfg)
 {
-    int fds[256], rc;
+    struct sl_listen_set set;
+    int *fds, rc;
     unsigned workers = cfg->workers;
 
-    if (cfg->nlisteners > sizeof(fds) / sizeof(fds[0])) {
-        sl_log(SL_LOG_ERROR, "too many listeners (max %zu)", sizeof(fds) / sizeof(fds[0]));
-        return 1;
-    }
     if (workers == 0) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         workers = ncpu > 0 ? (unsigned)ncpu : 1;
@@ -464,8 +482,17 @@ static int serve(const struct sl_config *cfg)
     if (workers > 1024)
         workers = 1024;
     sl_log_set_level(cfg->log.level);
-    if (open_listeners(cfg, fds) < 0)
+    raise_nofile(cfg);
+    if (sl_listen_open_all(cfg, &set) < 0)
         return 1;
+    cfg = &set.cfg; /* systemd items expanded to the sockets passed */
+    fds = set.fds;
+    if (sl_tls_init(cfg) < 0) { /* before fork: workers share ticket keys */
+        rc = SL_EX_CONFIG;
+        goto out_close;
+    }
+    sl_notify_init(workers == 1 ? 0 : workers);
+    sl_notify("STATUS=starting: importing the app");
     rc = sl_py_init(cfg);
     if (rc != 0)
         goto out_close;
@@ -473,7 +500,8 @@ static int serve(const struct sl_config *cfg)
     rc = workers == 1 ? sl_py_serve(cfg, fds) : supervise(cfg, fds, workers);
     sl_py_fini();
 out_close:
-    sl_listen_close_all(cfg, fds);
+    sl_tls_fini();
+    sl_listen_close_set(&set);
     return rc;
 }
 

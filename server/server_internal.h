@@ -49,6 +49,7 @@ struct sl__listener {
     bool is_unix;
     int fd;
     const struct sl_transport *tp; /* for its connections */
+    void *tp_arg;                  /* the transport's listener state (TLS contexts) */
     const struct sl_listener_config *cfg;
     struct sl_h1_limits h1;
 };

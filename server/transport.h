@@ -16,6 +16,7 @@
 #define SL_SERVER_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -24,6 +25,15 @@ extern "C" {
 #endif
 
 struct sl_transport {
+    const char *name; /* "plain", "tls", for logs */
+    /* NULL (plain), or: the per-connection ctx for a freshly accepted fd,
+     * given the listener's `arg` (struct sl__listener.tp_arg); NULL = refuse
+     * the connection. */
+    void *(*open)(int fd, void *arg);
+    /* NULL, or: maps the epoll events of the fd to what the connection may
+     * now do (TLS: a read that waited for writability can run on EPOLLOUT).
+     * A transport with `open` has EPOLLOUT in its mask from the start. */
+    uint32_t (*events)(void *ctx, uint32_t events);
     /* Reads up to len bytes into buf: the count (> 0), 0 at the end of the
      * peer's stream, -EAGAIN, or another -errno. */
     ssize_t (*read)(int fd, void *ctx, void *buf, size_t len);

@@ -24,6 +24,7 @@
 
 #include "server/clock.h"
 #include "server/server_internal.h"
+#include "server/tls.h"
 
 #define ACCEPT_BATCH 64 /* accepts per listener event: fairness */
 #define EVENT_BATCH 64  /* epoll_wait array */
@@ -472,7 +473,12 @@ static int setup_listeners(struct sl_worker *w, const int *fds)
         struct sl__listener *l = &w->ls[i];
         l->tag = SL__TAG_LISTENER;
         l->fd = fds[i];
-        l->tp = &sl_transport_plain; /* TLS listeners will pick theirs here */
+        l->tp = &sl_transport_plain;
+        if (lc->tls.cert) {
+            l->tp = &sl_transport_tls;
+            if (!(l->tp_arg = sl_tls_for(lc)))
+                return -EINVAL;
+        }
         l->cfg = lc;
         l->is_unix = lc->kind == SL_LISTENER_UNIX;
         /* The target stays below the head limit so that a long URI is

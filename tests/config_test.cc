@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
 #include <functional>
 
 #include "config/config_internal.h"
@@ -410,7 +412,7 @@ TEST(ConfigLoad, RejectsAnEmptyPath)
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
     EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, http, log\n",
+              "timeouts, limits, tcp, process, http, log\n",
               Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
 
@@ -494,9 +496,10 @@ TEST(ConfigListeners, InheritGlobalValuesGivenAfterTheListInTheFile)
 
 TEST(ConfigListeners, NeedExactlyOneOfTcpOrUnix)
 {
-    EXPECT_EQ("test.yaml:3:5: listeners.0: expected exactly one of \"tcp\" or \"unix\", got both\n"
-              "test.yaml:4:5: listeners.1: expected exactly one of \"tcp\" or \"unix\", got "
-              "neither\n",
+    EXPECT_EQ("test.yaml:3:5: listeners.0: expected exactly one of \"tcp\", \"unix\", \"fd\" or "
+              "\"systemd\", got several\n"
+              "test.yaml:4:5: listeners.1: expected exactly one of \"tcp\", \"unix\", \"fd\" or "
+              "\"systemd\", got none\n",
               Errors(std::string(kApp) + "listeners:\n"
                                          "  - {tcp: \":1\", unix: /tmp/s}\n"
                                          "  - {limits: {}}\n"));
@@ -672,7 +675,7 @@ TEST(ConfigInterp, ReportsMalformedReferences)
 TEST(ConfigInterp, NeverExpandsKeys)
 {
     EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, http, log\n",
+              "timeouts, limits, tcp, process, http, log\n",
               Errors(std::string(kApp) + "${K}: 1\n", {}, {{"K", "workers"}}));
 }
 
@@ -988,6 +991,9 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "workers: 1\n"
               "listeners:\n"
               "  - tcp: \"127.0.0.1:8000\"\n"
+              "    name: null\n"
+              "    backlog: 1024\n"
+              "    reuseport: false\n"
               "timeouts:\n"
               "  header: 5s\n"
               "  keep_alive: 5s\n"
@@ -1002,6 +1008,17 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  max_headers: 100\n"
               "  max_connections: 1024\n"
               "  max_keepalive_requests: 1000\n"
+              "tcp:\n"
+              "  nodelay: true\n"
+              "  keepalive:\n"
+              "    idle: 0\n"
+              "    interval: 0\n"
+              "    count: 0\n"
+              "  user_timeout: 0\n"
+              "  fastopen: 0\n"
+              "  defer_accept: 0\n"
+              "process:\n"
+              "  raise_nofile: false\n"
               "http:\n"
               "  server_header: \"saltare\"\n"
               "log:\n"
@@ -1129,7 +1146,8 @@ TEST(ConfigSchema, IsWellFormedJsonOfDraft2020)
               schema.find("\"$schema\": \"https://json-schema.org/draft/2020-12/schema\""));
     EXPECT_NE(std::string::npos, schema.find("\"required\": [\"target\"]"));
     EXPECT_NE(std::string::npos, schema.find("\"oneOf\": [{\"required\": [\"tcp\"]}, "
-                                             "{\"required\": [\"unix\"]}]"));
+                                             "{\"required\": [\"unix\"]}, {\"required\": [\"fd\"]}, "
+                                             "{\"required\": [\"systemd\"]}]"));
 }
 
 // Every key of the table appears in the schema and the docs.
@@ -1176,3 +1194,65 @@ TEST(ConfigSchema, WritesDefaultsInCanonicalForm)
 }
 
 } // namespace
+
+// ---- TLS ----------------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> g_tls_checks;
+
+// Files named "bad*" fail; a key named "nomatch*" does not match its cert.
+int FakeCheckTls(int what, const char *file, const char *key, char *err, size_t cap)
+{
+    g_tls_checks.push_back(std::to_string(what) + ":" + file + (key ? std::string(",") + key : ""));
+    if (strncmp(file, "/dev/null/bad", 13) == 0 || strncmp(file, "bad", 3) == 0) {
+        snprintf(err, cap, "cannot load");
+        return -1;
+    }
+    if (key && strstr(key, "nomatch")) {
+        snprintf(err, cap, "key values mismatch");
+        return -2;
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
+{
+    std::string dir = ::testing::TempDir();
+    std::string cert = dir + "/c.pem", key = dir + "/nomatch.key", sni = dir + "/s.pem";
+    for (const auto &f : {cert, key, sni})
+        std::ofstream(f) << "x";
+    sltest::CheckTls() = FakeCheckTls;
+    g_tls_checks.clear();
+    sltest::Load load(std::vector<sltest::Source>{{"test.yaml",
+                                                   std::string(kApp) +
+                                                       "listeners:\n"
+                                                       "  - tcp: \":1\"\n"
+                                                       "    tls:\n"
+                                                       "      cert: " + cert + "\n"
+                                                       "      key: " + key + "\n"
+                                                       "      ciphersuites: bad-suite\n"
+                                                       "      sni: [{names: [a.b], cert: " + sni +
+                                                       ", key: " + sni + "}]\n"}},
+                      {}, {}, true);
+    sltest::CheckTls() = nullptr;
+    EXPECT_EQ("test.yaml:6:12: listeners.0.tls.key: " + key + ": key values mismatch\n"
+              "test.yaml:7:21: listeners.0.tls.ciphersuites: bad-suite: cannot load\n",
+              load.errors());
+    EXPECT_EQ((std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key,
+                                        "4:bad-suite"}),
+              g_tls_checks);
+}
+
+TEST(ConfigTls, NeedsCertForAnyOtherKey)
+{
+    EXPECT_EQ("test.yaml:3:23: listeners.0.tls.verify_client: needs \"cert\" as well (TLS is on "
+              "only with a certificate)\n"
+              "test.yaml:3:38: listeners.0.tls.verify_client: needs \"client_ca\"\n",
+              Errors(std::string(kApp) + "listeners:\n  - {tcp: \":1\", tls: {verify_client: "
+                                         "required}}\n"));
+    Load empty(std::string(kApp) + "listeners:\n  - {tcp: \":1\", tls: {sni: [], cert: null}}\n");
+    EXPECT_TRUE(empty.ok()) << empty.errors();
+}

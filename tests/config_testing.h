@@ -58,6 +58,14 @@ struct Source {
 };
 
 // One load: the config (or NULL) and every diagnostic line, as printed.
+// The check_tls callback the next Load passes (with check_files); NULL = none.
+using CheckTlsFn = int (*)(int what, const char *file, const char *key, char *err, size_t cap);
+inline CheckTlsFn &CheckTls()
+{
+    static CheckTlsFn fn = nullptr;
+    return fn;
+}
+
 class Load
 {
   public:
@@ -78,6 +86,7 @@ class Load
         in.nsets = setv.size();
         in.getenv_fn = FakeGetenv;
         in.check_files = check_files;
+        in.check_tls = CheckTls();
         sl_diags d;
         sl_diags_init(&d);
         cfg_ = sl_cfg_load(&in, &d);

@@ -1,0 +1,790 @@
+/*
+ * tls: OpenSSL contexts for TLS listeners and the TLS transport.
+ */
+#include "server/tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/epoll.h>
+
+#include "server/server_internal.h"
+
+#define RECORD_MAX 16384             /* bytes of plaintext per SSL_write */
+#define TICKET_PERIOD (12 * 3600)    /* seconds a ticket key encrypts */
+#define EXPIRY_WARN (14 * 24 * 3600) /* warn about certs expiring sooner */
+
+/* One SSL_CTX and what the app may ask about its certificate. */
+struct cert_ctx {
+    SSL_CTX *ctx;
+    char *pem; /* the leaf certificate, for the tls extension's server_cert */
+    const char *const *names; /* SNI entries: the names it answers for */
+    size_t nnames;
+};
+
+struct sl_tls_listener {
+    const struct sl_tls_config *cfg;
+    struct cert_ctx def; /* the listener's own cert */
+    struct cert_ctx *sni;
+    size_t nsni;
+    unsigned char alpn[256]; /* wire format: length-prefixed names */
+    size_t alpn_len;
+};
+
+struct sl_tls_conn {
+    SSL *ssl;
+    bool hs_done : 1;
+    bool rd_wants_write : 1; /* a read is blocked until the socket is writable */
+    bool wr_wants_read : 1;  /* a write is blocked until the socket is readable */
+    bool eof : 1;            /* close_notify (or a clean TCP end) seen */
+    bool failed : 1;         /* a fatal TLS error: no close_notify may follow */
+    bool shut : 1;           /* close_notify sent */
+};
+
+static struct {
+    struct sl_tls_listener **ls;
+    size_t n;
+    unsigned char ticket_secret[32];
+    bool have_secret;
+} T;
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* The first reason OpenSSL queued (the root cause; later ones wrap it),
+ * and clears the queue. */
+static const char *ssl_reason(char *buf, size_t cap)
+{
+    unsigned long e, last = 0;
+    while ((e = ERR_get_error()) != 0)
+        if (last == 0)
+            last = e;
+    if (last == 0)
+        snprintf(buf, cap, "unknown error");
+    else
+        ERR_error_string_n(last, buf, cap);
+    return buf;
+}
+
+static int ctx_error(const char *where, const char *key, const char *file)
+{
+    char why[256];
+    sl_log(SL_LOG_ERROR, "%s.tls.%s: %s: %s", where, key, file ? file : "", ssl_reason(why, sizeof(why)));
+    return -EINVAL;
+}
+
+/* ---- session tickets ------------------------------------------------------ */
+
+/* Key material of one ticket period, derived from the secret made before
+ * fork: every worker derives the same keys for the same period. */
+static void ticket_keys(uint64_t period, unsigned char name[16], unsigned char aes[32],
+                        unsigned char mac[32])
+{
+    unsigned char in[9], out[32];
+    unsigned int len;
+    for (int i = 0; i < 8; i++)
+        in[i + 1] = (unsigned char)(period >> (8 * i));
+    in[0] = 'n';
+    HMAC(EVP_sha256(), T.ticket_secret, sizeof(T.ticket_secret), in, sizeof(in), out, &len);
+    memcpy(name, out, 16);
+    in[0] = 'a';
+    HMAC(EVP_sha256(), T.ticket_secret, sizeof(T.ticket_secret), in, sizeof(in), aes, &len);
+    in[0] = 'm';
+    HMAC(EVP_sha256(), T.ticket_secret, sizeof(T.ticket_secret), in, sizeof(in), mac, &len);
+}
+
+static int set_mac(EVP_MAC_CTX *hctx, unsigned char mac[32])
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, 32),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    return EVP_MAC_CTX_set_params(hctx, params);
+}
+
+/*
+ * Encrypts new tickets with this period's key; decrypts with this
+ * period's or the previous one's (2 = valid but renew it).
+ */
+static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    unsigned char name[16], aes[32], mac[32];
+    uint64_t period = (uint64_t)time(NULL) / TICKET_PERIOD;
+    (void)s;
+    if (enc) {
+        ticket_keys(period, name, aes, mac);
+        memcpy(key_name, name, 16);
+        if (RAND_bytes(iv, 16) <= 0 ||
+            !EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, aes, iv) || !set_mac(hctx, mac))
+            return -1;
+        return 1;
+    }
+    for (uint64_t age = 0; age < 2; age++) {
+        ticket_keys(period - age, name, aes, mac);
+        if (memcmp(name, key_name, 16) != 0)
+            continue;
+        if (!EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, aes, iv) || !set_mac(hctx, mac))
+            return -1;
+        return age == 0 ? 1 : 2;
+    }
+    return 0; /* unknown key: full handshake */
+}
+
+/* ---- SNI and ALPN ------------------------------------------------------------ */
+
+static bool name_matches(const char *pattern, const char *name)
+{
+    if (strncmp(pattern, "*.", 2) != 0)
+        return strcasecmp(pattern, name) == 0;
+    const char *dot = strchr(name, '.'); /* the wildcard covers one label */
+    return dot && dot != name && strcasecmp(pattern + 1, dot) == 0;
+}
+
+static int servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    struct sl_tls_listener *tl = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    (void)alert;
+    if (name == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    for (int wild = 0; wild < 2; wild++) /* exact names before wildcards */
+        for (size_t i = 0; i < tl->nsni; i++)
+            for (size_t j = 0; j < tl->sni[i].nnames; j++) {
+                const char *p = tl->sni[i].names[j];
+                if ((p[0] == '*') == (wild == 1) && name_matches(p, name)) {
+                    SSL_set_SSL_CTX(ssl, tl->sni[i].ctx);
+                    return SSL_TLSEXT_ERR_OK;
+                }
+            }
+    return SSL_TLSEXT_ERR_OK; /* the listener's own cert */
+}
+
+/* RFC 7301: no protocol in common is a fatal no_application_protocol. */
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    struct sl_tls_listener *tl = arg;
+    unsigned char *sel;
+    (void)ssl;
+    if (SSL_select_next_proto(&sel, outlen, tl->alpn, (unsigned)tl->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ---- contexts ------------------------------------------------------------------ */
+
+static char *leaf_pem(SSL_CTX *ctx)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data, *out = NULL;
+    if (!x || !b || !PEM_write_bio_X509(b, x)) {
+        BIO_free(b);
+        return NULL;
+    }
+    long len = BIO_get_mem_data(b, &data);
+    out = malloc((size_t)len + 1);
+    if (out) {
+        memcpy(out, data, (size_t)len);
+        out[len] = '\0';
+    }
+    BIO_free(b);
+    return out;
+}
+
+static void warn_expiry(SSL_CTX *ctx, const char *where, const char *file)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    time_t soon = time(NULL) + EXPIRY_WARN;
+    if (x && X509_cmp_time(X509_get0_notAfter(x), &soon) < 0)
+        sl_log(SL_LOG_WARNING, "%s: %s: certificate expires within 14 days", where, file);
+}
+
+/* Client certificates: CA list, verify mode and depth, CRLs. */
+static int setup_verify(SSL_CTX *ctx, const struct sl_tls_config *t, const char *where)
+{
+    if (t->client_ca == NULL || t->verify_client == SL_VERIFY_OFF)
+        return 0;
+    if (!SSL_CTX_load_verify_locations(ctx, t->client_ca, NULL))
+        return ctx_error(where, "client_ca", t->client_ca);
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->client_ca);
+    if (names == NULL)
+        return ctx_error(where, "client_ca", t->client_ca);
+    SSL_CTX_set_client_CA_list(ctx, names);
+    int mode = SSL_VERIFY_PEER;
+    if (t->verify_client == SL_VERIFY_REQUIRED)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    SSL_CTX_set_verify_depth(ctx, (int)t->verify_depth + 1); /* + the leaf */
+    if (t->crl) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (!lu || X509_load_crl_file(lu, t->crl, X509_FILETYPE_PEM) <= 0)
+            return ctx_error(where, "crl", t->crl);
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    return 0;
+}
+
+static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const char *where)
+{
+    SSL_CTX_set_min_proto_version(ctx, t->min_version == SL_TLS_1_3 ? TLS1_3_VERSION
+                                                                    : TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Released buffers: an idle connection holds no 16 KiB record buffers.
+     * Partial and moving writes: the output queue retries from its own
+     * copy, possibly with more bytes (never fewer). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, t->ciphers))
+        return ctx_error(where, "ciphers", t->ciphers);
+    if (t->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, t->ciphersuites))
+        return ctx_error(where, "ciphersuites", t->ciphersuites);
+    static const unsigned char sid[] = "saltare";
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    if (t->session_cache) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(ctx, t->session_cache);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    if (!t->session_tickets) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, t->session_cache ? 1 : 0);
+    } else {
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+        SSL_CTX_set_num_tickets(ctx, 1);
+    }
+    return 0;
+}
+
+/* One context for cert+key with the listener's settings. */
+static int make_ctx(struct cert_ctx *cc, struct sl_tls_listener *tl, const char *cert,
+                    const char *key, const char *where, const char *what)
+{
+    char certkey[64], keykey[64];
+    snprintf(certkey, sizeof(certkey), "%scert", what);
+    snprintf(keykey, sizeof(keykey), "%skey", what);
+    cc->ctx = SSL_CTX_new(TLS_server_method());
+    if (cc->ctx == NULL)
+        return ctx_error(where, certkey, cert);
+    if (SSL_CTX_use_certificate_chain_file(cc->ctx, cert) != 1)
+        return ctx_error(where, certkey, cert);
+    if (SSL_CTX_use_PrivateKey_file(cc->ctx, key, SSL_FILETYPE_PEM) != 1)
+        return ctx_error(where, keykey, key);
+    if (SSL_CTX_check_private_key(cc->ctx) != 1) {
+        ERR_clear_error();
+        sl_log(SL_LOG_ERROR, "%s.tls.%s: %s: does not match the certificate %s", where, keykey,
+               key, cert);
+        return -EINVAL;
+    }
+    char at[96];
+    snprintf(at, sizeof(at), "%s.tls.%s", where, certkey);
+    warn_expiry(cc->ctx, at, cert);
+    if (setup_protocol(cc->ctx, tl->cfg, where) < 0 || setup_verify(cc->ctx, tl->cfg, where) < 0)
+        return -EINVAL;
+    if (tl->alpn_len)
+        SSL_CTX_set_alpn_select_cb(cc->ctx, alpn_cb, tl);
+    SSL_CTX_set_app_data(cc->ctx, cc);
+    cc->pem = leaf_pem(cc->ctx);
+    return 0;
+}
+
+static void free_listener(struct sl_tls_listener *tl)
+{
+    if (!tl)
+        return;
+    SSL_CTX_free(tl->def.ctx);
+    free(tl->def.pem);
+    for (size_t i = 0; i < tl->nsni; i++) {
+        SSL_CTX_free(tl->sni[i].ctx);
+        free(tl->sni[i].pem);
+    }
+    free(tl->sni);
+    free(tl);
+}
+
+static int build(struct sl_tls_listener *tl, const char *where)
+{
+    const struct sl_tls_config *t = tl->cfg;
+    for (size_t i = 0; i < t->nalpn; i++) {
+        size_t n = strlen(t->alpn[i]);
+        if (n == 0 || n > 255 || tl->alpn_len + 1 + n > sizeof(tl->alpn))
+            continue;
+        tl->alpn[tl->alpn_len++] = (unsigned char)n;
+        memcpy(tl->alpn + tl->alpn_len, t->alpn[i], n);
+        tl->alpn_len += n;
+    }
+    int rc = make_ctx(&tl->def, tl, t->cert, t->key, where, "");
+    tl->sni = calloc(t->nsni ? t->nsni : 1, sizeof(*tl->sni));
+    if (!tl->sni)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->nsni; i++) {
+        char what[48];
+        snprintf(what, sizeof(what), "sni.%zu.", i);
+        tl->sni[i].names = t->sni[i].names;
+        tl->sni[i].nnames = t->sni[i].nnames;
+        tl->nsni = i + 1;
+        if (make_ctx(&tl->sni[i], tl, t->sni[i].cert, t->sni[i].key, where, what) < 0)
+            rc = -EINVAL;
+    }
+    if (rc == 0 && t->nsni)
+        SSL_CTX_set_tlsext_servername_callback(tl->def.ctx, servername_cb),
+            SSL_CTX_set_tlsext_servername_arg(tl->def.ctx, tl);
+    return rc;
+}
+
+static struct sl_tls_listener *build_for(const struct sl_listener_config *l, size_t index)
+{
+    char where[64];
+    struct sl_tls_listener *tl = calloc(1, sizeof(*tl));
+    if (!tl)
+        return NULL;
+    if (!T.have_secret) {
+        if (RAND_bytes(T.ticket_secret, sizeof(T.ticket_secret)) <= 0) {
+            free(tl);
+            return NULL;
+        }
+        T.have_secret = true;
+    }
+    tl->cfg = &l->tls;
+    snprintf(where, sizeof(where), "listeners.%zu", index);
+    if (build(tl, where) < 0) {
+        free_listener(tl);
+        return NULL;
+    }
+    return tl;
+}
+
+static int add(struct sl_tls_listener *tl)
+{
+    struct sl_tls_listener **ls = realloc(T.ls, (T.n + 1) * sizeof(*ls));
+    if (!ls)
+        return -ENOMEM;
+    T.ls = ls;
+    T.ls[T.n++] = tl;
+    return 0;
+}
+
+int sl_tls_init(const struct sl_config *cfg)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct sl_listener_config *l = &cfg->listeners[i];
+        if (l->tls.cert == NULL)
+            continue;
+        struct sl_tls_listener *tl = build_for(l, i);
+        if (tl == NULL) {
+            rc = -EINVAL;
+            continue;
+        }
+        if (add(tl) < 0)
+            free_listener(tl);
+    }
+    if (rc < 0)
+        sl_tls_fini();
+    return rc;
+}
+
+struct sl_tls_listener *sl_tls_for(const struct sl_listener_config *l)
+{
+    for (size_t i = 0; i < T.n; i++)
+        if (T.ls[i]->cfg == &l->tls)
+            return T.ls[i];
+    struct sl_tls_listener *tl = build_for(l, 0);
+    if (tl && add(tl) < 0) {
+        free_listener(tl);
+        tl = NULL;
+    }
+    return tl;
+}
+
+void sl_tls_fini(void)
+{
+    for (size_t i = 0; i < T.n; i++)
+        free_listener(T.ls[i]);
+    free(T.ls);
+    T.ls = NULL;
+    T.n = 0;
+}
+
+/* ---- saltare -t ------------------------------------------------------------------ */
+
+static int check_fail(SSL_CTX *ctx, int rc, char *err, size_t cap)
+{
+    ssl_reason(err, cap);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+int sl_tls_check(int what, const char *file, const char *key, char *err, size_t cap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return check_fail(ctx, -1, err, cap);
+    switch (what) {
+    case SL_TLS_CHECK_CERT_KEY:
+        if (SSL_CTX_use_certificate_chain_file(ctx, file) != 1)
+            return check_fail(ctx, -1, err, cap);
+        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1)
+            return check_fail(ctx, -2, err, cap);
+        warn_expiry(ctx, "tls", file);
+        break;
+    case SL_TLS_CHECK_CA:
+        if (SSL_CTX_load_verify_locations(ctx, file, NULL) != 1)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    case SL_TLS_CHECK_CRL: {
+        X509_LOOKUP *lu = X509_STORE_add_lookup(SSL_CTX_get_cert_store(ctx), X509_LOOKUP_file());
+        if (!lu || X509_load_crl_file(lu, file, X509_FILETYPE_PEM) <= 0)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    }
+    case SL_TLS_CHECK_CIPHERS:
+        if (SSL_CTX_set_cipher_list(ctx, file) != 1)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    case SL_TLS_CHECK_CIPHERSUITES:
+        if (SSL_CTX_set_ciphersuites(ctx, file) != 1)
+            return check_fail(ctx, -1, err, cap);
+        break;
+    default:
+        break;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
+/* ---- the transport ------------------------------------------------------------- */
+
+/* A failed handshake is said once per connection, with the peer. */
+static void log_failure(int fd, const char *what)
+{
+    union sl__addr peer;
+    socklen_t len = sizeof(peer);
+    char ip[INET6_ADDRSTRLEN] = "unix", why[256];
+    unsigned port = 0;
+    if (getpeername(fd, &peer.sa, &len) == 0) {
+        if (peer.sa.sa_family == AF_INET) {
+            inet_ntop(AF_INET, &peer.in.sin_addr, ip, sizeof(ip));
+            port = ntohs(peer.in.sin_port);
+        } else if (peer.sa.sa_family == AF_INET6) {
+            inet_ntop(AF_INET6, &peer.in6.sin6_addr, ip, sizeof(ip));
+            port = ntohs(peer.in6.sin6_port);
+        }
+    }
+    sl_log(SL_LOG_INFO, "tls %s %s:%u: %s", what, ip, port, ssl_reason(why, sizeof(why)));
+}
+
+static void *tls_open(int fd, void *arg)
+{
+    struct sl_tls_listener *tl = arg;
+    struct sl_tls_conn *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->ssl = SSL_new(tl->def.ctx);
+    if (!t->ssl || !SSL_set_fd(t->ssl, fd)) {
+        SSL_free(t->ssl);
+        free(t);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_accept_state(t->ssl);
+    return t;
+}
+
+/* Maps an SSL error to the transport's convention (and remembers what
+ * the next epoll edge must be). */
+static ssize_t fail_or_wait(int fd, struct sl_tls_conn *t, int rc, bool reading)
+{
+    int err = SSL_get_error(t->ssl, rc);
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        if (!reading)
+            t->wr_wants_read = true;
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        if (reading)
+            t->rd_wants_write = true;
+        return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        t->eof = true;
+        return 0;
+    default:
+        t->failed = true;
+        if (!t->hs_done)
+            log_failure(fd, "handshake");
+        else
+            ERR_clear_error();
+        return err == SSL_ERROR_SYSCALL && errno ? -errno : -ECONNRESET;
+    }
+}
+
+static ssize_t handshake(int fd, struct sl_tls_conn *t)
+{
+    int rc = SSL_do_handshake(t->ssl);
+    if (rc == 1) {
+        t->hs_done = true;
+        return 1;
+    }
+    ssize_t r = fail_or_wait(fd, t, rc, true);
+    return r == 0 ? -ECONNRESET : r;
+}
+
+/* Fills buf as far as the records available allow, so that a short count
+ * means the socket is drained (the edge-triggered contract). */
+static ssize_t tls_read(int fd, void *ctx, void *buf, size_t len)
+{
+    struct sl_tls_conn *t = ctx;
+    size_t total = 0;
+    ssize_t last = -EAGAIN;
+    if (t->failed)
+        return -ECONNRESET;
+    if (!t->hs_done && (last = handshake(fd, t)) <= 0)
+        return last;
+    while (total < len && !t->eof) {
+        size_t want = len - total < INT32_MAX ? len - total : INT32_MAX;
+        int n = SSL_read(t->ssl, (char *)buf + total, (int)want);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        last = fail_or_wait(fd, t, n, true);
+        break;
+    }
+    if (total > 0)
+        return (ssize_t)total;
+    return t->eof ? 0 : last;
+}
+
+/* The first `len` bytes of iov from byte `skip`, contiguous: a pointer into
+ * the iov when they are, else copied into scratch. */
+static const void *gather(const struct iovec *iov, int iovcnt, size_t skip, size_t len,
+                          char *scratch)
+{
+    int i = 0;
+    while (i < iovcnt && skip >= iov[i].iov_len)
+        skip -= iov[i++].iov_len;
+    if (iov[i].iov_len - skip >= len)
+        return (const char *)iov[i].iov_base + skip;
+    size_t o = 0;
+    for (; i < iovcnt && o < len; i++, skip = 0) {
+        size_t n = iov[i].iov_len - skip;
+        if (n > len - o)
+            n = len - o;
+        memcpy(scratch + o, (const char *)iov[i].iov_base + skip, n);
+        o += n;
+    }
+    return scratch;
+}
+
+/*
+ * Writes records of up to 16 KiB until everything is taken or the socket
+ * is full. A record cut short stays pending inside OpenSSL; the caller
+ * offers the same bytes again (and maybe more) after EPOLLOUT, as the
+ * output queue does.
+ */
+static ssize_t tls_writev(int fd, void *ctx, const struct iovec *iov, int iovcnt)
+{
+    static char scratch[RECORD_MAX]; /* one worker per process and thread */
+    struct sl_tls_conn *t = ctx;
+    size_t total = 0, taken = 0;
+    if (t->failed)
+        return -EPIPE;
+    if (!t->hs_done) {
+        ssize_t rc = handshake(fd, t);
+        if (rc <= 0)
+            return rc;
+    }
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    while (taken < total) {
+        size_t len = total - taken < RECORD_MAX ? total - taken : RECORD_MAX;
+        const void *p = gather(iov, iovcnt, taken, len, scratch);
+        int n = SSL_write(t->ssl, p, (int)len);
+        if (n > 0) {
+            taken += (size_t)n;
+            continue;
+        }
+        ssize_t rc = fail_or_wait(fd, t, n, false);
+        if (taken)
+            break;
+        return rc == 0 ? -EPIPE : rc;
+    }
+    return (ssize_t)taken;
+}
+
+static void send_close_notify(struct sl_tls_conn *t)
+{
+    if (t->shut || t->failed || !t->hs_done)
+        return;
+    t->shut = true;
+    if (SSL_shutdown(t->ssl) < 0)
+        ERR_clear_error();
+}
+
+static int tls_shutdown(int fd, void *ctx)
+{
+    send_close_notify(ctx);
+    return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
+}
+
+static void tls_close(int fd, void *ctx)
+{
+    struct sl_tls_conn *t = ctx;
+    if (t) {
+        send_close_notify(t);
+        SSL_free(t->ssl);
+        free(t);
+    }
+    close(fd);
+}
+
+/* A read that waited for writability becomes possible on EPOLLOUT, and a
+ * write that waited for readability on EPOLLIN. */
+static uint32_t tls_events(void *ctx, uint32_t ev)
+{
+    struct sl_tls_conn *t = ctx;
+    if (t->rd_wants_write && (ev & EPOLLOUT)) {
+        t->rd_wants_write = false;
+        ev |= EPOLLIN;
+    }
+    if (t->wr_wants_read && (ev & EPOLLIN)) {
+        t->wr_wants_read = false;
+        ev |= EPOLLOUT;
+    }
+    return ev;
+}
+
+const struct sl_transport sl_transport_tls = {
+    .name = "tls",
+    .open = tls_open,
+    .events = tls_events,
+    .read = tls_read,
+    .writev = tls_writev,
+    .shutdown = tls_shutdown,
+    .close = tls_close,
+};
+
+/* ---- the ASGI tls extension's facts ------------------------------------------------ */
+
+const struct sl_tls_conn *sl_req_tls(const struct sl_req *r)
+{
+    if (!r->c || r->c->tp != &sl_transport_tls)
+        return NULL;
+    return r->c->tp_ctx;
+}
+
+int sl_tls_version(const struct sl_tls_conn *t)
+{
+    return SSL_version(t->ssl);
+}
+
+int sl_tls_cipher(const struct sl_tls_conn *t)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
+    return c ? SSL_CIPHER_get_protocol_id(c) : 0;
+}
+
+const char *sl_tls_alpn(const struct sl_tls_conn *t)
+{
+    static char buf[256];
+    const unsigned char *p;
+    unsigned int len;
+    SSL_get0_alpn_selected(t->ssl, &p, &len);
+    if (!len)
+        return NULL;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+const char *sl_tls_sni(const struct sl_tls_conn *t)
+{
+    return SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+const char *sl_tls_server_pem(const struct sl_tls_conn *t)
+{
+    const struct cert_ctx *cc = SSL_CTX_get_app_data(SSL_get_SSL_CTX(t->ssl));
+    return cc ? cc->pem : NULL;
+}
+
+static int emit_pem(X509 *x, int (*fn)(void *, const char *, size_t), void *arg)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data;
+    int rc = -ENOMEM;
+    if (b && PEM_write_bio_X509(b, x)) {
+        long len = BIO_get_mem_data(b, &data);
+        rc = fn(arg, data, (size_t)len);
+    }
+    BIO_free(b);
+    return rc;
+}
+
+int sl_tls_client_chain(const struct sl_tls_conn *t, int (*fn)(void *, const char *, size_t),
+                        void *arg)
+{
+    X509 *leaf = SSL_get0_peer_certificate(t->ssl);
+    if (!leaf)
+        return 0;
+    if (emit_pem(leaf, fn, arg) < 0)
+        return -ENOMEM;
+    int count = 1;
+    /* On the server side the sent chain leaves the leaf out. */
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(t->ssl);
+    for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_cmp(x, leaf) == 0)
+            continue;
+        if (emit_pem(x, fn, arg) < 0)
+            return -ENOMEM;
+        count++;
+    }
+    return count;
+}
+
+bool sl_tls_client_name(const struct sl_tls_conn *t, char *buf, size_t cap)
+{
+    X509 *leaf = SSL_get0_peer_certificate(t->ssl);
+    BIO *b;
+    char *data;
+    if (!leaf || cap == 0 || !(b = BIO_new(BIO_s_mem())))
+        return false;
+    X509_NAME_print_ex(b, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253);
+    long len = BIO_get_mem_data(b, &data);
+    size_t n = (size_t)len < cap - 1 ? (size_t)len : cap - 1;
+    memcpy(buf, data, n);
+    buf[n] = '\0';
+    BIO_free(b);
+    return true;
+}
+
+const char *sl_tls_client_error(const struct sl_tls_conn *t)
+{
+    long v;
+    if (!SSL_get0_peer_certificate(t->ssl) || (v = SSL_get_verify_result(t->ssl)) == X509_V_OK)
+        return NULL;
+    return X509_verify_cert_error_string(v);
+}

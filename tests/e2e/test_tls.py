@@ -1,0 +1,294 @@
+"""TLS and mTLS listeners, driven by Python's ssl module and httpx, with
+certificates made at run time by tools/testcerts.sh (openssl CLI)."""
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+
+import httpx
+import pytest
+
+from conftest import ROOT, free_port
+
+CERTS_SCRIPT = ROOT / "tools" / "testcerts.sh"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    subprocess.run(["sh", str(CERTS_SCRIPT), str(d)], check=True)
+    return d
+
+
+def tls_listener(certs, port, **tls):
+    conf = {"cert": str(certs / "server.pem"), "key": str(certs / "server.key")}
+    conf.update(tls)
+    return {"tcp": f"127.0.0.1:{port}", "tls": conf}
+
+
+def client_ctx(certs, cert=None, **kw):
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    if cert:
+        ctx.load_cert_chain(str(certs / f"{cert}.pem"), str(certs / f"{cert}.key"))
+    for k, v in kw.items():
+        setattr(ctx, k, v)
+    return ctx
+
+
+def request(port, ctx, server_hostname="localhost", session=None, path="/"):
+    """One GET over a fresh TLS connection: (ssl socket facts, status, json)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname=server_hostname, session=session)
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split()[1])
+        if b"chunked" in head.lower():
+            size, _, rest = body.partition(b"\r\n")
+            body = rest[: int(size, 16)]
+        facts = {
+            "version": s.version(),
+            "alpn": s.selected_alpn_protocol(),
+            "cert": s.getpeercert(),
+            "session": s.session,
+            "reused": s.session_reused,
+        }
+        return facts, status, json.loads(body) if body else None
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(serve_module, certs):
+    port = free_port()
+    listener = tls_listener(
+        certs,
+        port,
+        sni=[{"names": ["api.test", "*.wild.test"], "cert": str(certs / "sni.pem"),
+              "key": str(certs / "sni.key")}],
+    )
+    server = serve_module("listen_app:app", listener=listener)
+    return server, port
+
+
+def test_https_with_httpx_verifying_the_ca(tls_server, certs):
+    _, port = tls_server
+    r = httpx.get(f"https://localhost:{port}/", verify=str(certs / "ca.pem"), timeout=10)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["scheme"] == "https"
+    tls = body["tls"]
+    assert tls["tls_version"] in (0x0303, 0x0304)
+    assert tls["client_cert_chain"] == []
+    assert tls["client_cert_name"] is None
+    assert tls["client_cert_error"] is None
+    assert tls["server_cert"] == (certs / "server.pem").read_text()
+    assert isinstance(tls["cipher_suite"], int) and tls["cipher_suite"] > 0
+
+
+def test_alpn_http11(tls_server, certs):
+    _, port = tls_server
+    ctx = client_ctx(certs)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    facts, status, _ = request(port, ctx)
+    assert status == 200
+    assert facts["alpn"] == "http/1.1"
+    ctx = client_ctx(certs)
+    ctx.set_alpn_protocols(["h2"])  # nothing in common: no_application_protocol
+    with pytest.raises(ssl.SSLError, match="no application protocol"):
+        request(port, ctx)
+
+
+@pytest.mark.parametrize(
+    "name,cn", [("api.test", "api.test"), ("x.wild.test", "api.test"), ("localhost", "localhost")]
+)
+def test_sni_picks_the_certificate(tls_server, certs, name, cn):
+    _, port = tls_server
+    facts, status, body = request(port, client_ctx(certs), server_hostname=name)
+    assert status == 200
+    subject = dict(x[0] for x in facts["cert"]["subject"])
+    assert subject["commonName"] == cn
+    pem = (certs / ("sni.pem" if cn == "api.test" else "server.pem")).read_text()
+    assert body["tls"]["server_cert"] == pem
+
+
+def test_wildcard_covers_exactly_one_label(tls_server, certs):
+    _, port = tls_server
+    with pytest.raises(ssl.SSLCertVerificationError):  # default cert: name mismatch
+        request(port, client_ctx(certs), server_hostname="a.b.wild.test")
+
+
+def test_tls_1_1_refused(tls_server, certs):
+    _, port = tls_server
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(certs / "ca.pem"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        request(port, ctx)
+
+
+def test_session_resumption_across_connections(tls_server, certs):
+    _, port = tls_server
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = client_ctx(certs)
+        ctx.maximum_version = version
+        first, _, _ = request(port, ctx)
+        assert not first["reused"]
+        second, status, _ = request(port, ctx, session=first["session"])
+        assert status == 200
+        assert second["reused"], version
+
+
+def test_plain_http_to_tls_port_is_closed(tls_server, certs):
+    server, port = tls_server
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        assert s.recv(100) == b""  # closed without an answer
+    except ConnectionResetError:
+        pass  # closed with the request unread: the kernel resets
+    s.close()
+    assert "tls handshake 127.0.0.1:" in server.stderr()
+    assert request(port, client_ctx(certs))[1] == 200  # others unaffected
+
+
+def test_keep_alive_and_large_body_over_tls(tls_server, certs):
+    _, port = tls_server
+    with httpx.Client(verify=str(certs / "ca.pem"), timeout=10) as c:
+        for _ in range(5):
+            r = c.get(f"https://localhost:{port}/")
+            assert r.status_code == 200
+
+
+def test_plain_and_tls_listeners_in_one_process(certs, tmp_path):
+    tls_port, plain_port = free_port(), free_port()
+    cfg = tmp_path / "two.yaml"
+    from conftest import APPS, BIN
+
+    cfg.write_text(json.dumps({
+        "app": {"target": "listen_app:app", "path": [str(APPS)]},
+        "listeners": [tls_listener(certs, tls_port), {"tcp": f"127.0.0.1:{plain_port}"}],
+    }))
+    proc = subprocess.Popen([BIN, "-c", str(cfg)], stderr=subprocess.PIPE)
+    try:
+        import time
+
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{plain_port}/", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        assert r.json()["scheme"] == "http" and r.json()["tls"] is None
+        r = httpx.get(f"https://localhost:{tls_port}/", verify=str(certs / "ca.pem"), timeout=5)
+        assert r.json()["scheme"] == "https"
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+
+
+# ---- mTLS ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mtls(serve_module, certs):
+    ports = {}
+    for mode in ("required", "optional"):
+        port = free_port()
+        serve_module(
+            "listen_app:app",
+            listener=tls_listener(
+                certs, port, client_ca=str(certs / "ca.pem"), verify_client=mode,
+                crl=str(certs / "crl.pem"),
+            ),
+        )
+        ports[mode] = port
+    return ports
+
+
+def test_mtls_required_valid_cert(mtls, certs):
+    facts, status, body = request(mtls["required"], client_ctx(certs, "client"))
+    assert status == 200
+    tls = body["tls"]
+    assert tls["client_cert_name"] == "O=saltare tests,CN=alice"
+    assert tls["client_cert_error"] is None
+    assert tls["client_cert_chain"][0] == (certs / "client.pem").read_text()
+
+
+@pytest.mark.parametrize("cert", [None, "untrusted", "revoked"])
+def test_mtls_required_refuses(mtls, certs, cert):
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        request(mtls["required"], client_ctx(certs, cert))
+
+
+def test_mtls_optional_without_cert(mtls, certs):
+    facts, status, body = request(mtls["optional"], client_ctx(certs))
+    assert status == 200
+    assert body["tls"]["client_cert_chain"] == []
+    assert body["tls"]["client_cert_name"] is None
+
+
+def test_mtls_optional_with_cert(mtls, certs):
+    _, status, body = request(mtls["optional"], client_ctx(certs, "client"))
+    assert status == 200
+    assert body["tls"]["client_cert_name"] == "O=saltare tests,CN=alice"
+
+
+def test_check_reports_tls_errors_with_positions(certs, tmp_path):
+    from conftest import BIN
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "app: {target: listen_app:app}\n"
+        "listeners:\n"
+        "  - tcp: 127.0.0.1:0\n"
+        "    tls:\n"
+        f"      cert: {certs / 'server.pem'}\n"
+        f"      key: {certs / 'client.key'}\n"
+        "      ciphers: NOT-A-CIPHER\n"
+        f"      client_ca: {certs / 'client.key'}\n"
+        "      verify_client: required\n"
+        "      sni:\n"
+        f"        - {{names: [a.test], cert: {certs / 'sni.key'}, key: {certs / 'sni.key'}}}\n"
+    )
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == (
+        f"{cfg}:6:12: listeners.0.tls.key: {certs / 'client.key'}: "
+        "error:05800074:x509 certificate routines::key values mismatch"
+    )
+    assert lines[1].startswith(f"{cfg}:7:16: listeners.0.tls.ciphers: NOT-A-CIPHER: error:")
+    assert lines[2].startswith(f"{cfg}:8:18: listeners.0.tls.client_ca: {certs / 'client.key'}: ")
+    assert lines[3].startswith(f"{cfg}:11:35: listeners.0.tls.sni.0.cert: {certs / 'sni.key'}: ")
+    assert len(lines) == 4, r.stderr
+
+
+def test_check_accepts_good_tls_and_warns_of_expiry(certs, tmp_path):
+    from conftest import BIN
+
+    subprocess.run(
+        ["openssl", "req", "-x509", "-new", "-key", str(certs / "server.key"), "-days", "3",
+         "-subj", "/CN=soon", "-out", str(tmp_path / "soon.pem")],
+        check=True, capture_output=True,
+    )
+    cfg = tmp_path / "good.yaml"
+    cfg.write_text(json.dumps({
+        "app": {"target": "listen_app:app"},
+        "listeners": [tls_listener(certs, 1, client_ca=str(certs / "ca.pem"),
+                                   verify_client="optional", crl=str(certs / "crl.pem"),
+                                   cert=str(tmp_path / "soon.pem"))],
+    }))
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "configuration OK\n"
+    assert f"{tmp_path / 'soon.pem'}: certificate expires within 14 days" in r.stderr
