@@ -403,10 +403,13 @@ static size_t text_char(const unsigned char *s, size_t n, bool keep_lf, char esc
     return 4;
 }
 
-static size_t escape_text(char *out, size_t cap, const char *src, size_t n, bool keep_lf)
+/* Escapes src[0..n) into out[0..cap); returns the bytes written and, in
+ * *taken (may be NULL), the input bytes they stand for. */
+static size_t escape_text(char *out, size_t cap, const char *src, size_t n, bool keep_lf,
+                          size_t *taken)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
+    size_t o = 0, i = 0;
+    while (i < n) {
         char esc[8];
         size_t used, len = text_char((const unsigned char *)src + i, n - i, keep_lf, esc, &used);
         if (o + len > cap)
@@ -415,12 +418,14 @@ static size_t escape_text(char *out, size_t cap, const char *src, size_t n, bool
         o += len;
         i += used;
     }
+    if (taken)
+        *taken = i;
     return o;
 }
 
 size_t sl_log_escape(char *out, size_t cap, const char *src, size_t n)
 {
-    return escape_text(out, cap, src, n, false);
+    return escape_text(out, cap, src, n, false, NULL);
 }
 
 /* ---- the error log ----------------------------------------------------- */
@@ -434,7 +439,8 @@ void sl_vlog(enum sl_log_level level, const char *fmt, va_list ap)
     int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t mlen = m < 0 ? 0 : (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
     int n = snprintf(line, sizeof(line), "saltare[%d]: %s: ", pid_now(), level_name(level));
-    size_t len = (size_t)n + escape_text(line + n, sizeof(line) - (size_t)n - 1, msg, mlen, false);
+    size_t len =
+        (size_t)n + escape_text(line + n, sizeof(line) - (size_t)n - 1, msg, mlen, false, NULL);
     line[len++] = '\n';
     emit(&sinks[0], line, len, true);
     errno = saved;
@@ -450,15 +456,23 @@ void sl_log(enum sl_log_level level, const char *fmt, ...)
 
 void sl_log_block(const char *text, size_t len)
 {
-    size_t cap = len * 6 + 1; /* the longest escape per input byte, and a LF */
+    static const char cut[] = "[cut: longer than the log buffer allows]\n";
+    /* The longest escape per input byte, a LF and the cut note; at most half
+     * the buffer, so one block never crowds out everything else. */
+    size_t cap = len < SL_LOG_BUFFER ? len * 6 + sizeof(cut) + 1 : SL_LOG_BUFFER;
     if (cap > SL_LOG_BUFFER / 2)
         cap = SL_LOG_BUFFER / 2;
     char *out = malloc(cap);
+    size_t taken;
     if (out == NULL)
         return;
-    size_t n = escape_text(out, cap - 1, text, len, true);
+    size_t n = escape_text(out, cap - sizeof(cut) - 1, text, len, true, &taken);
     if (n == 0 || out[n - 1] != '\n')
         out[n++] = '\n';
+    if (taken < len) {
+        memcpy(out + n, cut, sizeof(cut) - 1);
+        n += sizeof(cut) - 1;
+    }
     int saved = errno;
     emit(&sinks[0], out, n, true);
     errno = saved;

@@ -48,6 +48,20 @@ def test_a_decoded_path_cannot_forge_an_error_log_line(serve):
     assert "\\u0009" in raw and "\\u009b" in raw, raw
 
 
+def test_a_traceback_is_escaped_and_cut_to_fit_the_log_buffer(serve):
+    server = serve("log_app:app")
+    with server.connect() as s:
+        s.sendall(b"GET /raise-big HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, _, _ = read_response(s.makefile("rb"))
+    assert status == 500
+    log = wait_for_line(server, lambda line: line.startswith("[cut: "))
+    lines = log.splitlines()
+    (tb,) = [line for line in lines if line.startswith("RuntimeError: big")]
+    assert tb.startswith("RuntimeError: big\\x1b[2Jxxxx")  # the ESC byte is escaped
+    assert "[cut: longer than the log buffer allows]" in lines
+    assert len(log) < 64 * 1024
+
+
 def test_a_lifespan_failure_message_is_escaped_not_lost(serve):
     server = serve("log_app:failing_lifespan", lifespan="on", ready=False)
     assert server.wait() == 3

@@ -12,6 +12,8 @@ async def app(scope, receive, send):
             else:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["path"] == "/raise-big":
+        raise RuntimeError("big\x1b[2J" + "x" * 100_000)
     if scope["path"].startswith("/raise"):
         raise RuntimeError("log_app raised")
     await send({"type": "http.response.start", "status": 200, "headers": []})
