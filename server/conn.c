@@ -166,7 +166,8 @@ static uint64_t now_us(void)
 }
 
 /* One access-log line per exchange, written when it ends (a client that
- * left before the app answered is logged as 499, as nginx does). */
+ * left before any of the response was committed is logged as 499, as
+ * nginx does). */
 static void access_log(struct sl_conn *c, struct sl_req *r)
 {
     struct sl_worker *w = c->w;
@@ -184,7 +185,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .method_len = r->method_len,
         .path = r->path_off == UINT32_MAX ? "/" : c->rbuf + r->path_off,
         .path_len = r->path_off == UINT32_MAX ? 1 : r->path_len,
-        .status = r->started ? r->status : 499,
+        .status = r->started && !r->head ? r->status : 499,
         .bytes = r->no_body ? 0 : r->resp_sent,
         .latency_us = r->t_start_us ? now_us() - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,

@@ -1945,4 +1945,30 @@ TEST(Lifecycle, AppTimeoutStopsAnAppWhoseClientLeft)
     EXPECT_EQ(st.client_aborts, 1u);
 }
 
+TEST(Lifecycle, AClientThatLeavesBeforeTheBodyIsLoggedAs499)
+{
+    Options o;
+    o.external_loop = true;
+    const char *tmp = getenv("TEST_TMPDIR");
+    o.access_log = std::string(tmp ? tmp : "/tmp") + "/access499-" + std::to_string(getpid()) + ".log";
+    unlink(o.access_log.c_str());
+    {
+        Server s(o);
+        START_SERVER(s);
+        {
+            Client c(s);
+            ASSERT_TRUE(c.Send(Get("/stubborn")));
+            ASSERT_TRUE(s.app.WaitFor([&] { return !s.app.held.empty(); }));
+            s.OnWorker([&] { App::Start(s.app.held.front(), 200, {}); }); /* no body yet */
+        }
+        ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
+        s.OnWorker([&] { App::Done(s.app.held.front()); });
+    }
+    std::ifstream f(o.access_log);
+    std::string line;
+    ASSERT_TRUE(std::getline(f, line));
+    EXPECT_NE(line.find("\"path\":\"/stubborn\",\"status\":499,"), std::string::npos) << line;
+    unlink(o.access_log.c_str());
+}
+
 } // namespace
