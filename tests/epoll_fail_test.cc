@@ -77,8 +77,7 @@ TEST(EpollFailure, AWriteThatCannotWaitForEpolloutClosesTheConnection)
     lc.limits.max_body = 1 << 20;
     lc.limits.max_header_bytes = 8192;
     lc.limits.max_headers = 64;
-    lc.timeouts = {5000, 5000, 5000, 0 /* no write timeout: nothing else would end it */, 1000,
-                   0};
+    lc.timeouts = {5000, 5000, 5000, 0 /* no write timeout: nothing else would end it */, 1000, 0};
     sl_config cfg{};
     cfg.listeners = &lc;
     cfg.nlisteners = 1;
@@ -110,8 +109,8 @@ TEST(EpollFailure, AWriteThatCannotWaitForEpolloutClosesTheConnection)
     fail_mod = false;
 
     EXPECT_TRUE(app.released);
-    EXPECT_GE(mod_calls, 1);       /* the blocked write asked for EPOLLOUT */
-    EXPECT_EQ(app.rc, -EPIPE);     /* and, refused, the connection closed */
+    EXPECT_GE(mod_calls, 1);   /* the blocked write asked for EPOLLOUT */
+    EXPECT_EQ(app.rc, -EPIPE); /* and, refused, the connection closed */
     EXPECT_EQ(st.conns, 0u);
     close(c);
     sl_worker_free(w);

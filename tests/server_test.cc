@@ -1950,7 +1950,8 @@ TEST(Lifecycle, AClientThatLeavesBeforeTheBodyIsLoggedAs499)
     Options o;
     o.external_loop = true;
     const char *tmp = getenv("TEST_TMPDIR");
-    o.access_log = std::string(tmp ? tmp : "/tmp") + "/access499-" + std::to_string(getpid()) + ".log";
+    o.access_log =
+        std::string(tmp ? tmp : "/tmp") + "/access499-" + std::to_string(getpid()) + ".log";
     unlink(o.access_log.c_str());
     {
         Server s(o);
