@@ -18,8 +18,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stddef.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,8 +201,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
 /* Removes c from a singly linked list threaded through `link`. */
 static void list_remove(struct sl_conn **head, struct sl_conn *c, size_t link)
 {
-    for (struct sl_conn **pp = head; *pp;
-         pp = (struct sl_conn **)((char *)*pp + link)) {
+    for (struct sl_conn **pp = head; *pp; pp = (struct sl_conn **)((char *)*pp + link)) {
         if (*pp == c) {
             *pp = *(struct sl_conn **)((char *)c + link);
             return;

@@ -2044,7 +2044,8 @@ TEST(Lifecycle, AClientThatLeavesBeforeTheBodyIsLoggedAs499)
     Options o;
     o.external_loop = true;
     const char *tmp = getenv("TEST_TMPDIR");
-    o.access_log = std::string(tmp ? tmp : "/tmp") + "/access499-" + std::to_string(getpid()) + ".log";
+    o.access_log =
+        std::string(tmp ? tmp : "/tmp") + "/access499-" + std::to_string(getpid()) + ".log";
     unlink(o.access_log.c_str());
     {
         Server s(o);
@@ -2056,6 +2057,7 @@ TEST(Lifecycle, AClientThatLeavesBeforeTheBodyIsLoggedAs499)
             s.OnWorker([&] { App::Start(s.app.held.front(), 200, {}); }); /* no body yet */
         }
         ASSERT_TRUE(s.app.WaitFor([&] { return s.app.disconnects == 1; }));
+        s.OnWorker([&] { App::Done(s.app.held.front()); });
     }
     std::ifstream f(o.access_log);
     std::string line;

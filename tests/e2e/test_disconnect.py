@@ -16,7 +16,7 @@ def state(server):
     return httpx.get(server.url + "/state", timeout=10).json()
 
 
-def wait_until(what, pred, timeout=10.0):
+def wait_until(what, pred, timeout=30.0):
     """Polls pred() until it holds; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -38,7 +38,7 @@ def state(server):
     return httpx.get(server.url + "/state", timeout=10).json()
 
 
-def wait_until(what, pred, timeout=10.0):
+def wait_until(what, pred, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
