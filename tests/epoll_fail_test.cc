@@ -77,6 +77,7 @@ TEST(EpollFailure, AWriteThatCannotWaitForEpolloutClosesTheConnection)
     lc.limits.max_body = 1 << 20;
     lc.limits.max_header_bytes = 8192;
     lc.limits.max_headers = 64;
+    lc.limits.max_request_target = 8192;
     lc.timeouts = {5000, 5000, 5000, 0 /* no write timeout: nothing else would end it */, 1000, 0};
     sl_config cfg{};
     cfg.listeners = &lc;
