@@ -265,8 +265,9 @@ static PyObject *on_timer(PyObject *self, PyObject *unused)
 
 /*
  * Every IDLE_MS: if no request arrived since the last check, gives memory
- * back once (gc.collect, malloc_trim). Unlike at startup, nothing is frozen:
- * objects created while serving may still become cyclic garbage.
+ * back once (gc.collect, malloc_trim, the executable's code pages). Unlike
+ * at startup, nothing is frozen: objects created while serving may still
+ * become cyclic garbage.
  */
 static void idle_arm(void);
 
@@ -285,6 +286,7 @@ static PyObject *on_idle(PyObject *self, PyObject *unused)
         Py_XDECREF(gc);
         PyErr_Clear();
         malloc_trim(0);
+        sl__py_release_text();
         S.compacted = true;
     }
     if (!S.finishing && !sl__py.draining)
