@@ -465,13 +465,14 @@ out:
  * Makes sure the root task has finished, so that its done callbacks run
  * (anyio stops its idle worker threads there; a thread left waiting would
  * hold up interpreter finalisation). It is still pending only when the loop
- * was stopped early (second signal).
+ * stopped early. After a second signal it is left so: nothing more runs,
+ * and the process exits without finalising (sl_py_fini).
  */
 static void root_finish(void)
 {
     PyObject *done = S.root ? PyObject_CallMethodNoArgs(S.root, sl__py.s.done) : NULL; /* new */
 
-    if (done == Py_False) {
+    if (done == Py_False && !S.aborted) {
         Py_XDECREF(PyObject_CallMethodNoArgs(S.root, sl__py.s.cancel));
         Py_XDECREF(PyObject_CallMethod(sl__py.loop, "run_until_complete", "O", S.root));
     }
