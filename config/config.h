@@ -147,6 +147,9 @@ struct sl_config {
         const char *access; /* NULL = off, "stderr", or a file path */
         enum sl_log_level level;
     } log;
+    struct {
+        uint32_t optimize; /* as python -O (1) or -OO (2); 0 = neither */
+    } python;
 };
 
 /*

@@ -740,6 +740,31 @@ static const struct sl__section log_section = {
     .doc = "Logging.",
 };
 
+static const struct sl__key python_keys[] = {
+    {.name = "optimize",
+     SUBFIELD(python, optimize),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 2,
+     .def = "0",
+     .doc = "Optimisation level of the embedded interpreter, as `python -O` / `-OO`: `1` "
+            "drops `assert` statements and `if __debug__:` blocks, `2` also drops docstrings "
+            "(breaks code that reads `__doc__`). Python then needs `.opt-1.pyc` / "
+            "`.opt-2.pyc` files, which Debian does not ship: without them every module is "
+            "compiled from source at each start, slower and (measured) using more memory than "
+            "`2` saves. Precompile them once, e.g. `python3 -OO -m compileall` over the "
+            "stdlib and the app's packages, or point `PYTHONPYCACHEPREFIX` at a writable "
+            "directory."},
+};
+
+static const struct sl__section python_section = {
+    .name = "python",
+    .keys = python_keys,
+    .nkeys = ARRAY_LEN(python_keys),
+    .size = sizeof(((struct sl_config *)0)->python),
+    .doc = "The embedded Python interpreter.",
+};
+
 /* ---- the top level ----------------------------------------------------------- */
 
 #define CFG(member) FIELD(struct sl_config, member)
@@ -793,6 +818,11 @@ static const struct sl__key root_keys[] = {
      .section = &http_section,
      .doc = "HTTP protocol options."},
     {.name = "log", CFG(log), .shape = SL__SECTION, .section = &log_section, .doc = "Logging."},
+    {.name = "python",
+     CFG(python),
+     .shape = SL__SECTION,
+     .section = &python_section,
+     .doc = "The embedded Python interpreter."},
 };
 
 static bool same_listener(const struct sl_listener_config *a, const struct sl_listener_config *b)

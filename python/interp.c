@@ -6,10 +6,13 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <link.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -161,6 +164,59 @@ void sl__py_log_exception(PyObject *exc, const char *fmt, ...)
     display(exc);
 }
 
+/*
+ * dl_iterate_phdr callback for the first object, the executable: drops the
+ * page-table entries of its read-only segments (text, rodata: the static
+ * libpython). Startup touches much code that serving never runs (the
+ * importer, unmarshal, init functions), and each fault maps its 64 KiB
+ * neighbourhood too; after MADV_DONTNEED only what runs again is faulted
+ * back, from the page cache. Never applied to a writable segment: there it
+ * would discard data.
+ */
+static int text_release_cb(struct dl_phdr_info *info, size_t size, void *unused)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+    (void)size;
+    (void)unused;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) != 0)
+            continue;
+        lo = (lo + page - 1) & ~(page - 1); /* whole pages inside the segment only */
+        hi &= ~(page - 1);
+        if (hi > lo)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED); /* an optimisation: errors ignored */
+    }
+    return 1; /* the executable only: shared libraries' pages may be shared */
+}
+
+/* Under a debugger, text pages may hold its breakpoints (private copies
+ * that MADV_DONTNEED would throw away): /proc/self/status says. */
+static bool traced(void)
+{
+    char line[128];
+    bool yes = false;
+    FILE *f = fopen("/proc/self/status", "re");
+
+    if (f == NULL)
+        return false;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, "TracerPid:", 10) == 0) {
+            yes = strtol(line + 10, NULL, 10) != 0;
+            break;
+        }
+    fclose(f);
+    return yes;
+}
+
+void sl__py_release_text(void)
+{
+    if (!traced())
+        dl_iterate_phdr(text_release_cb, NULL);
+}
+
 void sl__py_compact(void)
 {
     PyObject *gc = PyImport_ImportModule("gc"); /* new */
@@ -175,6 +231,7 @@ void sl__py_compact(void)
     }
     PyErr_Clear();
     malloc_trim(0);
+    sl__py_release_text();
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -369,7 +426,7 @@ static PyObject *app_import(const struct sl_app_config *app)
     return obj;
 }
 
-static int interpreter_start(void)
+static int interpreter_start(const struct sl_config *cfg)
 {
     PyConfig config;
     PyStatus st;
@@ -378,6 +435,7 @@ static int interpreter_start(void)
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0; /* serve.c installs its own */
     config.parse_argv = 0;
+    config.optimization_level = (int)cfg->python.optimize; /* python.optimize: -O, -OO */
     st = PyConfig_SetString(&config, &config.program_name, L"saltare");
     if (!PyStatus_Exception(st))
         st = PyConfig_SetArgv(&config, 1, argv);
@@ -405,7 +463,7 @@ int sl_py_init(const struct sl_config *cfg)
 {
     sl__py.cfg = cfg;
     mallopt(M_ARENA_MAX, 2); /* one thread serves; a second arena covers helpers */
-    if (interpreter_start() < 0)
+    if (interpreter_start(cfg) < 0)
         return SL_EX_APP;
     if (strings_init() < 0 || exceptions_init() < 0 || sl__awaitable_init() < 0 ||
         sl__scope_init() < 0 || sl__request_init() < 0 || sl__send_init() < 0 ||

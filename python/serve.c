@@ -267,8 +267,9 @@ static PyObject *on_timer(PyObject *self, PyObject *unused)
 
 /*
  * Every IDLE_MS: if no request arrived since the last check, gives memory
- * back once (gc.collect, malloc_trim). Unlike at startup, nothing is frozen:
- * objects created while serving may still become cyclic garbage.
+ * back once (gc.collect, malloc_trim, the executable's code pages). Unlike
+ * at startup, nothing is frozen: objects created while serving may still
+ * become cyclic garbage.
  */
 static void idle_arm(void);
 
@@ -287,6 +288,7 @@ static PyObject *on_idle(PyObject *self, PyObject *unused)
         Py_XDECREF(gc);
         PyErr_Clear();
         malloc_trim(0);
+        sl__py_release_text();
         S.compacted = true;
     }
     if (!S.finishing && !sl__py.draining)
@@ -471,13 +473,14 @@ out:
  * Makes sure the root task has finished, so that its done callbacks run
  * (anyio stops its idle worker threads there; a thread left waiting would
  * hold up interpreter finalisation). It is still pending only when the loop
- * was stopped early (second signal).
+ * stopped early. After a second signal it is left so: nothing more runs,
+ * and the process exits without finalising (sl_py_fini).
  */
 static void root_finish(void)
 {
     PyObject *done = S.root ? PyObject_CallMethodNoArgs(S.root, sl__py.s.done) : NULL; /* new */
 
-    if (done == Py_False) {
+    if (done == Py_False && !S.aborted) {
         Py_XDECREF(PyObject_CallMethodNoArgs(S.root, sl__py.s.cancel));
         Py_XDECREF(PyObject_CallMethod(sl__py.loop, "run_until_complete", "O", S.root));
     }

@@ -409,6 +409,15 @@ TEST(ConfigLoad, RejectsAnEmptyPath)
               Errors("app: {target: main:app, venv: \"\"}\n"));
 }
 
+TEST(ConfigLoad, AcceptsPythonOptimizeLevelsZeroToTwo)
+{
+    Load load(std::string(kApp) + "python: {optimize: 2}\n");
+    ASSERT_TRUE(load.ok()) << load.errors();
+    EXPECT_EQ(2u, load->python.optimize);
+    EXPECT_EQ("test.yaml:2:20: python.optimize: expected an integer from 0 to 2, got \"3\"\n",
+              Errors(std::string(kApp) + "python: {optimize: 3}\n"));
+}
+
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
     EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, listeners, "
@@ -1023,7 +1032,9 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  server_header: \"saltare\"\n"
               "log:\n"
               "  access: off\n"
-              "  level: info\n",
+              "  level: info\n"
+              "python:\n"
+              "  optimize: 0\n",
               sltest::Print(load.cfg()));
 }
 
@@ -1050,7 +1061,8 @@ TEST(ConfigPrint, RoundTripsEveryNonDefaultValue)
               "limits: {max_body: 1TiB, max_header_bytes: 8KiB, max_headers: 1, "
               "max_connections: 1000000, max_keepalive_requests: 0}\n"
               "http: {server_header: \"\"}\n"
-              "log: {access: stderr, level: error}\n");
+              "log: {access: stderr, level: error}\n"
+              "python: {optimize: 2}\n");
     ASSERT_TRUE(load.ok()) << load.errors();
     sltest::ExpectRoundTrip(load.cfg());
 }

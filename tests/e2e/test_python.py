@@ -1,0 +1,21 @@
+"""The embedded interpreter's options (the `python` config section)."""
+
+import httpx
+import pytest
+
+DOC = "A docstring that -OO drops."
+
+
+@pytest.mark.parametrize(
+    "level, expected",
+    [
+        (None, {"optimize": 0, "debug": True, "asserts": True, "doc": DOC}),
+        (0, {"optimize": 0, "debug": True, "asserts": True, "doc": DOC}),
+        (1, {"optimize": 1, "debug": False, "asserts": False, "doc": DOC}),
+        (2, {"optimize": 2, "debug": False, "asserts": False, "doc": None}),
+    ],
+)
+def test_python_optimize_is_the_apps_optimisation_level(serve, level, expected):
+    sections = {} if level is None else {"python": {"optimize": level}}
+    server = serve("optimize_app:app", **sections)
+    assert httpx.get(server.url + "/", timeout=10).json() == expected
