@@ -194,6 +194,7 @@ CASES = [
         for how in (
             "short-content-length",
             "long-content-length",
+            "long-content-length-later",
             "send-after-complete",
             "raise-after-complete",
             "connection-close",

@@ -20,7 +20,7 @@ import compat_harness as h
 import pytest
 from compat_cases import CASES
 
-BEING_FIXED = "issue 7/6: being fixed"
+BEING_FIXED = "issue 7/6: being fixed"  # reason for KNOWN_BUGS entries
 
 
 @dataclasses.dataclass
@@ -171,12 +171,10 @@ DIFFERENCES = {
         "RFC 9112 2.3, RFC 9110 6.2: a higher minor version of HTTP/1 is served as "
         "the highest minor the server implements, 1.1 (and the scope says 1.1)",
         scope_field("http_version", "1.1"),
-        bug=BEING_FIXED,
     ),
     "bad-hash-in-target": Differ(
         "RFC 9112 3.2: a request-target has no fragment; '#' makes it invalid: 400",
         status(400),
-        bug=BEING_FIXED,
     ),
     **{
         f"app-{how}": Differ(
@@ -184,16 +182,20 @@ DIFFERENCES = {
             "first http.response.body; the app failed before one, so nothing was "
             "written and a 500 can still be sent (uvicorn writes the head at once)",
             status(500),
-            bug=BEING_FIXED,
         )
         for how in ("raise-after-start", "return-after-start", "start-twice", "str-body")
     },
     "app-long-content-length": Differ(
+        "RFC 9112 6.3: no more than Content-Length may be sent; the first body "
+        "message already overruns it, nothing was written yet, so the failure "
+        "is still a 500 (uvicorn sends the head and none of the body)",
+        status(500),
+    ),
+    "app-long-content-length-later": Differ(
         "ASGI: data passed to send() is the server's to deliver; RFC 9112 6.3: no "
         "more than Content-Length may be sent, so what fits goes out, then the "
-        "connection closes (uvicorn sends none of the body)",
+        "connection closes (uvicorn answers differently: it raises at the overrun)",
         body_then_close(b"12345"),
-        bug=BEING_FIXED,
     ),
     "app-bad-header-name": Differ(
         "RFC 9110 5.1: a field name is a token; send() refuses 'x bad' before "
@@ -223,11 +225,8 @@ DIFFERENCES = {
     ),
 }
 
-# Same answer as uvicorn once fixed; today saltare loses the bytes.
-KNOWN_BUGS = {
-    "app-raise-mid-body": BEING_FIXED,
-    "app-return-mid-body": BEING_FIXED,
-}
+# saltare bugs still open, each with the issue that fixes it (none today).
+KNOWN_BUGS: dict = {}
 
 
 def params():

@@ -217,6 +217,11 @@ async def bad(scope, receive, send):
         await send(start((b"content-length", b"10")))
         await send({"type": "http.response.body", "body": b"12345"})
         return
+    if how == "long-content-length-later":
+        await send(start((b"content-length", b"5")))
+        await send({"type": "http.response.body", "body": b"123", "more_body": True})
+        await send({"type": "http.response.body", "body": b"4567890"})
+        return
     if how == "long-content-length":
         await send(start((b"content-length", b"5")))
         await send({"type": "http.response.body", "body": b"1234567890"})
