@@ -14,7 +14,8 @@ extern "C" {
  * Creates, binds and listens on one socket for `l` (non-blocking,
  * close-on-exec, SO_REUSEADDR; IPV6_V6ONLY for IPv6; a stale Unix socket
  * file is replaced, `mode` applied). Returns the fd, or a negative errno
- * with a message written to stderr naming the address.
+ * with a message written to stderr naming the address. A TCP listener with
+ * port 0 logs the address the kernel bound: "listening on HOST:PORT".
  */
 int sl_listen_open(const struct sl_listener_config *l);
 
