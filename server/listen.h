@@ -55,6 +55,8 @@ void sl_listen_close_set(struct sl_listen_set *set);
  * Unix socket file is replaced, a live one is an error; mode, owner and
  * group applied; "@name" is an abstract socket). Returns the fd, or a
  * negative errno with a message written to stderr naming the address.
+ * A TCP listener with port 0 logs the address the kernel bound:
+ * "listening on HOST:PORT".
  */
 int sl_listen_open(const struct sl_listener_config *l);
 
