@@ -6,6 +6,7 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -123,6 +124,7 @@ def test_wildcard_covers_exactly_one_label(tls_server, certs):
         request(port, client_ctx(certs), server_hostname="a.b.wild.test")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_tls_1_1_refused(tls_server, certs):
     _, port = tls_server
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -159,7 +161,7 @@ def test_plain_http_to_tls_port_is_closed(tls_server, certs):
     assert request(port, client_ctx(certs))[1] == 200  # others unaffected
 
 
-def test_keep_alive_and_large_body_over_tls(tls_server, certs):
+def test_keep_alive_over_tls(tls_server, certs):
     _, port = tls_server
     with httpx.Client(verify=str(certs / "ca.pem"), timeout=10) as c:
         for _ in range(5):
@@ -292,3 +294,134 @@ def test_check_accepts_good_tls_and_warns_of_expiry(certs, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == "configuration OK\n"
     assert f"{tmp_path / 'soon.pem'}: certificate expires within 14 days" in r.stderr
+
+
+# ---- byte-level behaviour ------------------------------------------------------
+
+
+def slow_tls_get(port, certs, chunk=1):
+    """A TLS GET whose every byte (handshake and request) is its own send."""
+    ctx = client_ctx(certs)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def flush():
+        data = out.read()
+        for i in range(0, len(data), chunk):
+            sock.sendall(data[i : i + chunk])
+            time.sleep(0.0005)
+
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            data = sock.recv(65536)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    flush()
+    obj.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    flush()
+    body = b""
+    while True:
+        try:
+            data = obj.read(65536)
+            if not data:  # close_notify
+                break
+            body += data
+        except ssl.SSLWantReadError:
+            data = sock.recv(65536)
+            if not data:
+                break
+            inc.write(data)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    sock.close()
+    return body
+
+
+def test_tls_bytes_split_at_every_boundary(tls_server, certs):
+    _, port = tls_server
+    body = slow_tls_get(port, certs)
+    assert body.startswith(b"HTTP/1.1 200 "), body[:100]
+    assert b'"scheme": "https"' in body
+
+
+def test_stalled_handshake_is_reaped_at_the_header_timeout(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["timeouts"] = {"header": "1s"}
+    serve("listen_app:app", listener=listener)
+    ctx = client_ctx(certs)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = out.read()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(hello[: len(hello) // 2])  # then nothing more
+    start = time.monotonic()
+    try:
+        assert sock.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - start < 9  # reaped, not left to the client
+    sock.close()
+    assert request(port, client_ctx(certs))[1] == 200
+
+
+def test_tickets_resume_on_any_worker(serve, certs):
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(certs, port, session_cache=0), workers=2)
+    ctx = client_ctx(certs)
+    first, _, body = request(port, ctx)
+    pids, session = {body["pid"]}, first["session"]
+    for _ in range(200):  # until another worker accepted one
+        facts, status, body = request(port, ctx, session=session)
+        assert status == 200
+        assert facts["reused"], f"not resumed on worker {body['pid']}"
+        session = facts["session"]
+        pids.add(body["pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2, "one worker accepted every connection"
+
+
+def test_large_download_to_a_slow_reader(serve, certs):
+    """Backpressure through TLS: SSL_write meets a full socket (WANT_WRITE)
+    and the output queue retries; every byte arrives in order."""
+    port = free_port()
+    serve("stream_app:app", listener=tls_listener(certs, port))
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(20)
+    raw.connect(("127.0.0.1", port))
+    s = client_ctx(certs).wrap_socket(raw, server_hostname="localhost")
+    s.sendall(b"GET /?8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data, reads = bytearray(), 0
+    while chunk := s.recv(8192):
+        data += chunk
+        reads += 1
+        if reads % 64 == 0:
+            time.sleep(0.01)  # a slow reader: the server's socket fills
+    s.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert len(body) == 8 << 20 and body == b"x" * (8 << 20)
+
+
+def test_large_upload_over_tls(serve, certs):
+    port = free_port()
+    serve("body_app:app", listener=tls_listener(certs, port, client_ca=None),
+          limits={"max_body": "64MiB"})
+    import hashlib
+
+    payload = os.urandom(6 << 20)
+    r = httpx.post(f"https://localhost:{port}/", content=payload,
+                   verify=str(certs / "ca.pem"), timeout=30)
+    assert r.status_code == 200
+    assert r.json()["length"] == len(payload)
+    assert r.json()["md5"] == hashlib.md5(payload).hexdigest()
