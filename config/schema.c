@@ -367,7 +367,11 @@ static const struct sl__section tls_section = {
     .size = sizeof(struct sl_tls_config),
     .finish = tls_finish,
     .present = tls_present,
-    .doc = "TLS for one listener (OpenSSL). Without `cert` the listener is plain.",
+    .doc = "TLS for one listener (OpenSSL 3). Without `cert` the listener is plain. The "
+           "handshake must finish within the listener's `timeouts.header`; a client that "
+           "sends plain HTTP to a TLS listener is disconnected without an answer (logged "
+           "once, at info level, with its address). The app sees `scheme: https` and "
+           "`scope[\"extensions\"][\"tls\"]` (ASGI TLS extension).",
 };
 
 static const struct sl__key listener_keys[] = {

@@ -347,9 +347,10 @@ static int build(struct sl_tls_listener *tl, const char *where)
         if (make_ctx(&tl->sni[i], tl, t->sni[i].cert, t->sni[i].key, where, what) < 0)
             rc = -EINVAL;
     }
-    if (rc == 0 && t->nsni)
-        SSL_CTX_set_tlsext_servername_callback(tl->def.ctx, servername_cb),
-            SSL_CTX_set_tlsext_servername_arg(tl->def.ctx, tl);
+    if (rc == 0 && t->nsni) {
+        SSL_CTX_set_tlsext_servername_callback(tl->def.ctx, servername_cb);
+        SSL_CTX_set_tlsext_servername_arg(tl->def.ctx, tl);
+    }
     return rc;
 }
 
@@ -704,24 +705,6 @@ int sl_tls_cipher(const struct sl_tls_conn *t)
 {
     const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
     return c ? SSL_CIPHER_get_protocol_id(c) : 0;
-}
-
-const char *sl_tls_alpn(const struct sl_tls_conn *t)
-{
-    static char buf[256];
-    const unsigned char *p;
-    unsigned int len;
-    SSL_get0_alpn_selected(t->ssl, &p, &len);
-    if (!len)
-        return NULL;
-    memcpy(buf, p, len);
-    buf[len] = '\0';
-    return buf;
-}
-
-const char *sl_tls_sni(const struct sl_tls_conn *t)
-{
-    return SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
 }
 
 const char *sl_tls_server_pem(const struct sl_tls_conn *t)
