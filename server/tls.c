@@ -497,19 +497,62 @@ static void log_failure(int fd, const char *what)
     sl_log(SL_LOG_INFO, "tls %s %s:%u: %s", what, ip, port, ssl_reason(why, sizeof(why)));
 }
 
+/* OpenSSL's socket BIO writes with write(2): a peer gone raises SIGPIPE,
+ * which the transport contract forbids. Same BIO, writes by send(2) with
+ * MSG_NOSIGNAL. */
+static int nosig_write(BIO *b, const char *buf, int len)
+{
+    int fd = (int)BIO_get_fd(b, NULL);
+    ssize_t n;
+    BIO_clear_retry_flags(b);
+    do
+        n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static BIO_METHOD *nosig_method(void)
+{
+    static BIO_METHOD *m;
+    if (m)
+        return m;
+    const BIO_METHOD *sock = BIO_s_socket();
+    m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                     "saltare socket");
+    if (!m)
+        return NULL;
+    BIO_meth_set_write(m, nosig_write);
+    BIO_meth_set_read(m, BIO_meth_get_read(sock));
+    BIO_meth_set_puts(m, BIO_meth_get_puts(sock));
+    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock));
+    BIO_meth_set_create(m, BIO_meth_get_create(sock));
+    BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock));
+    return m;
+}
+
 static void *tls_open(int fd, void *arg)
 {
     struct sl_tls_listener *tl = arg;
     struct sl_tls_conn *t = calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
-    t->ssl = SSL_new(tl->def.ctx);
-    if (!t->ssl || !SSL_set_fd(t->ssl, fd)) {
-        SSL_free(t->ssl);
+    BIO_METHOD *m = nosig_method();
+    BIO *bio = m ? BIO_new(m) : NULL;
+    if (!t || !bio) {
+        BIO_free(bio);
         free(t);
         ERR_clear_error();
         return NULL;
     }
+    BIO_set_fd(bio, fd, BIO_NOCLOSE);
+    t->ssl = SSL_new(tl->def.ctx);
+    if (!t->ssl) {
+        BIO_free(bio);
+        free(t);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_bio(t->ssl, bio, bio); /* the SSL owns it now */
     SSL_set_accept_state(t->ssl);
     return t;
 }

@@ -425,3 +425,24 @@ def test_large_upload_over_tls(serve, certs):
     assert r.status_code == 200
     assert r.json()["length"] == len(payload)
     assert r.json()["md5"] == hashlib.md5(payload).hexdigest()
+
+
+def test_client_vanishing_mid_response_does_not_kill_the_server(serve, certs):
+    """OpenSSL's socket BIO writes with write(2); a reset peer must give
+    EPIPE, not a process-killing SIGPIPE."""
+    import struct
+
+    port = free_port()
+    server = serve("stream_app:app", listener=tls_listener(certs, port))
+    for linger in (False, True, False, True):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = client_ctx(certs).wrap_socket(raw, server_hostname="localhost")
+        s.sendall(b"GET /?8 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(1000)
+        if linger:  # RST at once; else FIN, and RSTs answer the next writes
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        time.sleep(0.2)
+    assert server.proc.poll() is None, server.stderr()
+    r = httpx.get(f"https://localhost:{port}/?1", verify=str(certs / "ca.pem"), timeout=10)
+    assert r.status_code == 200 and len(r.content) == 1 << 20
