@@ -243,7 +243,8 @@ static const struct sl__key tls_keys[] = {
      .type = &sl__type_string,
      .def = "null",
      .flags = SL__NULLABLE,
-     .doc = "TLS 1.2 cipher list in OpenSSL syntax; null = OpenSSL's default."},
+     .doc = "TLS 1.2 cipher list in OpenSSL syntax; null = forward-secret AEAD suites only "
+            "(Mozilla's intermediate list: ECDHE/DHE with AES-GCM or ChaCha20-Poly1305)."},
     {.name = "ciphersuites",
      TLS(ciphersuites),
      .type = &sl__type_string,

@@ -28,6 +28,13 @@
 #define RECORD_MAX 16384             /* bytes of plaintext per SSL_write */
 #define TICKET_PERIOD (12 * 3600)    /* seconds a ticket key encrypts */
 #define EXPIRY_WARN (14 * 24 * 3600) /* warn about certs expiring sooner */
+/* TLS 1.2 suites when `ciphers` is null: forward secret and AEAD only
+ * (Mozilla's "intermediate" list); OpenSSL's own default adds CBC suites
+ * (LUCKY13) and static RSA key exchange. */
+#define DEFAULT_CIPHERS                                                                            \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
 
 /* One SSL_CTX and what the app may ask about its certificate. */
 struct cert_ctx {
@@ -248,14 +255,16 @@ static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const cha
 {
     SSL_CTX_set_min_proto_version(ctx, t->min_version == SL_TLS_1_3 ? TLS1_3_VERSION
                                                                     : TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Every suite offered is strong: the client picks (ChaCha20 on CPUs
+     * without AES instructions), as Mozilla's guidelines advise. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* Released buffers: an idle connection holds no 16 KiB record buffers.
      * Partial and moving writes: the output queue retries from its own
      * copy, possibly with more bytes (never fewer). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, t->ciphers))
+    if (!SSL_CTX_set_cipher_list(ctx, t->ciphers ? t->ciphers : DEFAULT_CIPHERS))
         return ctx_error(where, "ciphers", t->ciphers);
     if (t->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, t->ciphersuites))
         return ctx_error(where, "ciphersuites", t->ciphersuites);

@@ -3,6 +3,7 @@ certificates made at run time by tools/testcerts.sh (openssl CLI)."""
 
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -446,3 +447,27 @@ def test_client_vanishing_mid_response_does_not_kill_the_server(serve, certs):
     assert server.proc.poll() is None, server.stderr()
     r = httpx.get(f"https://localhost:{port}/?1", verify=str(certs / "ca.pem"), timeout=10)
     assert r.status_code == 200 and len(r.content) == 1 << 20
+
+
+@pytest.mark.skipif(shutil.which("testssl") is None, reason="testssl.sh not installed")
+def test_testssl_finds_nothing_medium_or_worse(serve, certs, tmp_path):
+    """testssl.sh (Debian) against the default TLS settings: protocols,
+    cipher categories, forward secrecy, vulnerabilities. Findings about the
+    test certificate itself (a private CA, no OCSP/CRL URI) are not the
+    server's and are left out."""
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(certs, port))
+    out = tmp_path / "testssl.json"
+    subprocess.run(
+        ["testssl", "--quiet", "--color", "0", "-p", "-s", "-f", "-U", "--jsonfile", str(out),
+         f"127.0.0.1:{port}"],
+        capture_output=True, timeout=600,
+    )
+    findings = json.loads(out.read_text())
+    assert any(f["id"] == "TLS1_3" for f in findings), findings
+    bad = [
+        (f["id"], f["severity"], f["finding"])
+        for f in findings
+        if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL", "LOW") and not f["id"].startswith("cert")
+    ]
+    assert bad == []
