@@ -318,6 +318,24 @@ static int make_ctx(struct cert_ctx *cc, struct sl_tls_listener *tl, const char 
     return 0;
 }
 
+/* Another certificate of another key type in the same context: OpenSSL
+ * keeps one per type and picks by the client's signature algorithms. The
+ * PEM the app sees stays the first certificate's. */
+static int add_pair(struct cert_ctx *cc, const struct sl_tls_pair *p, const char *where, size_t i)
+{
+    char certkey[48], keykey[48], at[160];
+    snprintf(certkey, sizeof(certkey), "extra_certs.%zu.cert", i);
+    snprintf(keykey, sizeof(keykey), "extra_certs.%zu.key", i);
+    if (SSL_CTX_use_certificate_chain_file(cc->ctx, p->cert) != 1)
+        return ctx_error(where, certkey, p->cert);
+    if (SSL_CTX_use_PrivateKey_file(cc->ctx, p->key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(cc->ctx) != 1)
+        return ctx_error(where, keykey, p->key);
+    snprintf(at, sizeof(at), "%s.tls.%s", where, certkey);
+    warn_expiry(cc->ctx, at, p->cert);
+    return 0;
+}
+
 static void free_listener(struct sl_tls_listener *tl)
 {
     if (!tl)
@@ -344,6 +362,8 @@ static int build(struct sl_tls_listener *tl, const char *where)
         tl->alpn_len += n;
     }
     int rc = make_ctx(&tl->def, tl, t->cert, t->key, where, "");
+    for (size_t i = 0; rc == 0 && i < t->nextra_certs; i++)
+        rc = add_pair(&tl->def, &t->extra_certs[i], where, i);
     tl->sni = calloc(t->nsni ? t->nsni : 1, sizeof(*tl->sni));
     if (!tl->sni)
         return -ENOMEM;

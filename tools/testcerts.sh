@@ -2,6 +2,7 @@
 # Test certificates for the TLS tests, made with the openssl CLI into DIR:
 #   ca.pem/ca.key          the test CA (ECDSA P-256)
 #   server.pem/.key        localhost, 127.0.0.1 (the listener's default cert)
+#   server-rsa.pem/.key    the same names with an RSA-2048 key
 #   sni.pem/.key           api.test and *.wild.test (an sni entry)
 #   client.pem/.key        a client signed by the CA (CN=alice)
 #   revoked.pem/.key       a client signed by the CA, then revoked (CN=mallory)
@@ -14,7 +15,12 @@ mkdir -p "$dir"
 cd "$dir"
 q() { "$@" >/dev/null 2>&1; }
 
-key() { q openssl ecparam -name prime256v1 -genkey -noout -out "$1"; }
+key() {
+    case "$1" in
+    *-rsa.key) q openssl genrsa -out "$1" 2048 ;;
+    *) q openssl ecparam -name prime256v1 -genkey -noout -out "$1" ;;
+    esac
+}
 
 key ca.key
 q openssl req -x509 -new -key ca.key -sha256 -days 30 -subj "/CN=saltare test CA" \
@@ -62,6 +68,7 @@ sign() {
 }
 
 sign server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1"
+sign server-rsa "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1"
 sign sni "/CN=api.test" "subjectAltName=DNS:api.test,DNS:*.wild.test"
 sign client "/CN=alice/O=saltare tests" "extendedKeyUsage=clientAuth"
 sign revoked "/CN=mallory" "extendedKeyUsage=clientAuth"

@@ -471,3 +471,26 @@ def test_testssl_finds_nothing_medium_or_worse(serve, certs, tmp_path):
         if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL", "LOW") and not f["id"].startswith("cert")
     ]
     assert bad == []
+
+
+def test_rsa_and_ecdsa_certificates_side_by_side(serve, certs):
+    port = free_port()
+    listener = tls_listener(
+        certs, port,
+        extra_certs=[{"cert": str(certs / "server-rsa.pem"), "key": str(certs / "server-rsa.key")}],
+    )
+    serve("listen_app:app", listener=listener)
+    seen = {}
+    for kind, suite in (("ecdsa", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+                        ("rsa", "ECDHE-RSA-AES128-GCM-SHA256")):
+        ctx = client_ctx(certs, maximum_version=ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers(suite)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            seen[kind] = (s.cipher()[0], ssl.DER_cert_to_PEM_cert(s.getpeercert(True)))
+    assert seen["ecdsa"][0] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+    assert seen["rsa"][0] == "ECDHE-RSA-AES128-GCM-SHA256"
+    assert seen["ecdsa"][1] == (certs / "server.pem").read_text()
+    assert seen["rsa"][1] == (certs / "server-rsa.pem").read_text()
+    facts, status, _ = request(port, client_ctx(certs))  # and TLS 1.3 clients
+    assert status == 200 and facts["version"] == "TLSv1.3"
