@@ -494,3 +494,15 @@ def test_rsa_and_ecdsa_certificates_side_by_side(serve, certs):
     assert seen["rsa"][1] == (certs / "server-rsa.pem").read_text()
     facts, status, _ = request(port, client_ctx(certs))  # and TLS 1.3 clients
     assert status == 200 and facts["version"] == "TLSv1.3"
+
+
+def test_min_version_1_3_refuses_tls_1_2(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port, min_version="1.3")
+    listener["name"] = "strict"
+    server = serve("listen_app:app", listener=listener)
+    facts, status, _ = request(port, client_ctx(certs))  # served: startup logged
+    assert status == 200 and facts["version"] == "TLSv1.3"
+    assert f"on https://127.0.0.1:{port} (strict)" in server.stderr()
+    with pytest.raises(ssl.SSLError):
+        request(port, client_ctx(certs, maximum_version=ssl.TLSVersion.TLSv1_2))
