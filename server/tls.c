@@ -251,6 +251,26 @@ static int setup_verify(SSL_CTX *ctx, const struct sl_tls_config *t, const char 
     return 0;
 }
 
+/*
+ * Sessions resume only where they were made: ticket keys are shared by
+ * every listener (and worker), so without a context per listener a session
+ * from a listener that asks for no client certificate would resume on one
+ * that requires it, skipping the check. The context digests the listener
+ * and its client-verification settings (SNI contexts of one listener share
+ * it: same verification).
+ */
+static int set_session_context(SSL_CTX *ctx, const struct sl_tls_config *t, const char *where)
+{
+    char id[1024];
+    unsigned char md[32];
+    unsigned int len = 0;
+    int n = snprintf(id, sizeof(id), "saltare\n%s\n%d\n%u\n%s\n%s", where, (int)t->verify_client,
+                     t->verify_depth, t->client_ca ? t->client_ca : "", t->crl ? t->crl : "");
+    if (n < 0 || !EVP_Digest(id, strlen(id), md, &len, EVP_sha256(), NULL))
+        return -1;
+    return SSL_CTX_set_session_id_context(ctx, md, len) == 1 ? 0 : -1;
+}
+
 static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const char *where)
 {
     SSL_CTX_set_min_proto_version(ctx, t->min_version == SL_TLS_1_3 ? TLS1_3_VERSION
@@ -268,8 +288,8 @@ static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const cha
         return ctx_error(where, "ciphers", t->ciphers);
     if (t->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, t->ciphersuites))
         return ctx_error(where, "ciphersuites", t->ciphersuites);
-    static const unsigned char sid[] = "saltare";
-    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    if (set_session_context(ctx, t, where) < 0)
+        return ctx_error(where, "cert", t->cert);
     if (t->session_cache) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, t->session_cache);

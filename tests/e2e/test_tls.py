@@ -506,3 +506,39 @@ def test_min_version_1_3_refuses_tls_1_2(serve, certs):
     assert f"on https://127.0.0.1:{port} (strict)" in server.stderr()
     with pytest.raises(ssl.SSLError):
         request(port, client_ctx(certs, maximum_version=ssl.TLSVersion.TLSv1_2))
+
+
+def test_a_ticket_from_a_plain_tls_listener_does_not_skip_mtls(serve, certs, tmp_path):
+    """Ticket keys are shared by every listener of the process; the session
+    context must not be, or a session made where no client certificate was
+    asked for would resume on a listener that requires one."""
+    from conftest import APPS, BIN
+
+    open_port, mtls_port = free_port(), free_port()
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(json.dumps({
+        "app": {"target": "listen_app:app", "path": [str(APPS)]},
+        "listeners": [
+            tls_listener(certs, open_port),
+            tls_listener(certs, mtls_port, client_ca=str(certs / "ca.pem"),
+                         verify_client="required"),
+        ],
+    }))
+    proc = subprocess.Popen([BIN, "-c", str(cfg)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                    ctx = client_ctx(certs, maximum_version=version)
+                    first, status, _ = request(open_port, ctx)
+                    assert status == 200
+                    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+                        request(mtls_port, ctx, session=first["session"])
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
