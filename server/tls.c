@@ -240,7 +240,8 @@ static int setup_verify(SSL_CTX *ctx, const struct sl_tls_config *t, const char 
     if (t->verify_client == SL_VERIFY_REQUIRED)
         mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, NULL);
-    SSL_CTX_set_verify_depth(ctx, (int)t->verify_depth + 1); /* + the leaf */
+    /* OpenSSL's depth counts the CAs between the leaf and the anchor. */
+    SSL_CTX_set_verify_depth(ctx, (int)t->verify_depth);
     if (t->crl) {
         X509_STORE *store = SSL_CTX_get_cert_store(ctx);
         X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());

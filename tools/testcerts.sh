@@ -7,6 +7,8 @@
 #   client.pem/.key        a client signed by the CA (CN=alice)
 #   revoked.pem/.key       a client signed by the CA, then revoked (CN=mallory)
 #   untrusted.pem/.key     a client signed by another CA
+#   deep.pem/.key          a client signed by an intermediate CA (deep.pem holds
+#                          the leaf then the intermediate)
 #   crl.pem                the CA's CRL (revoking revoked.pem)
 # None are committed: tests call this at run time.
 set -eu
@@ -73,5 +75,17 @@ sign sni "/CN=api.test" "subjectAltName=DNS:api.test,DNS:*.wild.test"
 sign client "/CN=alice/O=saltare tests" "extendedKeyUsage=clientAuth"
 sign revoked "/CN=mallory" "extendedKeyUsage=clientAuth"
 sign untrusted "/CN=eve" "extendedKeyUsage=clientAuth" other
+# An intermediate CA under the test CA, and a client it signs.
+key inter.key
+q openssl req -new -key inter.key -subj "/CN=saltare test intermediate" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out inter.csr
+q openssl ca -batch -config ca.cnf -notext -in inter.csr -out inter.pem
+key deep.key
+q openssl req -new -key deep.key -subj "/CN=dave" -addext "extendedKeyUsage=clientAuth" \
+    -out deep.csr
+q openssl x509 -req -in deep.csr -CA inter.pem -CAkey inter.key -CAcreateserial -days 30 \
+    -copy_extensions copy -out deep-leaf.pem
+cat deep-leaf.pem inter.pem > deep.pem
 q openssl ca -config ca.cnf -revoke revoked.pem
 q openssl ca -config ca.cnf -gencrl -out crl.pem

@@ -542,3 +542,21 @@ def test_a_ticket_from_a_plain_tls_listener_does_not_skip_mtls(serve, certs, tmp
     finally:
         proc.terminate()
         assert proc.wait(15) == 0
+
+
+@pytest.mark.parametrize("depth,ok", [(0, False), (1, True)])
+def test_verify_depth_counts_intermediate_cas(serve, certs, depth, ok):
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(
+        certs, port, client_ca=str(certs / "ca.pem"), verify_client="required",
+        verify_depth=depth))
+    ctx = client_ctx(certs, "deep")  # leaf + one intermediate under the CA
+    if not ok:
+        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            request(port, ctx)
+        return
+    _, status, body = request(port, ctx)
+    assert status == 200
+    chain = body["tls"]["client_cert_chain"]
+    assert body["tls"]["client_cert_name"] == "CN=dave"
+    assert chain == [(certs / "deep-leaf.pem").read_text(), (certs / "inter.pem").read_text()]
