@@ -59,10 +59,20 @@ struct sl_tls_sni {
     const char *key;
 };
 
+/* A certificate chain (PEM, leaf first) and its private key. */
+struct sl_tls_pair {
+    const char *cert;
+    const char *key;
+};
+
 /* A listener's TLS; `cert` NULL = plain (no TLS). Paths are as written. */
 struct sl_tls_config {
     const char *cert; /* chain PEM: leaf first */
     const char *key;
+    /* More pairs of other key types (RSA beside ECDSA): OpenSSL keeps one
+     * per type and serves what the client's signature algorithms allow. */
+    const struct sl_tls_pair *extra_certs;
+    size_t nextra_certs;
     enum sl_tls_version min_version;
     const char *ciphers;      /* TLS 1.2 cipher list; NULL = OpenSSL's default */
     const char *ciphersuites; /* TLS 1.3 suites; NULL = OpenSSL's default */

@@ -209,6 +209,14 @@ static void check_tls(struct sl__cx *cx, const struct sl__node *map, const char 
     sl__error(cx, n ? n : map, sl__path_join(cx, path, at), "%s: %s", rc == -2 ? key : file, why);
 }
 
+static void pair_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                        const char *path)
+{
+    const struct sl_tls_pair *p = obj;
+    if (p->cert && p->key)
+        check_tls(cx, map, path, SL_TLS_CHECK_CERT_KEY, "cert", p->cert, "key", p->key);
+}
+
 static void sni_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
 {
     const struct sl_tls_sni *e = obj;
@@ -235,6 +243,33 @@ static const struct sl__section sni_section = {
     .doc = "One certificate chosen by the name the client asks for (SNI).",
 };
 
+#define PAIR(member) FIELD(struct sl_tls_pair, member)
+
+static const struct sl__key pair_keys[] = {
+    {.name = "cert",
+     PAIR(cert),
+     .type = &sl__type_path,
+     .flags = SL__REQUIRED | SL__CHECK_READ,
+     .doc = "Certificate chain (PEM, leaf first)."},
+    {.name = "key",
+     PAIR(key),
+     .type = &sl__type_path,
+     .flags = SL__REQUIRED | SL__CHECK_READ,
+     .doc = "Private key (PEM) of `cert`."},
+};
+
+static void pair_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                        const char *path);
+
+static const struct sl__section pair_section = {
+    .name = "listeners[].tls.extra_certs[]",
+    .keys = pair_keys,
+    .nkeys = ARRAY_LEN(pair_keys),
+    .size = sizeof(struct sl_tls_pair),
+    .finish = pair_finish,
+    .doc = "One more certificate and key for the listener, of another key type.",
+};
+
 static const struct sl__key tls_keys[] = {
     {.name = "cert",
      TLS(cert),
@@ -248,6 +283,16 @@ static const struct sl__key tls_keys[] = {
      .def = "null",
      .flags = SL__NULLABLE | SL__CHECK_READ,
      .doc = "Private key (PEM) of `cert`."},
+    {.name = "extra_certs",
+     TLS(extra_certs),
+     .shape = SL__SECTIONS,
+     .section = &pair_section,
+     .count = offsetof(struct sl_tls_config, nextra_certs),
+     .item_size = sizeof(struct sl_tls_pair),
+     .max_items = 4,
+     .def = "[]",
+     .doc = "Certificates of other key types served beside `cert` (an RSA one beside an "
+            "ECDSA one): each client gets the one its signature algorithms prefer."},
     {.name = "min_version",
      TLS(min_version),
      .type = &sl__type_enum,
@@ -259,7 +304,8 @@ static const struct sl__key tls_keys[] = {
      .type = &sl__type_string,
      .def = "null",
      .flags = SL__NULLABLE,
-     .doc = "TLS 1.2 cipher list in OpenSSL syntax; null = OpenSSL's default."},
+     .doc = "TLS 1.2 cipher list in OpenSSL syntax; null = forward-secret AEAD suites only "
+            "(Mozilla's intermediate list: ECDHE/DHE with AES-GCM or ChaCha20-Poly1305)."},
     {.name = "ciphersuites",
      TLS(ciphersuites),
      .type = &sl__type_string,
@@ -383,7 +429,11 @@ static const struct sl__section tls_section = {
     .size = sizeof(struct sl_tls_config),
     .finish = tls_finish,
     .present = tls_present,
-    .doc = "TLS for one listener (OpenSSL). Without `cert` the listener is plain.",
+    .doc = "TLS for one listener (OpenSSL 3). Without `cert` the listener is plain. The "
+           "handshake must finish within the listener's `timeouts.header`; a client that "
+           "sends plain HTTP to a TLS listener is disconnected without an answer (logged "
+           "once, at info level, with its address). The app sees `scheme: https` and "
+           "`scope[\"extensions\"][\"tls\"]` (ASGI TLS extension).",
 };
 
 static const struct sl__key listener_keys[] = {

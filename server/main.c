@@ -245,11 +245,14 @@ static void announce(const struct sl_config *cfg, unsigned workers)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct sl_listener_config *l = &cfg->listeners[i];
+        const char *label = l->label ? l->label : "";
         if (l->kind == SL_LISTENER_TCP)
-            sl_log(SL_LOG_INFO, "serving %s on %s://%s", cfg->app.target,
-                   l->tls.cert ? "https" : "http", l->name);
+            sl_log(SL_LOG_INFO, "serving %s on %s://%s%s%s%s", cfg->app.target,
+                   l->tls.cert ? "https" : "http", l->name, *label ? " (" : "", label,
+                   *label ? ")" : "");
         else
-            sl_log(SL_LOG_INFO, "serving %s on unix:%s", cfg->app.target, l->path);
+            sl_log(SL_LOG_INFO, "serving %s on unix:%s%s%s%s", cfg->app.target, l->path,
+                   *label ? " (" : "", label, *label ? ")" : "");
     }
     sl_log(SL_LOG_INFO, "%u worker%s", workers, workers == 1 ? "" : "s");
 }

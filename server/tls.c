@@ -28,6 +28,13 @@
 #define RECORD_MAX 16384             /* bytes of plaintext per SSL_write */
 #define TICKET_PERIOD (12 * 3600)    /* seconds a ticket key encrypts */
 #define EXPIRY_WARN (14 * 24 * 3600) /* warn about certs expiring sooner */
+/* TLS 1.2 suites when `ciphers` is null: forward secret and AEAD only
+ * (Mozilla's "intermediate" list); OpenSSL's own default adds CBC suites
+ * (LUCKY13) and static RSA key exchange. */
+#define DEFAULT_CIPHERS                                                                            \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
 
 /* One SSL_CTX and what the app may ask about its certificate. */
 struct cert_ctx {
@@ -233,7 +240,8 @@ static int setup_verify(SSL_CTX *ctx, const struct sl_tls_config *t, const char 
     if (t->verify_client == SL_VERIFY_REQUIRED)
         mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, NULL);
-    SSL_CTX_set_verify_depth(ctx, (int)t->verify_depth + 1); /* + the leaf */
+    /* OpenSSL's depth counts the CAs between the leaf and the anchor. */
+    SSL_CTX_set_verify_depth(ctx, (int)t->verify_depth);
     if (t->crl) {
         X509_STORE *store = SSL_CTX_get_cert_store(ctx);
         X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
@@ -244,23 +252,45 @@ static int setup_verify(SSL_CTX *ctx, const struct sl_tls_config *t, const char 
     return 0;
 }
 
+/*
+ * Sessions resume only where they were made: ticket keys are shared by
+ * every listener (and worker), so without a context per listener a session
+ * from a listener that asks for no client certificate would resume on one
+ * that requires it, skipping the check. The context digests the listener
+ * and its client-verification settings (SNI contexts of one listener share
+ * it: same verification).
+ */
+static int set_session_context(SSL_CTX *ctx, const struct sl_tls_config *t, const char *where)
+{
+    char id[1024];
+    unsigned char md[32];
+    unsigned int len = 0;
+    int n = snprintf(id, sizeof(id), "saltare\n%s\n%d\n%u\n%s\n%s", where, (int)t->verify_client,
+                     t->verify_depth, t->client_ca ? t->client_ca : "", t->crl ? t->crl : "");
+    if (n < 0 || !EVP_Digest(id, strlen(id), md, &len, EVP_sha256(), NULL))
+        return -1;
+    return SSL_CTX_set_session_id_context(ctx, md, len) == 1 ? 0 : -1;
+}
+
 static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const char *where)
 {
     SSL_CTX_set_min_proto_version(ctx, t->min_version == SL_TLS_1_3 ? TLS1_3_VERSION
                                                                     : TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Every suite offered is strong: the client picks (ChaCha20 on CPUs
+     * without AES instructions), as Mozilla's guidelines advise. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* Released buffers: an idle connection holds no 16 KiB record buffers.
      * Partial and moving writes: the output queue retries from its own
      * copy, possibly with more bytes (never fewer). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, t->ciphers))
+    if (!SSL_CTX_set_cipher_list(ctx, t->ciphers ? t->ciphers : DEFAULT_CIPHERS))
         return ctx_error(where, "ciphers", t->ciphers);
     if (t->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, t->ciphersuites))
         return ctx_error(where, "ciphersuites", t->ciphersuites);
-    static const unsigned char sid[] = "saltare";
-    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    if (set_session_context(ctx, t, where) < 0)
+        return ctx_error(where, "cert", t->cert);
     if (t->session_cache) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, t->session_cache);
@@ -309,6 +339,24 @@ static int make_ctx(struct cert_ctx *cc, struct sl_tls_listener *tl, const char 
     return 0;
 }
 
+/* Another certificate of another key type in the same context: OpenSSL
+ * keeps one per type and picks by the client's signature algorithms. The
+ * PEM the app sees stays the first certificate's. */
+static int add_pair(struct cert_ctx *cc, const struct sl_tls_pair *p, const char *where, size_t i)
+{
+    char certkey[48], keykey[48], at[160];
+    snprintf(certkey, sizeof(certkey), "extra_certs.%zu.cert", i);
+    snprintf(keykey, sizeof(keykey), "extra_certs.%zu.key", i);
+    if (SSL_CTX_use_certificate_chain_file(cc->ctx, p->cert) != 1)
+        return ctx_error(where, certkey, p->cert);
+    if (SSL_CTX_use_PrivateKey_file(cc->ctx, p->key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(cc->ctx) != 1)
+        return ctx_error(where, keykey, p->key);
+    snprintf(at, sizeof(at), "%s.tls.%s", where, certkey);
+    warn_expiry(cc->ctx, at, p->cert);
+    return 0;
+}
+
 static void free_listener(struct sl_tls_listener *tl)
 {
     if (!tl)
@@ -335,6 +383,8 @@ static int build(struct sl_tls_listener *tl, const char *where)
         tl->alpn_len += n;
     }
     int rc = make_ctx(&tl->def, tl, t->cert, t->key, where, "");
+    for (size_t i = 0; rc == 0 && i < t->nextra_certs; i++)
+        rc = add_pair(&tl->def, &t->extra_certs[i], where, i);
     tl->sni = calloc(t->nsni ? t->nsni : 1, sizeof(*tl->sni));
     if (!tl->sni)
         return -ENOMEM;
@@ -347,9 +397,10 @@ static int build(struct sl_tls_listener *tl, const char *where)
         if (make_ctx(&tl->sni[i], tl, t->sni[i].cert, t->sni[i].key, where, what) < 0)
             rc = -EINVAL;
     }
-    if (rc == 0 && t->nsni)
-        SSL_CTX_set_tlsext_servername_callback(tl->def.ctx, servername_cb),
-            SSL_CTX_set_tlsext_servername_arg(tl->def.ctx, tl);
+    if (rc == 0 && t->nsni) {
+        SSL_CTX_set_tlsext_servername_callback(tl->def.ctx, servername_cb);
+        SSL_CTX_set_tlsext_servername_arg(tl->def.ctx, tl);
+    }
     return rc;
 }
 
@@ -496,19 +547,62 @@ static void log_failure(int fd, const char *what)
     sl_log(SL_LOG_INFO, "tls %s %s:%u: %s", what, ip, port, ssl_reason(why, sizeof(why)));
 }
 
+/* OpenSSL's socket BIO writes with write(2): a peer gone raises SIGPIPE,
+ * which the transport contract forbids. Same BIO, writes by send(2) with
+ * MSG_NOSIGNAL. */
+static int nosig_write(BIO *b, const char *buf, int len)
+{
+    int fd = (int)BIO_get_fd(b, NULL);
+    ssize_t n;
+    BIO_clear_retry_flags(b);
+    do
+        n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static BIO_METHOD *nosig_method(void)
+{
+    static BIO_METHOD *m;
+    if (m)
+        return m;
+    const BIO_METHOD *sock = BIO_s_socket();
+    m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                     "saltare socket");
+    if (!m)
+        return NULL;
+    BIO_meth_set_write(m, nosig_write);
+    BIO_meth_set_read(m, BIO_meth_get_read(sock));
+    BIO_meth_set_puts(m, BIO_meth_get_puts(sock));
+    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock));
+    BIO_meth_set_create(m, BIO_meth_get_create(sock));
+    BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock));
+    return m;
+}
+
 static void *tls_open(int fd, void *arg)
 {
     struct sl_tls_listener *tl = arg;
     struct sl_tls_conn *t = calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
-    t->ssl = SSL_new(tl->def.ctx);
-    if (!t->ssl || !SSL_set_fd(t->ssl, fd)) {
-        SSL_free(t->ssl);
+    BIO_METHOD *m = nosig_method();
+    BIO *bio = m ? BIO_new(m) : NULL;
+    if (!t || !bio) {
+        BIO_free(bio);
         free(t);
         ERR_clear_error();
         return NULL;
     }
+    BIO_set_fd(bio, fd, BIO_NOCLOSE);
+    t->ssl = SSL_new(tl->def.ctx);
+    if (!t->ssl) {
+        BIO_free(bio);
+        free(t);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_bio(t->ssl, bio, bio); /* the SSL owns it now */
     SSL_set_accept_state(t->ssl);
     return t;
 }
@@ -704,24 +798,6 @@ int sl_tls_cipher(const struct sl_tls_conn *t)
 {
     const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
     return c ? SSL_CIPHER_get_protocol_id(c) : 0;
-}
-
-const char *sl_tls_alpn(const struct sl_tls_conn *t)
-{
-    static char buf[256];
-    const unsigned char *p;
-    unsigned int len;
-    SSL_get0_alpn_selected(t->ssl, &p, &len);
-    if (!len)
-        return NULL;
-    memcpy(buf, p, len);
-    buf[len] = '\0';
-    return buf;
-}
-
-const char *sl_tls_sni(const struct sl_tls_conn *t)
-{
-    return SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
 }
 
 const char *sl_tls_server_pem(const struct sl_tls_conn *t)

@@ -58,10 +58,6 @@ const struct sl_tls_conn *sl_req_tls(const struct sl_req *r);
 int sl_tls_version(const struct sl_tls_conn *t);
 /* The IANA cipher suite number, e.g. 0x1301. */
 int sl_tls_cipher(const struct sl_tls_conn *t);
-/* The negotiated ALPN protocol, or NULL. */
-const char *sl_tls_alpn(const struct sl_tls_conn *t);
-/* The SNI name the client sent, or NULL. */
-const char *sl_tls_sni(const struct sl_tls_conn *t);
 /* PEM of the certificate the server presented (borrowed, lives with the
  * listener), or NULL. */
 const char *sl_tls_server_pem(const struct sl_tls_conn *t);

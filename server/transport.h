@@ -4,13 +4,14 @@
  * The HTTP code (conn.c, resp.c) never calls read, sendmsg, shutdown or
  * close on a client socket itself: it goes through the connection's
  * transport, an ops table chosen per listener. Plain sockets use
- * sl_transport_plain; TLS slots in later as another table whose per-
- * connection state (the session) travels as `ctx`, without touching the
- * HTTP code. A call costs one indirect call: no allocation, no extra copy.
+ * sl_transport_plain (ctx NULL, no copy, one indirect call); TLS listeners
+ * use sl_transport_tls (server/tls.h), whose per-connection session travels
+ * as `ctx`.
  *
  * Every implementation is non-blocking, returns errors as negative errno
  * values (-EAGAIN: nothing can be done now, wait for the fd's next edge),
- * retries EINTR itself and never raises SIGPIPE.
+ * retries EINTR itself and never raises SIGPIPE. A read shorter than asked
+ * means the fd is drained (edge-triggered epoll relies on it).
  */
 #ifndef SL_SERVER_TRANSPORT_H
 #define SL_SERVER_TRANSPORT_H

@@ -2,10 +2,13 @@
 # Test certificates for the TLS tests, made with the openssl CLI into DIR:
 #   ca.pem/ca.key          the test CA (ECDSA P-256)
 #   server.pem/.key        localhost, 127.0.0.1 (the listener's default cert)
+#   server-rsa.pem/.key    the same names with an RSA-2048 key
 #   sni.pem/.key           api.test and *.wild.test (an sni entry)
 #   client.pem/.key        a client signed by the CA (CN=alice)
 #   revoked.pem/.key       a client signed by the CA, then revoked (CN=mallory)
 #   untrusted.pem/.key     a client signed by another CA
+#   deep.pem/.key          a client signed by an intermediate CA (deep.pem holds
+#                          the leaf then the intermediate)
 #   crl.pem                the CA's CRL (revoking revoked.pem)
 # None are committed: tests call this at run time.
 set -eu
@@ -14,7 +17,12 @@ mkdir -p "$dir"
 cd "$dir"
 q() { "$@" >/dev/null 2>&1; }
 
-key() { q openssl ecparam -name prime256v1 -genkey -noout -out "$1"; }
+key() {
+    case "$1" in
+    *-rsa.key) q openssl genrsa -out "$1" 2048 ;;
+    *) q openssl ecparam -name prime256v1 -genkey -noout -out "$1" ;;
+    esac
+}
 
 key ca.key
 q openssl req -x509 -new -key ca.key -sha256 -days 30 -subj "/CN=saltare test CA" \
@@ -62,9 +70,22 @@ sign() {
 }
 
 sign server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1"
+sign server-rsa "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1"
 sign sni "/CN=api.test" "subjectAltName=DNS:api.test,DNS:*.wild.test"
 sign client "/CN=alice/O=saltare tests" "extendedKeyUsage=clientAuth"
 sign revoked "/CN=mallory" "extendedKeyUsage=clientAuth"
 sign untrusted "/CN=eve" "extendedKeyUsage=clientAuth" other
+# An intermediate CA under the test CA, and a client it signs.
+key inter.key
+q openssl req -new -key inter.key -subj "/CN=saltare test intermediate" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out inter.csr
+q openssl ca -batch -config ca.cnf -notext -in inter.csr -out inter.pem
+key deep.key
+q openssl req -new -key deep.key -subj "/CN=dave" -addext "extendedKeyUsage=clientAuth" \
+    -out deep.csr
+q openssl x509 -req -in deep.csr -CA inter.pem -CAkey inter.key -CAcreateserial -days 30 \
+    -copy_extensions copy -out deep-leaf.pem
+cat deep-leaf.pem inter.pem > deep.pem
 q openssl ca -config ca.cnf -revoke revoked.pem
 q openssl ca -config ca.cnf -gencrl -out crl.pem

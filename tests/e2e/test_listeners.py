@@ -3,11 +3,13 @@ inherited fds, several listeners in one process, backlog capping."""
 
 import json
 import os
+import pathlib
 import socket
 import stat
 import subprocess
 
 import httpx
+import pytest
 
 from conftest import APPS, BIN, free_port
 
@@ -169,3 +171,43 @@ def test_bad_listener_config_is_exit_78_with_position(tmp_path):
         f"{config}:4:11: listeners.0.mode: an abstract socket (\"@...\") has no file to "
         "apply it to" in r.stderr
     )
+
+
+def test_raise_nofile_lifts_the_soft_limit(tmp_path):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+    if low == hard:
+        pytest.skip("the hard open-file limit is 256 or less: nothing to raise")
+    port = free_port()
+    config = tmp_path / "nofile.yaml"
+    config.write_text(json.dumps({
+        "app": {"target": "listen_app:app", "path": [str(APPS)]},
+        "listeners": [{"tcp": f"127.0.0.1:{port}"}],
+        "process": {"raise_nofile": True},
+    }))
+
+    def lower():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+
+    proc = subprocess.Popen([BIN, "-c", str(config)], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lower)
+    try:
+        import time
+
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.02)
+        limits = pathlib.Path(f"/proc/{proc.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        assert line.split()[3] == str(hard), line
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert f"open file limit raised from {low} to {hard}" in err

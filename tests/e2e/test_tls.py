@@ -3,9 +3,11 @@ certificates made at run time by tools/testcerts.sh (openssl CLI)."""
 
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -123,6 +125,7 @@ def test_wildcard_covers_exactly_one_label(tls_server, certs):
         request(port, client_ctx(certs), server_hostname="a.b.wild.test")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_tls_1_1_refused(tls_server, certs):
     _, port = tls_server
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -159,7 +162,7 @@ def test_plain_http_to_tls_port_is_closed(tls_server, certs):
     assert request(port, client_ctx(certs))[1] == 200  # others unaffected
 
 
-def test_keep_alive_and_large_body_over_tls(tls_server, certs):
+def test_keep_alive_over_tls(tls_server, certs):
     _, port = tls_server
     with httpx.Client(verify=str(certs / "ca.pem"), timeout=10) as c:
         for _ in range(5):
@@ -292,3 +295,268 @@ def test_check_accepts_good_tls_and_warns_of_expiry(certs, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == "configuration OK\n"
     assert f"{tmp_path / 'soon.pem'}: certificate expires within 14 days" in r.stderr
+
+
+# ---- byte-level behaviour ------------------------------------------------------
+
+
+def slow_tls_get(port, certs, chunk=1):
+    """A TLS GET whose every byte (handshake and request) is its own send."""
+    ctx = client_ctx(certs)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def flush():
+        data = out.read()
+        for i in range(0, len(data), chunk):
+            sock.sendall(data[i : i + chunk])
+            time.sleep(0.0005)
+
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            data = sock.recv(65536)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    flush()
+    obj.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    flush()
+    body = b""
+    while True:
+        try:
+            data = obj.read(65536)
+            if not data:  # close_notify
+                break
+            body += data
+        except ssl.SSLWantReadError:
+            data = sock.recv(65536)
+            if not data:
+                break
+            inc.write(data)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    sock.close()
+    return body
+
+
+def test_tls_bytes_split_at_every_boundary(tls_server, certs):
+    _, port = tls_server
+    body = slow_tls_get(port, certs)
+    assert body.startswith(b"HTTP/1.1 200 "), body[:100]
+    assert b'"scheme": "https"' in body
+
+
+def test_stalled_handshake_is_reaped_at_the_header_timeout(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["timeouts"] = {"header": "1s"}
+    serve("listen_app:app", listener=listener)
+    ctx = client_ctx(certs)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = out.read()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(hello[: len(hello) // 2])  # then nothing more
+    start = time.monotonic()
+    try:
+        assert sock.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - start < 9  # reaped, not left to the client
+    sock.close()
+    assert request(port, client_ctx(certs))[1] == 200
+
+
+def test_tickets_resume_on_any_worker(serve, certs):
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(certs, port, session_cache=0), workers=2)
+    ctx = client_ctx(certs)
+    first, _, body = request(port, ctx)
+    pids, session = {body["pid"]}, first["session"]
+    for _ in range(200):  # until another worker accepted one
+        facts, status, body = request(port, ctx, session=session)
+        assert status == 200
+        assert facts["reused"], f"not resumed on worker {body['pid']}"
+        session = facts["session"]
+        pids.add(body["pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2, "one worker accepted every connection"
+
+
+def test_large_download_to_a_slow_reader(serve, certs):
+    """Backpressure through TLS: SSL_write meets a full socket (WANT_WRITE)
+    and the output queue retries; every byte arrives in order."""
+    port = free_port()
+    serve("stream_app:app", listener=tls_listener(certs, port))
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(20)
+    raw.connect(("127.0.0.1", port))
+    s = client_ctx(certs).wrap_socket(raw, server_hostname="localhost")
+    s.sendall(b"GET /?8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data, reads = bytearray(), 0
+    while chunk := s.recv(8192):
+        data += chunk
+        reads += 1
+        if reads % 64 == 0:
+            time.sleep(0.01)  # a slow reader: the server's socket fills
+    s.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert len(body) == 8 << 20 and body == b"x" * (8 << 20)
+
+
+def test_large_upload_over_tls(serve, certs):
+    port = free_port()
+    serve("body_app:app", listener=tls_listener(certs, port, client_ca=None),
+          limits={"max_body": "64MiB"})
+    import hashlib
+
+    payload = os.urandom(6 << 20)
+    r = httpx.post(f"https://localhost:{port}/", content=payload,
+                   verify=str(certs / "ca.pem"), timeout=30)
+    assert r.status_code == 200
+    assert r.json()["length"] == len(payload)
+    assert r.json()["md5"] == hashlib.md5(payload).hexdigest()
+
+
+def test_client_vanishing_mid_response_does_not_kill_the_server(serve, certs):
+    """OpenSSL's socket BIO writes with write(2); a reset peer must give
+    EPIPE, not a process-killing SIGPIPE."""
+    import struct
+
+    port = free_port()
+    server = serve("stream_app:app", listener=tls_listener(certs, port))
+    for linger in (False, True, False, True):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = client_ctx(certs).wrap_socket(raw, server_hostname="localhost")
+        s.sendall(b"GET /?8 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(1000)
+        if linger:  # RST at once; else FIN, and RSTs answer the next writes
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        time.sleep(0.2)
+    assert server.proc.poll() is None, server.stderr()
+    r = httpx.get(f"https://localhost:{port}/?1", verify=str(certs / "ca.pem"), timeout=10)
+    assert r.status_code == 200 and len(r.content) == 1 << 20
+
+
+@pytest.mark.skipif(shutil.which("testssl") is None, reason="testssl.sh not installed")
+def test_testssl_finds_nothing_medium_or_worse(serve, certs, tmp_path):
+    """testssl.sh (Debian) against the default TLS settings: protocols,
+    cipher categories, forward secrecy, vulnerabilities. Findings about the
+    test certificate itself (a private CA, no OCSP/CRL URI) are not the
+    server's and are left out."""
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(certs, port))
+    out = tmp_path / "testssl.json"
+    subprocess.run(
+        ["testssl", "--quiet", "--color", "0", "-p", "-s", "-f", "-U", "--jsonfile", str(out),
+         f"127.0.0.1:{port}"],
+        capture_output=True, timeout=600,
+    )
+    findings = json.loads(out.read_text())
+    assert any(f["id"] == "TLS1_3" for f in findings), findings
+    bad = [
+        (f["id"], f["severity"], f["finding"])
+        for f in findings
+        if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL", "LOW") and not f["id"].startswith("cert")
+    ]
+    assert bad == []
+
+
+def test_rsa_and_ecdsa_certificates_side_by_side(serve, certs):
+    port = free_port()
+    listener = tls_listener(
+        certs, port,
+        extra_certs=[{"cert": str(certs / "server-rsa.pem"), "key": str(certs / "server-rsa.key")}],
+    )
+    serve("listen_app:app", listener=listener)
+    seen = {}
+    for kind, suite in (("ecdsa", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+                        ("rsa", "ECDHE-RSA-AES128-GCM-SHA256")):
+        ctx = client_ctx(certs, maximum_version=ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers(suite)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            seen[kind] = (s.cipher()[0], ssl.DER_cert_to_PEM_cert(s.getpeercert(True)))
+    assert seen["ecdsa"][0] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+    assert seen["rsa"][0] == "ECDHE-RSA-AES128-GCM-SHA256"
+    assert seen["ecdsa"][1] == (certs / "server.pem").read_text()
+    assert seen["rsa"][1] == (certs / "server-rsa.pem").read_text()
+    facts, status, _ = request(port, client_ctx(certs))  # and TLS 1.3 clients
+    assert status == 200 and facts["version"] == "TLSv1.3"
+
+
+def test_min_version_1_3_refuses_tls_1_2(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port, min_version="1.3")
+    listener["name"] = "strict"
+    server = serve("listen_app:app", listener=listener)
+    facts, status, _ = request(port, client_ctx(certs))  # served: startup logged
+    assert status == 200 and facts["version"] == "TLSv1.3"
+    assert f"on https://127.0.0.1:{port} (strict)" in server.stderr()
+    with pytest.raises(ssl.SSLError):
+        request(port, client_ctx(certs, maximum_version=ssl.TLSVersion.TLSv1_2))
+
+
+def test_a_ticket_from_a_plain_tls_listener_does_not_skip_mtls(serve, certs, tmp_path):
+    """Ticket keys are shared by every listener of the process; the session
+    context must not be, or a session made where no client certificate was
+    asked for would resume on a listener that requires one."""
+    from conftest import APPS, BIN
+
+    open_port, mtls_port = free_port(), free_port()
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(json.dumps({
+        "app": {"target": "listen_app:app", "path": [str(APPS)]},
+        "listeners": [
+            tls_listener(certs, open_port),
+            tls_listener(certs, mtls_port, client_ca=str(certs / "ca.pem"),
+                         verify_client="required"),
+        ],
+    }))
+    proc = subprocess.Popen([BIN, "-c", str(cfg)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                    ctx = client_ctx(certs, maximum_version=version)
+                    first, status, _ = request(open_port, ctx)
+                    assert status == 200
+                    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+                        request(mtls_port, ctx, session=first["session"])
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+
+
+@pytest.mark.parametrize("depth,ok", [(0, False), (1, True)])
+def test_verify_depth_counts_intermediate_cas(serve, certs, depth, ok):
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(
+        certs, port, client_ca=str(certs / "ca.pem"), verify_client="required",
+        verify_depth=depth))
+    ctx = client_ctx(certs, "deep")  # leaf + one intermediate under the CA
+    if not ok:
+        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            request(port, ctx)
+        return
+    _, status, body = request(port, ctx)
+    assert status == 200
+    chain = body["tls"]["client_cert_chain"]
+    assert body["tls"]["client_cert_name"] == "CN=dave"
+    assert chain == [(certs / "deep-leaf.pem").read_text(), (certs / "inter.pem").read_text()]

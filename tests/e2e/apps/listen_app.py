@@ -15,6 +15,7 @@ async def app(scope, receive, send):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     payload = {
+        "pid": os.getpid(),
         "scheme": scope["scheme"],
         "server": scope["server"],
         "tls": scope.get("extensions", {}).get("tls"),
