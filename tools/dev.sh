@@ -65,7 +65,7 @@ asan_e2e() {
 }
 
 # Seconds each fuzz target runs in the smoke step (tools/fuzz.sh smoke).
-FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-30}
+FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-20}
 
 run_tests() {
     local t0=$SECONDS t
@@ -84,12 +84,15 @@ run_tests() {
     # A representative subset, to keep this script well under 15 minutes on
     # a 2-core machine: under ASan with DWARF unwinding every server start
     # costs seconds. Left out: test_fastapi.py (FastAPI's import takes ~10 s
-    # per server; its routes use the same C paths as the raw ASGI apps) and
-    # test_lifecycle.py (signals and worker supervision: mostly waiting). Any
+    # per server; its routes use the same C paths as the raw ASGI apps),
+    # test_lifecycle.py (signals and worker supervision: mostly waiting),
+    # test_threads.py (FastAPI again, 1,000 requests through its thread pool)
+    # and tests/compat (FastAPI and uvicorn side by side). Any
     # new test file joins this run unless it is listed here.
-    echo "== pytest end-to-end under ASan+UBSan (all but fastapi, lifecycle)" >&2
+    echo "== pytest end-to-end under ASan+UBSan (all but fastapi, lifecycle, threads, compat)" >&2
     t=$SECONDS
-    asan_e2e --ignore=tests/e2e/test_fastapi.py --ignore=tests/e2e/test_lifecycle.py
+    asan_e2e --ignore=tests/e2e/test_fastapi.py --ignore=tests/e2e/test_lifecycle.py \
+        --ignore=tests/e2e/test_threads.py --ignore=tests/compat
     echo "   (ASan e2e: $((SECONDS - t)) s)" >&2
     echo "== fuzz smoke (${FUZZ_SMOKE_SECONDS} s per target)" >&2
     tools/fuzz.sh smoke "$FUZZ_SMOKE_SECONDS"
