@@ -212,17 +212,31 @@ class Server:
         wait_for(accepts, START_TIMEOUT, "saltare did not listen", lambda: f":\n{self.stderr()}")
 
 
-    def wait_serving(self, timeout: float = START_TIMEOUT) -> None:
+    def wait_serving(self, timeout: float = START_TIMEOUT, tls: bool = False) -> None:
         """Returns once a worker accepts and parses requests (the listener
         alone, which wait_ready waits for, accepts into the backlog before
         the app is imported). Sends one request the core answers itself
         (HTTP/9.9: 505), so the app is not called; it is in the access log.
-        For tests that time something from the moment they connect."""
-        with self.connect() as s:
-            s.settimeout(timeout)
-            s.sendall(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n")
-            with s.makefile("rb") as f:
-                status = read_head(f)[0]
+        For tests that time something from the moment they connect. `tls`:
+        the listener speaks TLS (the probe does not verify its certificate)."""
+        import ssl
+
+        with self.connect() as raw:
+            raw.settimeout(timeout)
+            s = raw
+            try:
+                if tls:
+                    ctx = ssl.create_default_context()
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                    s = ctx.wrap_socket(raw)
+                s.sendall(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n")
+                with s.makefile("rb") as f:
+                    status = read_head(f)[0]
+            except ssl.SSLError:
+                if tls:  # a TLS alert (e.g. no client certificate): a worker answered
+                    return
+                raise
         assert status == 505, status
 
 
@@ -286,7 +300,7 @@ class Launcher:
         if ready:
             server.wait_ready()
             if SANITIZED:  # app import takes seconds there: start clocks after it
-                server.wait_serving()
+                server.wait_serving(tls="tls" in listener)
         return server
 
     def stop_all(self) -> None:
