@@ -224,8 +224,8 @@ static void sni_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
         check_tls(cx, map, path, SL_TLS_CHECK_CERT_KEY, "cert", e->cert, "key", e->key);
     const struct sl__node *names = sl__map_get(map, "names");
     for (size_t i = 0; i < e->nnames; i++) {
-        if (sni_name_ok(e->names[i]))
-            continue;
+        if (e->names[i] == NULL || sni_name_ok(e->names[i]))
+            continue; /* NULL: its value failed (${UNSET}), already reported */
         const struct sl__node *at =
             names && names->kind == SL__NODE_SEQ && i < names->n ? names->vals[i] : map;
         sl__error(cx, at, sl__path_index(cx, sl__path_join(cx, path, "names"), i),

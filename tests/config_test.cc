@@ -658,6 +658,20 @@ TEST(ConfigInterp, ReportsAnUnsetVariableWithoutADefault)
               Errors(std::string(kApp) + "workers: ${NOPE}\n"));
 }
 
+/* Found by the config fuzzer: a failed value inside a list (here an SNI
+ * name) is left NULL, and checks that run after the section must skip it. */
+TEST(ConfigInterp, AnUnsetVariableInAnSniNameIsOneError)
+{
+    EXPECT_EQ("test.yaml:7:37: listeners.0.tls.sni.0.names.1: environment variable NOPE is not "
+              "set and has no default\n",
+              Errors(std::string(kApp) +
+                     "listeners:\n"
+                     "  - tcp: \"127.0.0.1:8443\"\n"
+                     "    tls:\n"
+                     "      cert: /c.pem\n      key: /k.pem\n"
+                     "      sni: [{names: [a.example.com, \"x${NOPE}.example.com\"], cert: /c.pem, key: /k.pem}]\n"));
+}
+
 TEST(ConfigInterp, NamesTheVariableAValueCameFrom)
 {
     EXPECT_EQ("test.yaml:3:13: limits.max_body: expected a size like \"1MiB\", got \"lots\" (from "
