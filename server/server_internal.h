@@ -169,6 +169,7 @@ struct sl_req {
      * the app's response is the client's yet: a failure can still be a 500. */
     struct sl__obuf *head;
     struct sl_timer atimer; /* timeouts.app: armed while the app works on it */
+    const struct sl_route_config *route; /* the intercept route matched, or NULL */
 };
 
 struct sl_worker {
