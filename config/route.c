@@ -196,8 +196,8 @@ static bool parse_cidr(const char *s, struct sl_route_cidr *out, const char **wh
     return true;
 }
 
-static void finish_source(struct sl__cx *cx, const struct sl__node *map,
-                          struct sl_route_config *r, const char *path)
+static void finish_source(struct sl__cx *cx, const struct sl__node *map, struct sl_route_config *r,
+                          const char *path)
 {
     if (r->nsource == 0)
         return;
@@ -255,8 +255,7 @@ void sl__route_return_finish(struct sl__cx *cx, const struct sl__node *map, void
                       "without control characters), got \"%s\"",
                       h);
         else if (header_reserved(name, strlen(name)))
-            sl__error(cx, item_at(map, "headers", i), ipath,
-                      "\"%s\" is set by the server%s", name,
+            sl__error(cx, item_at(map, "headers", i), ipath, "\"%s\" is set by the server%s", name,
                       strcasecmp(name, "content-type") == 0 ? " (use content_type)" : "");
     }
     if (!is_field_text(ret->content_type))
@@ -284,8 +283,8 @@ static void finish_redirect(struct sl__cx *cx, const struct sl__node *map,
     int s = rd->status;
     if (s != 0 && s != 301 && s != 302 && s != 303 && s != 307 && s != 308)
         sl__error(cx, key_at(rmap && rmap->kind == SL__NODE_MAP ? rmap : map, "status"),
-                  sl__path_join(cx, rpath, "status"),
-                  "expected 301, 302, 303, 307 or 308, got %d", s);
+                  sl__path_join(cx, rpath, "status"), "expected 301, 302, 303, 307 or 308, got %d",
+                  s);
 }
 
 static void check_to(struct sl__cx *cx, const struct sl__node *rmap,
@@ -294,8 +293,8 @@ static void check_to(struct sl__cx *cx, const struct sl__node *rmap,
     const struct sl_route_redirect *rd = &r->redirect;
     const struct sl__node *at = key_at(rmap, "to");
     const char *tpath = sl__path_join(cx, rpath, "to");
-    bool ok = rd->to[0] != '\0' && is_field_text(rd->to) && !strchr(rd->to, ' ') &&
-              !strchr(rd->to, '\t');
+    bool ok =
+        rd->to[0] != '\0' && is_field_text(rd->to) && !strchr(rd->to, ' ') && !strchr(rd->to, '\t');
     for (const char *p = rd->to; ok && (p = strchr(p, '{')); p++) {
         if (strncmp(p, "{rest}", 6) == 0 && !r->path_prefix) {
             sl__error(cx, at, tpath, "{rest} needs a prefix path like \"/old/*\"");
