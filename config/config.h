@@ -151,7 +151,8 @@ struct sl_route_config {
         uint64_t max_body; /* SL_ROUTE_INHERIT_SIZE = the listener's */
     } limits;
     struct {
-        uint32_t body_ms; /* SL_ROUTE_INHERIT_MS = the listener's */
+        uint32_t body_ms;  /* SL_ROUTE_INHERIT_MS = the listener's */
+        uint32_t write_ms; /* SL_ROUTE_INHERIT_MS = the listener's */
     } timeouts;
 };
 

@@ -304,11 +304,20 @@ static const struct sl__key route_timeouts_keys[] = {
      .def = "null",
      .flags = SL__NULLABLE,
      .doc = "Longest wait for the next piece of a request body; null = the listener's."},
+    {.name = "write",
+     .offset = sizeof(uint32_t), /* within the timeouts struct */
+     .size = sizeof(uint32_t),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Longest time a response write may make no progress; null = the listener's."},
 };
 
 static bool route_timeouts_present(const void *obj)
 {
-    return *(const uint32_t *)obj != SL_ROUTE_INHERIT_MS;
+    const uint32_t *ms = obj; /* body, write */
+    return ms[0] != SL_ROUTE_INHERIT_MS || ms[1] != SL_ROUTE_INHERIT_MS;
 }
 
 static const struct sl__section route_timeouts_section = {

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "server/route_internal.h"
 #include "server/server_internal.h"
 
 #define IOV_BATCH 64
@@ -188,7 +189,7 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra)
         if (out_copy(c, ex[ei].iov_base, ex[ei].iov_len) < 0)
             return -ENOMEM;
     if (progress || !sl_timer_armed(&c->wtimer))
-        sl__timer_arm(c, &c->wtimer, c->l->cfg->timeouts.write_ms);
+        sl__timer_arm(c, &c->wtimer, sl__route_write_ms(c));
     return 1;
 }
 

@@ -45,6 +45,14 @@ uint32_t sl__route_body_ms(const struct sl_req *r)
     return r->l->cfg->timeouts.body_ms;
 }
 
+uint32_t sl__route_write_ms(const struct sl_conn *c)
+{
+    const struct sl_req *r = c->req;
+    if (r && r->route && r->route->timeouts.write_ms != SL_ROUTE_INHERIT_MS)
+        return r->route->timeouts.write_ms;
+    return c->l->cfg->timeouts.write_ms;
+}
+
 static void hdr(struct sl_h1_header *v, size_t *n, const char *name, const char *value, size_t len)
 {
     v[*n] = (struct sl_h1_header){

@@ -18,6 +18,10 @@ uint64_t sl__route_max_body(const struct sl_conn *c, const struct sl_route_hit *
 /* The body timeout (ms) for `r`: its route's, else the listener's. */
 uint32_t sl__route_body_ms(const struct sl_req *r);
 
+/* The write timeout (ms) for c's current response: its route's, else the
+ * listener's. */
+uint32_t sl__route_write_ms(const struct sl_conn *c);
+
 /*
  * Runs the route's action when the server answers it (everything but
  * `app`): the response is made and the req released, as a synchronous app

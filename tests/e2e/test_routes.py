@@ -6,6 +6,7 @@ import pathlib
 import signal
 import socket
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -39,6 +40,7 @@ ROUTES = [
     {"path": "/admin/*", "source": ["10.0.0.0/8", "unix"], "app": {}},
     {"path": "/local/*", "source": ["127.0.0.0/8", "::1"], "app": {}},
     {"path": "/upload/*", "methods": ["POST"], "app": {}, "limits": {"max_body": "1MiB"}},
+    {"path": "/stream/*", "app": {}, "timeouts": {"write": "1s"}},
     {"host": "*.example.com", "return": {"body": "wildcard\n"}},
 ]
 
@@ -198,6 +200,28 @@ def test_per_route_max_body(server):
     assert r.status_code == 413
     r = httpx.post(server.url + "/upload/file", content=b"x" * ((1 << 20) + 1), timeout=10)
     assert r.status_code == 413
+
+
+def server_side_state(server_port: int, client_port: int) -> str | None:
+    """The TCP state (hex, "01" = ESTABLISHED) of the server's end of one
+    connection, from /proc/net/tcp; None once the socket is gone."""
+    for line in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == server_port and int(f[2].split(":")[1], 16) == client_port:
+            return f[3]
+    return None
+
+
+def test_per_route_write_timeout(server):
+    # /stream/* has timeouts.write 1s; the listener's is the default 30s
+    s = server.connect()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"GET /stream/x HTTP/1.1\r\nHost: x\r\n\r\n")
+    port = s.getsockname()[1]
+    start = time.monotonic()
+    wait_for(lambda: server_side_state(server.port, port) != "01", 25, "server closed the slow reader")
+    assert time.monotonic() - start < 15
+    s.close()
 
 
 def test_host_wildcard_ignores_port_and_case(server):

@@ -13,6 +13,9 @@ async def app(scope, receive, send):
         total += len(message.get("body", b""))
         if not message.get("more_body"):
             break
+    if scope["path"].startswith("/stream/"):
+        await stream(send)
+        return
     data = json.dumps(
         {
             "app": True,
@@ -30,3 +33,15 @@ async def app(scope, receive, send):
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+async def stream(send):
+    """Up to 256 MiB, for a client that does not read (write timeouts)."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    chunk = b"x" * (1 << 20)
+    try:
+        for _ in range(256):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except OSError:
+        pass  # the server gave up on the client: what the test wants
