@@ -338,7 +338,7 @@ static const struct sl__key route_keys[] = {
      .type = &sl__type_string,
      .def = "null",
      .flags = SL__NULLABLE,
-     .doc = "A name for logs."},
+     .doc = "A name, written as `route` in the access log line of each request it matched."},
     {.name = "path",
      ROUTE(path),
      .type = &sl__type_string,

@@ -193,6 +193,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
         .user_agent_len = r->ua_len,
+        .route = r->route ? r->route->name : NULL,
     };
     if (!c->rbuf)
         e.method_len = e.path_len = e.user_agent_len = 0, e.user_agent = NULL;

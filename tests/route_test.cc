@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "server/log.h"
 #include "server/route.h"
 #include "server/route_path.h"
 #include "tests/config_testing.h"
@@ -256,6 +257,44 @@ TEST(RouteConfig, LeavesUnsetPerRouteLimitsToTheListener)
     EXPECT_EQ(0u, load->routes.items[1].limits.max_body);
     EXPECT_EQ(0u, load->routes.items[1].timeouts.body_ms);
     sltest::ExpectRoundTrip(load.cfg());
+}
+
+TEST(RouteAccessLog, NamesTheRouteOnlyWhenOneMatched)
+{
+    char buf[SL_ACCESS_LINE_MAX];
+    sl_access_entry e{};
+    e.client = "unix";
+    e.method = "GET";
+    e.method_len = 3;
+    e.path = "/healthz";
+    e.path_len = 8;
+    std::string line(buf, sl_access_format(buf, sizeof(buf), &e));
+    EXPECT_EQ(std::string::npos, line.find("route")) << line;
+    e.route = "health\n\"x";
+    line.assign(buf, sl_access_format(buf, sizeof(buf), &e));
+    EXPECT_NE(std::string::npos, line.find(",\"route\":\"health\\u000a\\\"x\"}\n")) << line;
+}
+
+TEST(RouteAccessLog, FitsTheLineWithEveryFieldAtItsLongest)
+{
+    char buf[SL_ACCESS_LINE_MAX];
+    std::string path(70000, '\x01'), ua(70000, '\x02'), name(70000, '\x03'), m(200, 'M');
+    sl_access_entry e{};
+    e.client = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535";
+    e.method = m.data();
+    e.method_len = m.size();
+    e.path = path.data();
+    e.path_len = path.size();
+    e.user_agent = ua.data();
+    e.user_agent_len = ua.size();
+    e.route = name.c_str();
+    e.status = 999;
+    e.bytes = e.latency_us = UINT64_MAX;
+    size_t n = sl_access_format(buf, sizeof(buf), &e);
+    ASSERT_LE(n, sizeof(buf));
+    std::string line(buf, n);
+    EXPECT_NE(std::string::npos, line.find(",\"route\":\"\\u0003")) << line.substr(0, 200);
+    EXPECT_EQ("\"}\n", line.substr(n - 3));
 }
 
 } // namespace

@@ -274,6 +274,25 @@ def test_health_is_503_while_draining(serve):
     assert server.wait() == 0
 
 
+def test_access_log_names_the_route(serve):
+    server = serve(
+        "route_app:app",
+        routes=[
+            {"name": "health", "path": "/healthz", "health": {}},
+            {"name": "api", "path": "/api/*", "app": {}},
+            {"path": "/anon", "return": {}},
+        ],
+        log={"access": "stderr"},
+    )
+    mark = server.mark()
+    for target in ("/healthz", "/api/x", "/anon", "/other"):
+        assert get(server, target)[0] == 200
+    wait_for_output(server, r'"path":"/other"', mark)
+    lines = [json.loads(l) for l in server.stderr_since(mark).splitlines() if l.startswith("{")]
+    routes = {l["path"]: l.get("route") for l in lines}
+    assert routes == {"/healthz": "health", "/api/x": "api", "/anon": None, "/other": None}
+
+
 def test_bad_routes_exit_78(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(
