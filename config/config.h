@@ -86,6 +86,7 @@ enum sl_route_action {
     SL_ROUTE_REDIRECT,  /* a Location response */
     SL_ROUTE_HEALTH,    /* 200 "ok" while serving, 503 while draining */
     SL_ROUTE_PREFLIGHT, /* CORS preflight answered in C */
+    SL_ROUTE_FILES,     /* static files under a root directory */
 };
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
@@ -124,6 +125,16 @@ struct sl_route_preflight {
     const char *methods_line; /* derived: "GET, POST" */
 };
 
+enum sl_files_fallback { SL_FILES_FALLBACK_NONE, SL_FILES_FALLBACK_APP };
+
+struct sl_route_files {
+    const char *root;  /* directory, as written */
+    const char *index; /* file served for a directory; "" = none */
+    int fallback;      /* enum sl_files_fallback: a missing file gets 404 or the app */
+    uint32_t cache_ms; /* Cache-Control max-age; 0 = no Cache-Control */
+    bool precompressed; /* serve NAME.br / NAME.gz when the client accepts them */
+};
+
 struct sl_route_config {
     const char *name; /* for logs; NULL = none */
     /* Match keys, as written (NULL / empty = any). */
@@ -147,6 +158,7 @@ struct sl_route_config {
     struct sl_route_return ret;
     struct sl_route_redirect redirect;
     struct sl_route_preflight preflight;
+    struct sl_route_files files;
     struct {
         uint64_t max_body; /* SL_ROUTE_INHERIT_SIZE = the listener's */
     } limits;

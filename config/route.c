@@ -361,6 +361,14 @@ void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, 
     finish_methods(cx, map, "methods", r->methods, r->nmethods, path);
     if (r->action == SL_ROUTE_REDIRECT && sl__map_get(map, "redirect"))
         finish_redirect(cx, map, r, path);
+    const struct sl__node *files = sl__map_get(map, "files");
+    if (r->action == SL_ROUTE_FILES && files && r->files.root == NULL)
+        sl__error(cx, files, sl__path_join(cx, sl__path_join(cx, path, "files"), "root"),
+                  "missing required key, expected a path");
+    if (r->action == SL_ROUTE_FILES && files && r->files.index && strchr(r->files.index, '/'))
+        sl__error(cx, key_at(files, "index"),
+                  sl__path_join(cx, sl__path_join(cx, path, "files"), "index"),
+                  "expected a file name without \"/\", got \"%s\"", r->files.index);
     const struct sl__node *pf = sl__map_get(map, "preflight");
     if (r->action == SL_ROUTE_PREFLIGHT && pf && r->preflight.norigins == 0)
         sl__error(cx, pf, sl__path_join(cx, sl__path_join(cx, path, "preflight"), "origins"),

@@ -255,6 +255,55 @@ static const struct sl__section preflight_section = {
            "next route.",
 };
 
+#define FILES(member) FIELD(struct sl_route_files, member)
+
+static const char *const fallback_names[] = {"none", "app", NULL};
+
+static const struct sl__key files_keys[] = {
+    {.name = "root",
+     FILES(root),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_DIR,
+     .doc = "Directory served (required). The part of the path the route's `/*` matched "
+            "(the whole path for a route without one) names a file below it. Nothing outside "
+            "it is ever opened (openat2 RESOLVE_BENEATH): relative symbolic links are followed "
+            "while they stay below it; absolute ones and those leaving it answer 404."},
+    {.name = "index",
+     FILES(index),
+     .type = &sl__type_string,
+     .def = "\"index.html\"",
+     .doc = "File served for a directory; `\"\"` = none. Directories are never listed."},
+    {.name = "fallback",
+     FILES(fallback),
+     .type = &sl__type_enum,
+     .names = fallback_names,
+     .def = "none",
+     .doc = "A missing file: `none` answers 404, `app` hands the request to the app."},
+    {.name = "cache",
+     FILES(cache_ms),
+     .type = &sl__type_duration,
+     .max = 30ll * DAY, /* uint32_t ms */
+     .def = "0",
+     .doc = "`Cache-Control: max-age` sent with files (whole seconds); `0` sends none."},
+    {.name = "precompressed",
+     FILES(precompressed),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Serve `NAME.br` or `NAME.gz` next to a file when the client's Accept-Encoding "
+            "takes it (with Content-Encoding and `Vary: Accept-Encoding`)."},
+};
+
+static const struct sl__section files_section = {
+    .name = "routes[].files",
+    .keys = files_keys,
+    .nkeys = ARRAY_LEN(files_keys),
+    .size = sizeof(struct sl_route_files),
+    .doc = "Static files with sendfile(2) (read and write on TLS listeners): GET and HEAD "
+           "(others get 405), ETag and Last-Modified with 304 for If-None-Match and "
+           "If-Modified-Since, one byte range (206, 416), types from /etc/mime.types.",
+};
+
 static const struct sl__section app_action_section = {
     .name = "routes[].app",
     .size = 0,
@@ -380,6 +429,7 @@ static const struct sl__key route_keys[] = {
     {.name = "preflight",
      ACTION(preflight, preflight_section, SL_ROUTE_PREFLIGHT),
      .doc = "CORS preflight."},
+    {.name = "files", ACTION(files, files_section, SL_ROUTE_FILES), .doc = "Static files."},
     {.name = "limits",
      ROUTE(limits),
      .shape = SL__SECTION,

@@ -531,6 +531,11 @@ static void read_body(struct sl_conn *c, struct sl_req *r)
 static void req_step(struct sl_conn *c)
 {
     struct sl_req *r = c->req;
+    if (r->file_fd > 0) { /* a files route's body yielded: go on */
+        sl__route_file_pump(r);
+        if (c->state != SL__C_REQ || c->req != r)
+            return;
+    }
     if (!r->body_complete) {
         read_body(c, r);
         if (c->state != SL__C_REQ || c->req != r)

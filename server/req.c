@@ -63,6 +63,7 @@ void sl__req_maybe_free(struct sl_req *r)
 
 void sl__req_detach(struct sl_req *r)
 {
+    sl__route_file_close(r);
     sl__resp_drop_head(r);
     if (r->c) {
         r->c->req = NULL;

@@ -121,6 +121,11 @@ static int want_epollout(struct sl_conn *c)
     return 0;
 }
 
+int sl__out_want_write(struct sl_conn *c)
+{
+    return want_epollout(c);
+}
+
 /* Fills iov with the queue, then (if the whole queue fit) the extras. */
 static int gather(struct sl_conn *c, struct iovec *iov, const struct iovec *ex, int nex,
                   size_t *total)
@@ -203,6 +208,10 @@ static void after_write(struct sl_conn *c)
         r->want_drain = false;
         if (r->app_holds && !r->gone)
             sl__worker_queue_event(r, SL__EV_DRAIN);
+    }
+    if (r->file_fd > 0 && !c->out_head && !c->wblocked) {
+        sl__route_file_pump(r); /* a files route's body: more of the file */
+        return;
     }
     if (r->ended && !r->finished && !c->out_head)
         sl__conn_response_flushed(c);

@@ -138,6 +138,8 @@ void sl_route_find(const struct sl_route_list *t, const struct sl_h1_request *h,
                             !sl_route_path_match(hit->path, hit->path_len, r->path_pat,
                                                  r->path_pat_len, r->path_prefix, &rest)))
             continue;
+        if (r->action == SL_ROUTE_FILES)
+            path_ready(h, scratch, hit, &normalised); /* files need it */
         if (r->action == SL_ROUTE_PREFLIGHT) {
             if (!preflight_known)
                 preflight = sl_route_is_preflight(h), preflight_known = true;

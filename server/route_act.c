@@ -86,6 +86,18 @@ static void respond_text(struct sl_req *r, int status, const char *text)
     respond(r, status, v, n, text, strlen(text));
 }
 
+void sl__route_status(struct sl_req *r, int status)
+{
+    struct sl_h1_header v[4];
+    size_t n = 0;
+    char text[64];
+    snprintf(text, sizeof(text), "%s\n", sl_h1_reason(status));
+    hdr(v, &n, "Content-Type", "text/plain; charset=utf-8", 25);
+    if (status == 405)
+        hdr(v, &n, "Allow", "GET, HEAD", 9);
+    respond(r, status, v, n, text, strlen(text));
+}
+
 static void act_return(struct sl_req *r, const struct sl_route_return *ret)
 {
     struct sl_h1_header v[MAX_HEADERS];
@@ -276,6 +288,8 @@ bool sl__route_answer(struct sl_req *r, const struct sl_h1_request *h,
     case SL_ROUTE_PREFLIGHT:
         act_preflight(r, h, &rt->preflight);
         return true;
+    case SL_ROUTE_FILES:
+        return sl__route_files(r, h, hit);
     default:
         return false; /* the app */
     }

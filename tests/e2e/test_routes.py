@@ -1,17 +1,19 @@
 """Intercept routes (issue 11): requests the server answers or shapes in C
 before the app, declared in `routes` (docs/config.md, routes[])."""
 
+import gzip
 import json
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
 import httpx
 import pytest
 
-from conftest import BIN, read_response, wait_for, wait_for_output
+from conftest import BIN, ROOT, read_response, wait_for, wait_for_output
 
 ROUTES = [
     {"name": "health", "path": "/healthz", "health": {}},
@@ -303,3 +305,152 @@ def test_bad_routes_exit_78(tmp_path):
     assert r.stderr.startswith("bad.yaml:3:11: routes.0.path: expected an exact path") or (
         f"{cfg}:3:11: routes.0.path: expected an exact path" in r.stderr
     ), r.stderr
+
+
+# ---- files ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text("<h1>home</h1>\n")
+    (root / "style.css").write_text("body{}\n")
+    (root / "app.js").write_text("console.log(1)\n" * 100)
+    (root / "app.js.gz").write_bytes(gzip.compress(b"zipped\n", mtime=0))
+    (root / "big.bin").write_bytes(bytes(range(256)) * (40 << 10))  # 10 MiB
+    (root / "docs").mkdir()
+    (root / "docs" / "index.html").write_text("docs\n")
+    (root / "empty").mkdir()
+    (root / "empty.txt").write_text("")
+    outside = root.parent / (root.name + "-secret.txt")
+    outside.write_text("secret\n")
+    (root / "leak.txt").symlink_to(f"../{outside.name}")  # relative, leaves the root
+    (root / "abs-leak.txt").symlink_to(outside)
+    (root / "alias.css").symlink_to("style.css")  # relative, stays inside
+    (root / "docs" / "up.css").symlink_to("../style.css")
+    return root
+
+
+@pytest.fixture(scope="module")
+def files_server(serve_module, site):
+    return serve_module(
+        "route_app:app",
+        routes=[
+            {"path": "/s/*", "files": {"root": str(site), "cache": "1h", "precompressed": True}},
+            {"path": "/f/*", "files": {"root": str(site), "fallback": "app"}},
+        ],
+    )
+
+
+def test_files_serves_a_file_with_validators(files_server, site):
+    r = httpx.get(files_server.url + "/s/style.css")
+    assert r.status_code == 200 and r.content == b"body{}\n"
+    assert r.headers["content-type"] == "text/css"
+    assert r.headers["content-length"] == "7"
+    assert r.headers["cache-control"] == "max-age=3600"
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["etag"].startswith('"') and r.headers["last-modified"].endswith(" GMT")
+    h = httpx.head(files_server.url + "/s/style.css")
+    assert (h.status_code, h.content, h.headers["content-length"]) == (200, b"", "7")
+    assert h.headers["etag"] == r.headers["etag"]
+
+
+def test_files_conditionals_give_304(files_server):
+    r = httpx.get(files_server.url + "/s/style.css")
+    etag, lm = r.headers["etag"], r.headers["last-modified"]
+    for hdrs in ({"if-none-match": etag}, {"if-none-match": f'"x", W/{etag}'},
+                 {"if-modified-since": lm}, {"if-none-match": "*"}):
+        c = httpx.get(files_server.url + "/s/style.css", headers=hdrs)
+        assert c.status_code == 304 and c.content == b"", hdrs
+        assert c.headers["etag"] == etag and "content-length" not in c.headers
+    # If-None-Match that does not match wins over a matching If-Modified-Since
+    c = httpx.get(files_server.url + "/s/style.css",
+                  headers={"if-none-match": '"other"', "if-modified-since": lm})
+    assert c.status_code == 200
+
+
+def test_files_single_range(files_server, site):
+    data = (site / "big.bin").read_bytes()
+    url = files_server.url + "/s/big.bin"
+    for spec, first, last in (("0-9", 0, 9), ("100-", 100, len(data) - 1),
+                              ("-5", len(data) - 5, len(data) - 1),
+                              (f"10-{len(data) + 50}", 10, len(data) - 1)):
+        r = httpx.get(url, headers={"range": f"bytes={spec}"})
+        assert r.status_code == 206, spec
+        assert r.headers["content-range"] == f"bytes {first}-{last}/{len(data)}"
+        assert r.content == data[first:last + 1], spec
+    r = httpx.get(url, headers={"range": f"bytes={len(data)}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"
+    # several ranges, or a stale If-Range: the whole file
+    r = httpx.get(url, headers={"range": "bytes=0-1,5-6"})
+    assert r.status_code == 200 and len(r.content) == len(data)
+    r = httpx.get(url, headers={"range": "bytes=0-1", "if-range": '"stale"'})
+    assert r.status_code == 200 and len(r.content) == len(data)
+
+
+def test_files_big_body_intact_and_connection_reused(files_server, site):
+    data = (site / "big.bin").read_bytes()
+    with httpx.Client() as c:
+        for _ in range(3):
+            r = c.get(files_server.url + "/s/big.bin")
+            assert r.status_code == 200 and r.content == data
+        assert c.get(files_server.url + "/s/style.css").content == b"body{}\n"
+
+
+def test_files_index_no_listing_and_405(files_server):
+    assert httpx.get(files_server.url + "/s/").text == "<h1>home</h1>\n"
+    assert httpx.get(files_server.url + "/s/docs/").text == "docs\n"
+    assert httpx.get(files_server.url + "/s/empty/").status_code == 404
+    assert httpx.get(files_server.url + "/s/empty.txt").content == b""
+    r = httpx.post(files_server.url + "/s/style.css", content=b"x")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+
+
+def test_files_never_leave_the_root(files_server):
+    assert httpx.get(files_server.url + "/s/leak.txt").status_code == 404
+    assert httpx.get(files_server.url + "/s/abs-leak.txt").status_code == 404
+    assert httpx.get(files_server.url + "/s/alias.css").content == b"body{}\n"
+    assert httpx.get(files_server.url + "/s/docs/up.css").content == b"body{}\n"
+    for target in ("/s/../s/leak.txt", "/s/%2e%2e/etc/passwd", "/s/..%2f..%2fetc/passwd",
+                   "/s/a%00.css"):
+        status, _, body, _ = get(files_server, target)
+        assert status in (404, 200) and b"secret" not in body and b"root:" not in body, target
+
+
+def test_files_precompressed_variant(files_server):
+    r = httpx.get(files_server.url + "/s/app.js", headers={"accept-encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.headers["vary"] == "Accept-Encoding"
+    assert r.headers["content-type"] == "text/javascript"
+    assert r.text == "zipped\n"  # the .gz sibling, decoded by the client
+    r = httpx.get(files_server.url + "/s/app.js", headers={"accept-encoding": "gzip;q=0, br"})
+    assert "content-encoding" not in r.headers
+    assert r.text == "console.log(1)\n" * 100
+
+
+def test_files_missing_falls_back_to_the_app(files_server):
+    r = httpx.get(files_server.url + "/f/nope.txt")
+    assert r.status_code == 200 and r.json()["path"] == "/f/nope.txt"
+    assert httpx.get(files_server.url + "/s/nope.txt").status_code == 404
+
+
+def test_files_over_tls_read_and_write(serve, site, tmp_path):
+    """A TLS listener has no sendfile: the body is read and written."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run(["sh", str(ROOT / "tools" / "testcerts.sh"), str(certs)], check=True,
+                   capture_output=True)
+    server = serve(
+        "route_app:app",
+        routes=[{"path": "/s/*", "files": {"root": str(site)}}],
+        listener={"tcp": "127.0.0.1:0", "tls": {"cert": str(certs / "server.pem"),
+                                                 "key": str(certs / "server.key")}},
+    )
+    data = (site / "big.bin").read_bytes()
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    url = f"https://localhost:{server.port}/s/big.bin"
+    with httpx.Client(verify=ctx) as c:
+        r = c.get(url)
+        assert r.status_code == 200 and r.content == data
+        r = c.get(url, headers={"range": "bytes=1000-1999"})
+        assert r.status_code == 206 and r.content == data[1000:2000]
