@@ -132,6 +132,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+    if (n == 0) /* s may be NULL (no query) */
+        return;
     if (o->len + n > o->cap) {
         o->full = true;
         return;
