@@ -88,6 +88,102 @@ struct sl_tls_config {
     const char *crl;       /* PEM CRL(s) checked against client chains; NULL = none */
 };
 
+/* ---- intercept routes (config/route.c) ------------------------------------ */
+
+enum sl_route_action {
+    SL_ROUTE_APP,       /* the ASGI app (with the route's limits) */
+    SL_ROUTE_RETURN,    /* a fixed response */
+    SL_ROUTE_REDIRECT,  /* a Location response */
+    SL_ROUTE_HEALTH,    /* 200 "ok" while serving, 503 while draining */
+    SL_ROUTE_PREFLIGHT, /* CORS preflight answered in C */
+    SL_ROUTE_FILES,     /* static files under a root directory */
+};
+
+#define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
+#define SL_ROUTE_INHERIT_MS UINT32_MAX   /* per-route timeout not set */
+
+/* One `source` entry: a CIDR (family AF_INET or AF_INET6, `bits` of
+ * `addr` significant) or AF_UNIX (any Unix-socket peer). */
+struct sl_route_cidr {
+    int family;
+    unsigned bits;
+    unsigned char addr[16]; /* network byte order, host bits zero */
+};
+
+struct sl_route_return {
+    int status;
+    const char *body;
+    const char *content_type;   /* "" = no Content-Type */
+    const char *const *headers; /* "Name: value", validated */
+    size_t nheaders;
+};
+
+struct sl_route_redirect {
+    const char *to; /* with {rest}, {query}, {?query} placeholders */
+    int status;     /* 301, 302, 303, 307 or 308 */
+};
+
+struct sl_route_preflight {
+    const char *const *origins; /* exact origins; "*" = any */
+    size_t norigins;
+    const char *const *methods; /* allowed Access-Control-Request-Method values */
+    size_t nmethods;
+    const char *const *headers; /* allowed request headers (any case); "*" = any */
+    size_t nheaders;
+    uint32_t max_age_ms; /* 0 = no Access-Control-Max-Age */
+    bool credentials;
+    const char *methods_line; /* derived: "GET, POST" */
+};
+
+enum sl_files_fallback { SL_FILES_FALLBACK_NONE, SL_FILES_FALLBACK_APP };
+
+struct sl_route_files {
+    const char *root;  /* directory, as written */
+    const char *index; /* file served for a directory; "" = none */
+    int fallback;      /* enum sl_files_fallback: a missing file gets 404 or the app */
+    uint32_t cache_ms; /* Cache-Control max-age; 0 = no Cache-Control */
+    bool precompressed; /* serve NAME.br / NAME.gz when the client accepts them */
+};
+
+struct sl_route_config {
+    const char *name; /* for logs; NULL = none */
+    /* Match keys, as written (NULL / empty = any). */
+    const char *path;
+    const char *const *methods;
+    size_t nmethods;
+    const char *host;
+    const char *const *source;
+    size_t nsource;
+    /* Derived by the compiler. */
+    const char *path_pat; /* exact path, or a prefix ending in '/' */
+    size_t path_pat_len;
+    bool path_prefix;
+    const char *host_pat; /* lowercase; for "*.x.y" the suffix ".x.y" */
+    size_t host_pat_len;
+    bool host_wild;
+    const struct sl_route_cidr *cidrs; /* parsed `source` */
+    size_t ncidrs;
+    /* The action (exactly one given) and its settings. */
+    int action; /* enum sl_route_action */
+    struct sl_route_return ret;
+    struct sl_route_redirect redirect;
+    struct sl_route_preflight preflight;
+    struct sl_route_files files;
+    struct {
+        uint64_t max_body; /* SL_ROUTE_INHERIT_SIZE = the listener's */
+    } limits;
+    struct {
+        uint32_t body_ms;  /* SL_ROUTE_INHERIT_MS = the listener's */
+        uint32_t write_ms; /* SL_ROUTE_INHERIT_MS = the listener's */
+    } timeouts;
+};
+
+/* An ordered route table: the first route that matches decides. */
+struct sl_route_list {
+    const struct sl_route_config *items;
+    size_t n;
+};
+
 /*
  * One listener. `limits` and `timeouts` are already resolved: keys the
  * listener item sets override the global section, the rest inherit it at
@@ -114,6 +210,7 @@ struct sl_listener_config {
     struct sl_tls_config tls;
     struct sl_limits limits;
     struct sl_timeouts timeouts;
+    struct sl_route_list routes; /* its own `routes`, or the global table */
 };
 
 /* Options of TCP sockets (every TCP listener; accepted sockets inherit
@@ -147,6 +244,7 @@ struct sl_config {
     struct sl_timeouts timeouts; /* global section */
     struct sl_limits limits;     /* global section */
     struct sl_tcp_config tcp;
+    struct sl_route_list routes; /* global intercept routes */
     struct {
         bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */
     } process;

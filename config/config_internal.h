@@ -271,6 +271,14 @@ struct sl__section {
 
 extern const struct sl__section sl__schema_root;
 
+/* ---- route.c: finish functions of the route tables -------------------------- */
+
+void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path);
+void sl__route_return_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                             const char *path);
+void sl__route_preflight_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                                const char *path);
+
 /* ---- load.c -------------------------------------------------------------- */
 
 /* The value node given for `name` in `map` (NULL if none or not a map). */

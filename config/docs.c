@@ -169,6 +169,10 @@ static void md_row(FILE *out, const struct sl__section *sec, const struct sl__ke
 
 static void md_table(FILE *out, const struct sl__section *sec, const char *prefix)
 {
+    if (sec->nkeys == 0) { /* routes[].app, routes[].health */
+        fputs("No keys: write `{}`.\n\n", out);
+        return;
+    }
     fputs("| Key | Type | Default | Allowed | Description |\n"
           "| --- | --- | --- | --- | --- |\n",
           out);

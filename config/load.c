@@ -227,7 +227,13 @@ static void compile_absent(struct sl__cx *cx, const struct sl__key *k, const str
                            void *obj, const char *path)
 {
     char want[256];
-    if (k->flags & SL__INHERIT) {
+    if ((k->flags & SL__INHERIT) && k->shape == SL__SECTIONS) {
+        /* a list (routes): the same items and count as the global one, which
+         * has the same layout (pointer at inherit, count as far after it) */
+        *(void **)field(obj, k->offset) = *(void **)field(cx->root, k->inherit);
+        *(size_t *)field(obj, k->count) =
+            *(size_t *)field(cx->root, k->inherit + (k->count - k->offset));
+    } else if (k->flags & SL__INHERIT) {
         memcpy(field(obj, k->offset), field(cx->root, k->inherit), k->section->size);
     } else if (k->flags & SL__REQUIRED) {
         k->type->expect(k, want, sizeof(want));

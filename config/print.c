@@ -126,7 +126,14 @@ static void print_section(FILE *out, const struct sl_config *cfg, const struct s
         if (k->shape == SL__SECTION && k->section->present &&
             !k->section->present(at(obj, k->offset)))
             continue;
-        if (k->flags & SL__INHERIT) {
+        if ((k->flags & SL__INHERIT) && k->shape == SL__SECTIONS) {
+            /* an inherited list prints only when the item replaced it */
+            if (*(const void *const *)at(obj, k->offset) ==
+                    *(const void *const *)at(cfg, k->inherit) &&
+                *(const size_t *)at(obj, k->count) ==
+                    *(const size_t *)at(cfg, k->inherit + (k->count - k->offset)))
+                continue;
+        } else if (k->flags & SL__INHERIT) {
             if (!differs(k->section, at(obj, k->offset), at(cfg, k->inherit)))
                 continue;
         } else if (!wanted(sec, k, obj, base)) {

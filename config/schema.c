@@ -132,6 +132,333 @@ static const struct sl__section limits_section = {
     .doc = "Resource limits.",
 };
 
+/* ---- routes (checks and derived fields: config/route.c) ------------------------ */
+
+#define ROUTE(member) FIELD(struct sl_route_config, member)
+#define RETURN(member) FIELD(struct sl_route_return, member)
+#define REDIRECT(member) FIELD(struct sl_route_redirect, member)
+#define PREFLIGHT(member) FIELD(struct sl_route_preflight, member)
+#define STRLIST(strct, member, n)                                                                  \
+    .shape = SL__LIST, .type = &sl__type_string, .count = offsetof(strct, n),                      \
+    .item_size = sizeof(const char *)
+
+static const struct sl__key return_keys[] = {
+    {.name = "status",
+     RETURN(status),
+     .type = &sl__type_int,
+     .min = 200,
+     .max = 599,
+     .def = "200",
+     .doc = "Status code of the response."},
+    {.name = "body",
+     RETURN(body),
+     .type = &sl__type_string,
+     .def = "\"\"",
+     .doc = "Body of the response, sent as written (HEAD requests get none)."},
+    {.name = "content_type",
+     RETURN(content_type),
+     .type = &sl__type_string,
+     .def = "\"text/plain; charset=utf-8\"",
+     .doc = "Content-Type of the body; `\"\"` sends none. Not sent with an empty body."},
+    {.name = "headers",
+     RETURN(headers),
+     STRLIST(struct sl_route_return, headers, nheaders),
+     .max_items = 32,
+     .def = "[]",
+     .doc = "More response headers, each `\"Name: value\"` (`\"Retry-After: 120\"`). "
+            "Content-Length, Transfer-Encoding, Connection and Content-Type are the "
+            "server's."},
+};
+
+static const struct sl__section return_section = {
+    .name = "routes[].return",
+    .keys = return_keys,
+    .nkeys = ARRAY_LEN(return_keys),
+    .size = sizeof(struct sl_route_return),
+    .finish = sl__route_return_finish,
+    .doc = "A fixed response made by the server: a favicon `204`, a `robots.txt`, a "
+           "maintenance `503` with `Retry-After`.",
+};
+
+static const struct sl__key redirect_keys[] = {
+    {.name = "to",
+     REDIRECT(to),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Location of the redirect (required): a URL or a path. Placeholders: `{rest}` is "
+            "the part of the path matched by the route's `/*` (percent-encoded again, "
+            "without a leading `/`), `{query}` the query string as received, `{?query}` the "
+            "same with a `?` before it when there is one and nothing otherwise."},
+    {.name = "status",
+     REDIRECT(status),
+     .type = &sl__type_int,
+     .min = 301,
+     .max = 308,
+     .def = "302",
+     .doc = "`301`, `302`, `303`, `307` or `308`."},
+};
+
+static const struct sl__section redirect_section = {
+    .name = "routes[].redirect",
+    .keys = redirect_keys,
+    .nkeys = ARRAY_LEN(redirect_keys),
+    .size = sizeof(struct sl_route_redirect),
+    .doc = "A redirect made by the server (no body).",
+};
+
+static const struct sl__key preflight_keys[] = {
+    {.name = "origins",
+     PREFLIGHT(origins),
+     STRLIST(struct sl_route_preflight, origins, norigins),
+     .max_items = 256,
+     .def = "[]",
+     .doc = "Origins allowed (required, at least one): exact, like "
+            "`\"https://app.example.com\"`, or `\"*\"` for any. The allowed origin is echoed "
+            "in Access-Control-Allow-Origin (with `Vary: Origin`)."},
+    {.name = "methods",
+     PREFLIGHT(methods),
+     STRLIST(struct sl_route_preflight, methods, nmethods),
+     .min_items = 1,
+     .max_items = 32,
+     .def = "[\"GET\", \"HEAD\", \"POST\"]",
+     .doc = "Methods allowed in Access-Control-Request-Method (case-sensitive)."},
+    {.name = "headers",
+     PREFLIGHT(headers),
+     STRLIST(struct sl_route_preflight, headers, nheaders),
+     .max_items = 64,
+     .def = "[]",
+     .doc = "Request headers allowed in Access-Control-Request-Headers (any case); `\"*\"` "
+            "allows any."},
+    {.name = "max_age",
+     PREFLIGHT(max_age_ms),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "0",
+     .doc = "Access-Control-Max-Age (whole seconds); `0` sends none."},
+    {.name = "credentials",
+     PREFLIGHT(credentials),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Send `Access-Control-Allow-Credentials: true`."},
+};
+
+static const struct sl__section preflight_section = {
+    .name = "routes[].preflight",
+    .keys = preflight_keys,
+    .nkeys = ARRAY_LEN(preflight_keys),
+    .size = sizeof(struct sl_route_preflight),
+    .finish = sl__route_preflight_finish,
+    .doc = "Answers CORS preflight requests (OPTIONS with Origin and "
+           "Access-Control-Request-Method) without the app: `204` when the origin, method "
+           "and headers are allowed, `403` when not. Any other request falls through to the "
+           "next route.",
+};
+
+#define FILES(member) FIELD(struct sl_route_files, member)
+
+static const char *const fallback_names[] = {"none", "app", NULL};
+
+static const struct sl__key files_keys[] = {
+    {.name = "root",
+     FILES(root),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_DIR,
+     .doc = "Directory served (required). The part of the path the route's `/*` matched "
+            "(the whole path for a route without one) names a file below it. Nothing outside "
+            "it is ever opened (openat2 RESOLVE_BENEATH): relative symbolic links are followed "
+            "while they stay below it; absolute ones and those leaving it answer 404."},
+    {.name = "index",
+     FILES(index),
+     .type = &sl__type_string,
+     .def = "\"index.html\"",
+     .doc = "File served for a directory; `\"\"` = none. Directories are never listed."},
+    {.name = "fallback",
+     FILES(fallback),
+     .type = &sl__type_enum,
+     .names = fallback_names,
+     .def = "none",
+     .doc = "A missing file: `none` answers 404, `app` hands the request to the app."},
+    {.name = "cache",
+     FILES(cache_ms),
+     .type = &sl__type_duration,
+     .max = 30ll * DAY, /* uint32_t ms */
+     .def = "0",
+     .doc = "`Cache-Control: max-age` sent with files (whole seconds); `0` sends none."},
+    {.name = "precompressed",
+     FILES(precompressed),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Serve `NAME.br` or `NAME.gz` next to a file when the client's Accept-Encoding "
+            "takes it (with Content-Encoding and `Vary: Accept-Encoding`)."},
+};
+
+static const struct sl__section files_section = {
+    .name = "routes[].files",
+    .keys = files_keys,
+    .nkeys = ARRAY_LEN(files_keys),
+    .size = sizeof(struct sl_route_files),
+    .doc = "Static files with sendfile(2) (read and write on TLS listeners): GET and HEAD "
+           "(others get 405), ETag and Last-Modified with 304 for If-None-Match and "
+           "If-Modified-Since, one byte range (206, 416), types from /etc/mime.types.",
+};
+
+static const struct sl__section app_action_section = {
+    .name = "routes[].app",
+    .size = 0,
+    .doc = "Hands the request to the ASGI app (what a request no route matches gets): a route "
+           "with `app: {}` only sets `limits`, `timeouts` or `source` for its requests.",
+};
+
+static const struct sl__section health_section = {
+    .name = "routes[].health",
+    .size = 0,
+    .doc = "`200 ok` while the worker serves (it exists only once lifespan startup is "
+           "complete), `503 draining` once it drains (shutdown, reload), so load balancers "
+           "take it out.",
+};
+
+static const struct sl__key route_limits_keys[] = {
+    {.name = "max_body",
+     .offset = 0, /* within the limits struct */
+     .size = sizeof(uint64_t),
+     .type = &sl__type_size,
+     .max = 1ll << 40,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Largest request body on this route (413 above it); null = the listener's."},
+};
+
+static bool route_limits_present(const void *obj)
+{
+    return *(const uint64_t *)obj != SL_ROUTE_INHERIT_SIZE;
+}
+
+static const struct sl__section route_limits_section = {
+    .name = "routes[].limits",
+    .keys = route_limits_keys,
+    .nkeys = ARRAY_LEN(route_limits_keys),
+    .size = sizeof(((struct sl_route_config *)0)->limits),
+    .present = route_limits_present,
+    .doc = "Limits for this route's requests, overriding the listener's.",
+};
+
+static const struct sl__key route_timeouts_keys[] = {
+    {.name = "body",
+     .offset = 0, /* within the timeouts struct */
+     .size = sizeof(uint32_t),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Longest wait for the next piece of a request body; null = the listener's."},
+    {.name = "write",
+     .offset = sizeof(uint32_t), /* within the timeouts struct */
+     .size = sizeof(uint32_t),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Longest time a response write may make no progress; null = the listener's."},
+};
+
+static bool route_timeouts_present(const void *obj)
+{
+    const uint32_t *ms = obj; /* body, write */
+    return ms[0] != SL_ROUTE_INHERIT_MS || ms[1] != SL_ROUTE_INHERIT_MS;
+}
+
+static const struct sl__section route_timeouts_section = {
+    .name = "routes[].timeouts",
+    .keys = route_timeouts_keys,
+    .nkeys = ARRAY_LEN(route_timeouts_keys),
+    .size = sizeof(((struct sl_route_config *)0)->timeouts),
+    .present = route_timeouts_present,
+    .doc = "Timeouts for this route's requests, overriding the listener's.",
+};
+
+#define ACTION(member, sect, k)                                                                    \
+    ROUTE(member), .shape = SL__SECTION, .section = &sect, .flags = SL__ONEOF, .kind = k
+
+static const struct sl__key route_keys[] = {
+    {.name = "name",
+     ROUTE(name),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "A name, written as `route` in the access log line of each request it matched."},
+    {.name = "path",
+     ROUTE(path),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Path to match: exact (`/healthz`) or a prefix (`/static/*`: `/static/` and "
+            "below, not `/static`). Requests match on their path percent-decoded, with `//` "
+            "merged and `.`/`..` segments removed, so the pattern is written in that form; a "
+            "`..` that leaves a prefix leaves its route. null = any path."},
+    {.name = "methods",
+     ROUTE(methods),
+     STRLIST(struct sl_route_config, methods, nmethods),
+     .max_items = 32,
+     .def = "[]",
+     .doc = "Methods to match (case-sensitive); `[]` = any."},
+    {.name = "host",
+     ROUTE(host),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Host to match, from the Host header without its port, in any case: exact "
+            "(`api.example.com`, `[::1]`) or `*.example.com` (one or more labels before "
+            "`.example.com`, not `example.com` itself). null = any."},
+    {.name = "source",
+     ROUTE(source),
+     STRLIST(struct sl_route_config, source, nsource),
+     .max_items = 256,
+     .def = "[]",
+     .doc = "Who may use the route: CIDRs (`10.0.0.0/8`, `fd00::/8`), addresses, and `unix` "
+            "(clients of Unix-socket listeners). A request that matches the route from "
+            "anywhere else gets `403`. IPv4 clients of an IPv6 listener (`::ffff:a.b.c.d`) "
+            "match IPv4 entries. `[]` = everyone."},
+    {.name = "app", ACTION(action, app_action_section, SL_ROUTE_APP), .doc = "The ASGI app."},
+    {.name = "return", ACTION(ret, return_section, SL_ROUTE_RETURN), .doc = "A fixed response."},
+    {.name = "redirect",
+     ACTION(redirect, redirect_section, SL_ROUTE_REDIRECT),
+     .doc = "A redirect."},
+    {.name = "health", ACTION(action, health_section, SL_ROUTE_HEALTH), .doc = "A health check."},
+    {.name = "preflight",
+     ACTION(preflight, preflight_section, SL_ROUTE_PREFLIGHT),
+     .doc = "CORS preflight."},
+    {.name = "files", ACTION(files, files_section, SL_ROUTE_FILES), .doc = "Static files."},
+    {.name = "limits",
+     ROUTE(limits),
+     .shape = SL__SECTION,
+     .section = &route_limits_section,
+     .doc = "Per-route limits."},
+    {.name = "timeouts",
+     ROUTE(timeouts),
+     .shape = SL__SECTION,
+     .section = &route_timeouts_section,
+     .doc = "Per-route timeouts."},
+};
+
+static const struct sl__section route_section = {
+    .name = "routes[]",
+    .keys = route_keys,
+    .nkeys = ARRAY_LEN(route_keys),
+    .size = sizeof(struct sl_route_config),
+    .kind_offset = offsetof(struct sl_route_config, action),
+    .finish = sl__route_finish,
+    .doc = "One intercept route: match keys (all given must hold), exactly one action, and "
+           "optional `limits`/`timeouts`. Routes are tried in order; the first that matches "
+           "decides, and a request no route matches goes to the app.",
+};
+
+#define ROUTES(strct)                                                                              \
+    .offset = offsetof(strct, routes.items), .size = sizeof(((strct *)0)->routes.items),           \
+    .shape = SL__SECTIONS, .section = &route_section, .count = offsetof(strct, routes.n),          \
+    .item_size = sizeof(struct sl_route_config), .max_items = 1024
+
 /* ---- listeners ----------------------------------------------------------- */
 
 #define LISTENER(member) FIELD(struct sl_listener_config, member)
@@ -530,6 +857,12 @@ static const struct sl__key listener_keys[] = {
      .shape = SL__SECTION,
      .section = &tls_section,
      .doc = "TLS (and mTLS) on this listener."},
+    {.name = "routes",
+     ROUTES(struct sl_listener_config),
+     .flags = SL__INHERIT,
+     .inherit = offsetof(struct sl_config, routes),
+     .doc = "This listener's intercept routes, replacing the global `routes` (not merged "
+            "with them); not set = the global ones."},
 };
 
 /* An abstract Unix socket has no file to set a mode or owner on. */
@@ -832,6 +1165,11 @@ static const struct sl__key root_keys[] = {
      .max = 1024,
      .def = "1",
      .doc = "Worker processes; `0` = one per online CPU."},
+    {.name = "routes",
+     ROUTES(struct sl_config),
+     .def = "[]",
+     .doc = "Intercept routes: requests answered or shaped by the server before the app "
+            "(listeners may replace them)."},
     {.name = "listeners",
      CFG(listeners),
      .shape = SL__SECTIONS,

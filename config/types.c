@@ -49,6 +49,22 @@ static void store_uint(void *dst, size_t size, uint64_t v)
     }
 }
 
+/* All ones in a field of `size` bytes: the null of a nullable size or
+ * duration (a per-route limit that is not set). */
+static uint64_t null_uint(size_t size)
+{
+    return size >= 8 ? UINT64_MAX : (UINT64_C(1) << (size * 8)) - 1;
+}
+
+/* A nullable number given as null: stores null_uint. */
+static bool store_null(const struct sl__key *k, const struct sl__node *n, void *dst)
+{
+    if (!(k->flags & SL__NULLABLE) || !sl__node_is_null(n))
+        return false;
+    store_uint(dst, k->size, null_uint(k->size));
+    return true;
+}
+
 /* Reports "expected <what the type wants>, got <the node>". */
 static int bad_value(struct sl__cx *cx, const struct sl__key *k, const struct sl__node *n,
                      const char *path, const char *hint)
@@ -270,14 +286,17 @@ static void duration_allowed(const struct sl__key *k, char *buf, size_t cap)
 
 static void duration_expect(const struct sl__key *k, char *buf, size_t cap)
 {
-    (void)k;
-    expect_text(buf, cap, "a duration like \"5s\"");
+    expect_text(buf, cap,
+                (k->flags & SL__NULLABLE) ? "a duration like \"5s\" or null"
+                                          : "a duration like \"5s\"");
 }
 
 static int duration_parse(struct sl__cx *cx, const struct sl__key *k, const struct sl__node *n,
                           const char *path, void *dst)
 {
     uint64_t ms;
+    if (store_null(k, n, dst))
+        return 0;
     int rc = sl__parse_duration(n->str, &ms);
     if (rc == -3)
         return bad_value(cx, k, n, path, " (add a unit: ms, s, m or h)");
@@ -296,16 +315,20 @@ static int duration_parse(struct sl__cx *cx, const struct sl__key *k, const stru
 static void duration_print(FILE *out, const struct sl__key *k, const void *src)
 {
     char buf[32];
+    if ((k->flags & SL__NULLABLE) && load_uint(src, k->size) == null_uint(k->size)) {
+        fputs("null", out);
+        return;
+    }
     sl__format_duration(load_uint(src, k->size), buf, sizeof(buf));
     fputs(buf, out);
 }
 
 static void duration_json(FILE *out, const struct sl__key *k)
 {
-    (void)k;
     fputs("{\"anyOf\": [{\"const\": 0}, {\"type\": \"string\", "
-          "\"pattern\": \"^(0|[0-9]+(ms|s|m|h))$\"}]}",
+          "\"pattern\": \"^(0|[0-9]+(ms|s|m|h))$\"}",
           out);
+    fputs((k->flags & SL__NULLABLE) ? ", {\"type\": \"null\"}]}" : "]}", out);
 }
 
 const struct sl__type sl__type_duration = {
@@ -332,14 +355,16 @@ static void size_allowed(const struct sl__key *k, char *buf, size_t cap)
 
 static void size_expect(const struct sl__key *k, char *buf, size_t cap)
 {
-    (void)k;
-    expect_text(buf, cap, "a size like \"1MiB\"");
+    expect_text(buf, cap,
+                (k->flags & SL__NULLABLE) ? "a size like \"1MiB\" or null" : "a size like \"1MiB\"");
 }
 
 static int size_parse(struct sl__cx *cx, const struct sl__key *k, const struct sl__node *n,
                       const char *path, void *dst)
 {
     uint64_t v;
+    if (store_null(k, n, dst))
+        return 0;
     int rc = sl__parse_size(n->str, &v);
     if (rc == -1)
         return bad_value(cx, k, n, path, NULL);
@@ -356,16 +381,20 @@ static int size_parse(struct sl__cx *cx, const struct sl__key *k, const struct s
 static void size_print(FILE *out, const struct sl__key *k, const void *src)
 {
     char buf[32];
+    if ((k->flags & SL__NULLABLE) && load_uint(src, k->size) == null_uint(k->size)) {
+        fputs("null", out);
+        return;
+    }
     sl__format_size(load_uint(src, k->size), buf, sizeof(buf));
     fputs(buf, out);
 }
 
 static void size_json(FILE *out, const struct sl__key *k)
 {
-    (void)k;
     fputs("{\"anyOf\": [{\"type\": \"integer\", \"minimum\": 0}, {\"type\": \"string\", "
-          "\"pattern\": \"^[0-9]+(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$\"}]}",
+          "\"pattern\": \"^[0-9]+(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$\"}",
           out);
+    fputs((k->flags & SL__NULLABLE) ? ", {\"type\": \"null\"}]}" : "]}", out);
 }
 
 const struct sl__type sl__type_size = {

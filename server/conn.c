@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "server/clock.h"
+#include "server/route_internal.h"
 #include "server/server_internal.h"
 
 #define STEP_BUDGET 64 /* state machine steps per connection and round */
@@ -192,6 +193,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
         .user_agent_len = r->ua_len,
+        .route = r->route ? r->route->name : NULL,
     };
     if (!c->rbuf)
         e.method_len = e.path_len = e.user_agent_len = 0, e.user_agent = NULL;
@@ -529,6 +531,11 @@ static void read_body(struct sl_conn *c, struct sl_req *r)
 static void req_step(struct sl_conn *c)
 {
     struct sl_req *r = c->req;
+    if (r->file_fd > 0) { /* a files route's body yielded: go on */
+        sl__route_file_pump(r);
+        if (c->state != SL__C_REQ || c->req != r)
+            return;
+    }
     if (!r->body_complete) {
         read_body(c, r);
         if (c->state != SL__C_REQ || c->req != r)
@@ -578,9 +585,8 @@ static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl
 
 /* Framing and connection facts the exchange needs after on_request. */
 static int setup_request(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h,
-                         size_t head_len)
+                         size_t head_len, uint64_t max_body)
 {
-    uint64_t max_body = c->l->cfg->limits.max_body;
     r->head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     r->minor = (uint8_t)h->minor_version;
     r->req_ka = h->keep_alive;
@@ -617,9 +623,17 @@ static void start_request(struct sl_conn *c, size_t head_len)
     w->requests++;
     c->parse_prev = 0;
     sl_timer_cancel(&w->wheel, &c->rtimer);
-    int err = setup_request(c, r, &w->head, head_len);
+    /* intercept routes (server/route_act.c): answered here, or the app */
+    struct sl_route_hit hit;
+    sl__route_lookup(c, &w->head, &hit);
+    r->route = hit.route;
+    int err = setup_request(c, r, &w->head, head_len, sl__route_max_body(c, &hit));
     if (err) {
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
+        return;
+    }
+    if (sl__route_answer(r, &w->head, &hit)) {
+        c->again = true;
         return;
     }
     r->app_holds = true;

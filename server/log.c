@@ -611,6 +611,10 @@ size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e)
         json_str(buf, &p, p + 2000, e->user_agent, e->user_agent_len);
     else
         lit(buf, &p, "null");
+    if (e->route) {
+        lit(buf, &p, ",\"route\":");
+        json_str(buf, &p, p + 256, e->route, strlen(e->route));
+    }
     lit(buf, &p, "}\n");
     return p;
 }

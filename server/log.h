@@ -124,6 +124,8 @@ struct sl_access_entry {
     uint64_t latency_us;    /* head complete -> response complete */
     const char *user_agent; /* NULL when absent */
     size_t user_agent_len;
+    const char *route; /* name of the intercept route matched; NULL = no
+                          field (none matched, or it has no name) */
 };
 
 #define SL_ACCESS_LINE_MAX 8192

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "server/route_internal.h"
 #include "server/server_internal.h"
 
 /*
@@ -62,6 +63,7 @@ void sl__req_maybe_free(struct sl_req *r)
 
 void sl__req_detach(struct sl_req *r)
 {
+    sl__route_file_close(r);
     sl__resp_drop_head(r);
     if (r->c) {
         r->c->req = NULL;
@@ -177,7 +179,7 @@ int sl_req_body_peek(struct sl_req *r, const char **data, size_t *len, bool *don
     /* The app now waits: SL_REQ_BODY wakes it, the body timeout bounds it. */
     r->body_waiting = true;
     if (!sl_timer_armed(&c->rtimer))
-        sl__timer_arm(c, &c->rtimer, c->l->cfg->timeouts.body_ms);
+        sl__timer_arm(c, &c->rtimer, sl__route_body_ms(r));
     if (c->rpaused)
         sl__worker_kick(c);
     return 0;

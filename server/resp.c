@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "server/route_internal.h"
 #include "server/server_internal.h"
 
 #define IOV_BATCH 64
@@ -120,6 +121,11 @@ static int want_epollout(struct sl_conn *c)
     return 0;
 }
 
+int sl__out_want_write(struct sl_conn *c)
+{
+    return want_epollout(c);
+}
+
 /* Fills iov with the queue, then (if the whole queue fit) the extras. */
 static int gather(struct sl_conn *c, struct iovec *iov, const struct iovec *ex, int nex,
                   size_t *total)
@@ -188,7 +194,7 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra)
         if (out_copy(c, ex[ei].iov_base, ex[ei].iov_len) < 0)
             return -ENOMEM;
     if (progress || !sl_timer_armed(&c->wtimer))
-        sl__timer_arm(c, &c->wtimer, c->l->cfg->timeouts.write_ms);
+        sl__timer_arm(c, &c->wtimer, sl__route_write_ms(c));
     return 1;
 }
 
@@ -202,6 +208,10 @@ static void after_write(struct sl_conn *c)
         r->want_drain = false;
         if (r->app_holds && !r->gone)
             sl__worker_queue_event(r, SL__EV_DRAIN);
+    }
+    if (r->file_fd > 0 && !c->out_head && !c->wblocked) {
+        sl__route_file_pump(r); /* a files route's body: more of the file */
+        return;
     }
     if (r->ended && !r->finished && !c->out_head)
         sl__conn_response_flushed(c);

@@ -168,7 +168,11 @@ struct sl_req {
      * body call commits it to the output queue. While it is here nothing of
      * the app's response is the client's yet: a failure can still be a 500. */
     struct sl__obuf *head;
-    struct sl_timer atimer; /* timeouts.app: armed while the app works on it */
+    struct sl_timer atimer;              /* timeouts.app: armed while the app works on it */
+    const struct sl_route_config *route; /* the intercept route matched, or NULL */
+    int file_fd;        /* files route: the body's file, 0 = none (route_files.c) */
+    uint64_t file_off;  /* next byte of it to send */
+    uint64_t file_left; /* bytes of it still to send */
 };
 
 struct sl_worker {
@@ -245,6 +249,7 @@ void sl__req_free_all(struct sl_worker *w);
 int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra);
 void sl__out_free(struct sl_conn *c);
 void sl__out_ready(struct sl_conn *c);
+int sl__out_want_write(struct sl_conn *c); /* arm EPOLLOUT: 0 or -errno */
 void sl__resp_core_error(struct sl_conn *c, int status);
 void sl__resp_fail(struct sl_req *r, int status);
 void sl__resp_drop_head(struct sl_req *r);

@@ -4,6 +4,10 @@
 #include "server/transport.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +38,32 @@ static ssize_t plain_writev(int fd, void *ctx, const struct iovec *iov, int iovc
     return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
+/* sendfile(2) has no MSG_NOSIGNAL: SIGPIPE is ignored once, before the
+ * first call, unless the embedder handles it (CPython ignores it too). */
+static void ignore_sigpipe(void)
+{
+    static atomic_bool done;
+    struct sigaction sa;
+    if (atomic_load_explicit(&done, memory_order_relaxed))
+        return;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    atomic_store_explicit(&done, true, memory_order_relaxed);
+}
+
+static ssize_t plain_sendfile(int fd, void *ctx, int file_fd, off_t *off, size_t len)
+{
+    ssize_t n;
+    (void)ctx;
+    ignore_sigpipe();
+    do
+        n = sendfile(fd, file_fd, off, len);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
 static int plain_shutdown(int fd, void *ctx)
 {
     (void)ctx;
@@ -49,6 +79,7 @@ static void plain_close(int fd, void *ctx)
 const struct sl_transport sl_transport_plain = {
     .read = plain_read,
     .writev = plain_writev,
+    .sendfile = plain_sendfile,
     .shutdown = plain_shutdown,
     .close = plain_close,
 };

@@ -420,7 +420,7 @@ TEST(ConfigLoad, AcceptsPythonOptimizeLevelsZeroToTwo)
 
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
-    EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, listeners, "
+    EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, routes, listeners, "
               "timeouts, limits, tcp, process, http, log, python\n",
               Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
@@ -697,7 +697,7 @@ TEST(ConfigInterp, ReportsMalformedReferences)
 
 TEST(ConfigInterp, NeverExpandsKeys)
 {
-    EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, listeners, "
+    EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, routes, listeners, "
               "timeouts, limits, tcp, process, http, log, python\n",
               Errors(std::string(kApp) + "${K}: 1\n", {}, {{"K", "workers"}}));
 }
@@ -1012,6 +1012,7 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  lifespan: auto\n"
               "  loop: auto\n"
               "workers: 1\n"
+              "routes: []\n"
               "listeners:\n"
               "  - tcp: \"127.0.0.1:8000\"\n"
               "    name: null\n"
@@ -1183,7 +1184,7 @@ void ForEachKeyPath(const sl__section *sec, const std::string &prefix,
     for (size_t i = 0; i < sec->nkeys; i++) {
         const sl__key &k = sec->keys[i];
         fn(prefix + k.name, k);
-        if ((k.shape == SL__SECTION && !(k.flags & SL__INHERIT)) || k.shape == SL__SECTIONS)
+        if ((k.shape == SL__SECTION || k.shape == SL__SECTIONS) && !(k.flags & SL__INHERIT))
             ForEachKeyPath(k.section, prefix + k.name + (k.shape == SL__SECTIONS ? "[]." : "."),
                            fn);
     }

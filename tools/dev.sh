@@ -19,7 +19,7 @@ PACKAGES=(
     bazel-bootstrap gcc g++ libc6-dev
     libyaml-dev libssl-dev openssl python3-dev libexpat1-dev zlib1g-dev libgtest-dev
     python3-pytest python3-httpx python3-fastapi python3-uvicorn python3-uvloop
-    python3-httptools python3-websockets python3-multipart testssl.sh
+    python3-httptools python3-websockets python3-multipart testssl.sh media-types
     clang libclang-rt-14-dev valgrind
 )
 

@@ -36,6 +36,11 @@ configure() {
         seeds=(fuzz/corpus/h1)
         dict=fuzz/h1.dict
         ;;
+    route)
+        srcs=(server/route_path.c fuzz/route_fuzz.c)
+        libs=()
+        seeds=(fuzz/corpus/route)
+        ;;
     *) return 1 ;;
     esac
 }

@@ -1,0 +1,46 @@
+/*
+ * route internals: the hook between conn.c and the route actions
+ * (server/route_act.c).
+ */
+#ifndef SL_SERVER_ROUTE_INTERNAL_H
+#define SL_SERVER_ROUTE_INTERNAL_H
+
+#include "server/route.h"
+#include "server/server_internal.h"
+
+/* Matches the head being started on `c` against its listener's routes.
+ * hit->route is NULL when no route matched (or the table is empty). */
+void sl__route_lookup(struct sl_conn *c, const struct sl_h1_request *h, struct sl_route_hit *hit);
+
+/* The body ceiling for the request: the route's, else the listener's. */
+uint64_t sl__route_max_body(const struct sl_conn *c, const struct sl_route_hit *hit);
+
+/* The body timeout (ms) for `r`: its route's, else the listener's. */
+uint32_t sl__route_body_ms(const struct sl_req *r);
+
+/* Answers `status` with a short text body (405 adds Allow: GET, HEAD). */
+void sl__route_status(struct sl_req *r, int status);
+
+/* route_files.c: the `files` action. Returns false when the request is to
+ * go to the app (a missing file with fallback: app). */
+bool sl__route_files(struct sl_req *r, const struct sl_h1_request *h,
+                     const struct sl_route_hit *hit);
+/* Sends more of a file body when the socket takes it (from after_write and
+ * the connection's step); ends the response after the last byte. */
+void sl__route_file_pump(struct sl_req *r);
+/* Closes the body's file, if any (the exchange is over or broken). */
+void sl__route_file_close(struct sl_req *r);
+
+/* The write timeout (ms) for c's current response: its route's, else the
+ * listener's. */
+uint32_t sl__route_write_ms(const struct sl_conn *c);
+
+/*
+ * Runs the route's action when the server answers it (everything but
+ * `app`): the response is made and the req released, as a synchronous app
+ * would. Returns true then; false when the app is to be called.
+ */
+bool sl__route_answer(struct sl_req *r, const struct sl_h1_request *h,
+                      const struct sl_route_hit *hit);
+
+#endif
