@@ -36,6 +36,12 @@ configure() {
         seeds=(fuzz/corpus/h1)
         dict=fuzz/h1.dict
         ;;
+    ws)
+        srcs=(server/ws.c fuzz/ws_fuzz.c)
+        libs=()
+        seeds=(fuzz/corpus/ws)
+        dict=fuzz/ws.dict
+        ;;
     *) return 1 ;;
     esac
 }
