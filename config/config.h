@@ -50,6 +50,11 @@ struct sl_limits {
     uint32_t max_keepalive_requests; /* per connection; 0 = unlimited */
 };
 
+/* WebSocket settings (RFC 6455); listeners may override them. */
+struct sl_websocket {
+    uint64_t max_message; /* bytes; a longer message closes the socket with 1009 */
+};
+
 /* One `tls.sni` entry: a certificate chosen when the client's SNI matches
  * one of `names` (exact, or "*.example.com": exactly one label). */
 struct sl_tls_sni {
@@ -104,6 +109,7 @@ struct sl_listener_config {
     struct sl_tls_config tls;
     struct sl_limits limits;
     struct sl_timeouts timeouts;
+    struct sl_websocket websocket;
 };
 
 /* Options of TCP sockets (every TCP listener; accepted sockets inherit
@@ -136,6 +142,7 @@ struct sl_config {
     size_t nlisteners;
     struct sl_timeouts timeouts; /* global section */
     struct sl_limits limits;     /* global section */
+    struct sl_websocket websocket; /* global section */
     struct sl_tcp_config tcp;
     struct {
         bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */

@@ -282,6 +282,7 @@ void sl__conn_lost(struct sl_conn *c)
 
 void sl__conn_free(struct sl_conn *c)
 {
+    sl__ws_free(c);
     rbuf_put(c);
     free(c);
 }
@@ -618,6 +619,12 @@ static void start_request(struct sl_conn *c, size_t head_len)
     c->parse_prev = 0;
     sl_timer_cancel(&w->wheel, &c->rtimer);
     int err = setup_request(c, r, &w->head, head_len);
+    if (!err && w->head.upgrade)
+        err = sl__ws_handshake(c, r, &w->head); /* only acts on Upgrade: websocket */
+    if (err == -EBADMSG || err == -EPROTONOSUPPORT) {
+        sl__resp_core_error(c, err == -EBADMSG ? 400 : 426);
+        return;
+    }
     if (err) {
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
         return;
@@ -708,6 +715,9 @@ static void step(struct sl_conn *c)
     case SL__C_LINGER:
         linger_step(c);
         break;
+    case SL__C_WS:
+        sl__ws_step(c);
+        break;
     default:
         break;
     }
@@ -753,4 +763,31 @@ void sl__conn_io(struct sl_conn *c, uint32_t events)
             return;
     }
     sl__conn_process(c);
+}
+
+/* ---- for ws_conn.c ------------------------------------------------------- */
+
+int sl__conn_rbuf_get(struct sl_conn *c)
+{
+    return rbuf_get(c);
+}
+
+void sl__conn_rbuf_put(struct sl_conn *c)
+{
+    rbuf_put(c);
+}
+
+ssize_t sl__conn_rbuf_read(struct sl_conn *c)
+{
+    return rbuf_read(c);
+}
+
+void sl__conn_linger(struct sl_conn *c)
+{
+    close_linger(c);
+}
+
+void sl__conn_access_log(struct sl_conn *c, struct sl_req *r)
+{
+    access_log(c, r);
 }

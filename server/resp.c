@@ -196,15 +196,24 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra)
 static void after_write(struct sl_conn *c)
 {
     struct sl_req *r = c->req;
-    if (!r || c->state != SL__C_REQ)
+    if (!r || (c->state != SL__C_REQ && c->state != SL__C_WS))
         return;
     if (r->want_drain && c->out_bytes < SL__LOW_WATER) {
         r->want_drain = false;
         if (r->app_holds && !r->gone)
             sl__worker_queue_event(r, SL__EV_DRAIN);
     }
+    if (c->state == SL__C_WS) {
+        sl__ws_after_write(c);
+        return;
+    }
     if (r->ended && !r->finished && !c->out_head)
         sl__conn_response_flushed(c);
+}
+
+void sl__out_after_write(struct sl_conn *c)
+{
+    after_write(c);
 }
 
 void sl__out_ready(struct sl_conn *c)
@@ -622,7 +631,10 @@ void sl__resp_core_error(struct sl_conn *c, int status)
         p = put(p, w->server_line, w->server_line_len);
     p = PUT_LIT(p, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
     p = put_u64(p, strlen(reason) + 1);
-    p = PUT_LIT(p, "\r\nConnection: close\r\n\r\n");
+    p = PUT_LIT(p, "\r\nConnection: close\r\n");
+    if (status == 426) /* only the WebSocket handshake asks for an upgrade */
+        p = PUT_LIT(p, "Sec-WebSocket-Version: 13\r\n");
+    p = PUT_LIT(p, "\r\n");
     p = put(p, reason, blen ? blen - 1 : 0);
     p = put(p, "\n", blen ? 1 : 0);
     r->started = r->body_ended = r->ended = r->gone = true;

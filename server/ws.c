@@ -166,6 +166,11 @@ void sl_ws_parser_init(struct sl_ws_parser *p)
     sl_ws_utf8_init(&p->utf8);
 }
 
+bool sl_ws_parser_done(const struct sl_ws_parser *p)
+{
+    return p->state == ST_DONE;
+}
+
 /* Moves to ST_DONE with an error event. */
 static size_t fail(struct sl_ws_parser *p, struct sl_ws_event *ev, uint16_t code, size_t used)
 {

@@ -149,6 +149,9 @@ void sl_ws_parser_init(struct sl_ws_parser *p);
  */
 size_t sl_ws_parse(struct sl_ws_parser *p, uint8_t *buf, size_t len, struct sl_ws_event *ev);
 
+/* True once the parser reported CLOSE or ERROR: it takes no more bytes. */
+bool sl_ws_parser_done(const struct sl_ws_parser *p);
+
 /* True when a message is partly received (fragments pending). */
 static inline bool sl_ws_parser_in_message(const struct sl_ws_parser *p)
 {

@@ -412,7 +412,7 @@ TEST(ConfigLoad, RejectsAnEmptyPath)
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
     EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, tcp, process, http, log\n",
+              "timeouts, limits, websocket, tcp, process, http, log\n",
               Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
 
@@ -675,7 +675,7 @@ TEST(ConfigInterp, ReportsMalformedReferences)
 TEST(ConfigInterp, NeverExpandsKeys)
 {
     EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, tcp, process, http, log\n",
+              "timeouts, limits, websocket, tcp, process, http, log\n",
               Errors(std::string(kApp) + "${K}: 1\n", {}, {{"K", "workers"}}));
 }
 
@@ -1008,6 +1008,8 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  max_headers: 100\n"
               "  max_connections: 1024\n"
               "  max_keepalive_requests: 1000\n"
+              "websocket:\n"
+              "  max_message: 1MiB\n"
               "tcp:\n"
               "  nodelay: true\n"
               "  keepalive:\n"
