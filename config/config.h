@@ -52,7 +52,9 @@ struct sl_limits {
 
 /* WebSocket settings (RFC 6455); listeners may override them. */
 struct sl_websocket {
-    uint64_t max_message; /* bytes; a longer message closes the socket with 1009 */
+    uint64_t max_message;     /* bytes; a longer message closes the socket with 1009 */
+    uint32_t ping_interval_ms; /* ping a peer silent this long; 0 = never */
+    uint32_t ping_timeout_ms;  /* close (1006) when nothing follows a ping this long; 0 = never */
 };
 
 /* One `tls.sni` entry: a certificate chosen when the client's SNI matches

@@ -143,6 +143,21 @@ static const struct sl__key websocket_keys[] = {
      .def = "1MiB",
      .doc = "Largest WebSocket message received (fragments summed); a longer one closes the "
             "socket with code 1009, refused from its frame head before its payload is read."},
+    {.name = "ping_interval",
+     FIELD(struct sl_websocket, ping_interval_ms),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "20s",
+     .doc = "A WebSocket from which nothing arrived for this long gets a ping. `0` = no "
+            "keepalive pings."},
+    {.name = "ping_timeout",
+     FIELD(struct sl_websocket, ping_timeout_ms),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "20s",
+     .doc = "When nothing at all arrives within this long after a keepalive ping, the "
+            "connection is closed and the app gets `websocket.disconnect` with 1006. `0` = "
+            "never."},
 };
 
 static const struct sl__section websocket_section = {

@@ -330,6 +330,8 @@ static void rtimer_fired(struct sl_timer *t)
 {
     struct sl_conn *c = sl_container_of(t, struct sl_conn, rtimer);
     struct sl_req *r = c->req;
+    if (c->state == SL__C_WS && sl__ws_timer(c))
+        return; /* a keepalive ping went out, or the peer was heard from */
     /* In REQ the read timer is the body timeout: the app waited for body
      * bytes too long (or leftover body was being dropped). */
     if (c->state == SL__C_REQ && r && !r->finished && r->body_waiting) {

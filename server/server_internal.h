@@ -249,6 +249,7 @@ void sl__req_free_all(struct sl_worker *w);
 /* ws_conn.c */
 int sl__ws_handshake(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h);
 void sl__ws_step(struct sl_conn *c);
+bool sl__ws_timer(struct sl_conn *c);
 void sl__ws_after_write(struct sl_conn *c);
 void sl__ws_release(struct sl_req *r);
 void sl__ws_going_away(struct sl_conn *c);

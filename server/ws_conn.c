@@ -38,6 +38,9 @@ struct sl__ws {
     bool close_sent : 1; /* our close frame is queued or out */
     bool ended : 1;      /* the app has been told it is over */
     bool finish : 1;     /* close TCP once the output queue is flushed */
+    bool pinged : 1;     /* a keepalive ping is unanswered since ping_ms */
+    uint64_t rx_ms;      /* when bytes last arrived (worker clock) */
+    uint64_t ping_ms;    /* when the keepalive ping went out */
 };
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -202,6 +205,7 @@ int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_h
     sl_ws_parser_init(&ws->p);
     ws->p.max_message = c->l->cfg->websocket.max_message;
     c->ws = ws;
+    ws->rx_ms = sl__worker_now(c->w);
     r->started = true;
     r->status = 101;
     sl__conn_access_log(c, r); /* the head is still in rbuf: log before frames reuse it */
@@ -220,6 +224,7 @@ int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_h
         sl__conn_lost(c);
         return -EPIPE;
     }
+    sl__timer_arm(c, &c->rtimer, c->l->cfg->websocket.ping_interval_ms);
     sl__worker_kick(c);
     return 0;
 }
@@ -331,6 +336,52 @@ void sl__ws_free(struct sl_conn *c)
     free(c->ws->msg);
     free(c->ws);
     c->ws = NULL;
+}
+
+/*
+ * The read timer of an open WebSocket (not closing: then it is the close
+ * timeout). Keepalive: a peer silent for ping_interval gets a ping; one that
+ * sends nothing within ping_timeout after it is gone (1006). Activity only
+ * stamps rx_ms; the timer re-arms itself from it, so a busy socket costs no
+ * timer work per read. Returns false when the connection must close.
+ */
+bool sl__ws_timer(struct sl_conn *c)
+{
+    struct sl__ws *ws = c->ws;
+    const struct sl_websocket *cfg = &c->l->cfg->websocket;
+    uint64_t now = sl__worker_now(c->w);
+    if (ws->close_sent || ws->finish)
+        return false;
+    if (ws->msg_ready) {
+        /* Reading is paused for the app: the peer's pongs would not be
+         * seen. It sent a message lately; wait for the app instead. */
+        ws->pinged = false;
+        ws->rx_ms = now;
+        sl__timer_arm(c, &c->rtimer, cfg->ping_interval_ms);
+        return true;
+    }
+    if (ws->pinged && ws->rx_ms < ws->ping_ms) {
+        if (cfg->ping_timeout_ms && now - ws->ping_ms >= cfg->ping_timeout_ms) {
+            ws_end(c, SL_WS_CLOSE_ABNORMAL);
+            return false;
+        }
+    } else {
+        ws->pinged = false;
+    }
+    uint64_t idle = now - ws->rx_ms;
+    if (!ws->pinged && idle >= cfg->ping_interval_ms) {
+        if (ws_write(c, SL_WS_OP_PING, NULL, 0) < 0) {
+            ws_end(c, SL_WS_CLOSE_ABNORMAL);
+            return false;
+        }
+        ws->pinged = true;
+        ws->ping_ms = now;
+    }
+    uint64_t next = ws->pinged ? (cfg->ping_timeout_ms ? cfg->ping_timeout_ms - (now - ws->ping_ms)
+                                                       : cfg->ping_interval_ms)
+                               : cfg->ping_interval_ms - idle;
+    sl__timer_arm(c, &c->rtimer, (uint32_t)(next ? next : 1));
+    return true;
 }
 
 /* ---- reading ---------------------------------------------------------------- */
@@ -448,6 +499,7 @@ void sl__ws_step(struct sl_conn *c)
             ws_lost(c); /* EOF or reset without a close frame */
             return;
         }
+        ws->rx_ms = sl__worker_now(c->w);
     }
     if (c->rlen == 0)
         sl__conn_rbuf_put(c); /* idle: hold no buffer */

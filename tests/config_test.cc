@@ -1010,6 +1010,8 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  max_keepalive_requests: 1000\n"
               "websocket:\n"
               "  max_message: 1MiB\n"
+              "  ping_interval: 20s\n"
+              "  ping_timeout: 20s\n"
               "tcp:\n"
               "  nodelay: true\n"
               "  keepalive:\n"

@@ -118,7 +118,8 @@ struct App {
 class Server
 {
   public:
-    explicit Server(uint64_t max_message = 1 << 20)
+    explicit Server(uint64_t max_message = 1 << 20, uint32_t ping_interval_ms = 0,
+                    uint32_t ping_timeout_ms = 0)
     {
         sockaddr_in a{};
         a.sin_family = AF_INET;
@@ -134,6 +135,8 @@ class Server
         lc.limits.max_headers = 64;
         lc.timeouts = {5000, 5000, 5000, 5000, 1000, 0};
         lc.websocket.max_message = max_message;
+        lc.websocket.ping_interval_ms = ping_interval_ms;
+        lc.websocket.ping_timeout_ms = ping_timeout_ms;
         cfg.listeners = &lc;
         cfg.nlisteners = 1;
         cfg.http.server_header = "saltare-test";
@@ -601,6 +604,52 @@ TEST(WsServer, DrainSendsGoingAway)
     ASSERT_TRUE(s.app.WaitCodes(1));
     std::lock_guard<std::mutex> lk(s.app.mu);
     EXPECT_EQ(s.app.codes[0], 1001u);
+}
+
+// ---- keepalive ------------------------------------------------------------------
+
+TEST(WsServer, PingsASilentPeerAndClosesWhenItStaysSilent)
+{
+    Server s(1 << 20, 100, 300);
+    Client c(s.port);
+    Open(c, "/echo");
+    ServerFrame f = c.Next();
+    EXPECT_EQ(f.op, 9);
+    EXPECT_EQ(f.payload, "");
+    // No pong: the connection is cut and the app told 1006.
+    EXPECT_TRUE(c.Eof());
+    ASSERT_TRUE(s.app.WaitCodes(1));
+    std::lock_guard<std::mutex> lk(s.app.mu);
+    EXPECT_EQ(s.app.codes[0], 1006u);
+}
+
+TEST(WsServer, APeerThatAnswersPingsStaysOpen)
+{
+    Server s(1 << 20, 100, 300);
+    Client c(s.port);
+    Open(c, "/echo");
+    for (int i = 0; i < 3; i++) {
+        ServerFrame f = c.Next();
+        ASSERT_EQ(f.op, 9) << i;
+        c.Send(Frame(0x8A, f.payload));
+    }
+    c.Send(Frame(0x81, "still here"));
+    ServerFrame f;
+    do
+        f = c.Next();
+    while (f.op == 9);
+    EXPECT_EQ(f.payload, "still here");
+    std::lock_guard<std::mutex> lk(s.app.mu);
+    EXPECT_TRUE(s.app.codes.empty());
+}
+
+TEST(WsServer, NoPingsWhenDisabled)
+{
+    Server s(1 << 20, 0, 0);
+    Client c(s.port);
+    Open(c, "/echo");
+    pollfd p = {c.fd, POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 500), 0) << "nothing is sent to an idle socket";
 }
 
 } // namespace

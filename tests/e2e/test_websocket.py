@@ -382,3 +382,25 @@ def test_starlette_websocket_endpoint(fa):
             break
         asyncio.run(asyncio.sleep(0.01))
     assert 1001 in seen
+
+
+# ---- keepalive ------------------------------------------------------------------------------
+
+
+def test_keepalive_pings_keep_an_answering_client_and_cut_a_silent_one(serve):
+    server = serve("ws_app:app", websocket={"ping_interval": "100ms", "ping_timeout": "1s"})
+
+    async def go():
+        async with websockets.connect(ws_url(server, "/echo"), ping_interval=None) as ws:
+            await asyncio.sleep(1.5)  # several server pings, answered by the client
+            await ws.send("alive")
+            return await ws.recv()
+
+    assert run(go()) == "alive"
+    c = Raw(server, "/echo")
+    assert c.head().startswith("HTTP/1.1 101")
+    assert c.frame() == (0x9, b"")  # a ping; never answered
+    with pytest.raises((EOFError, ConnectionResetError)):
+        while True:
+            c.frame()
+    assert wait_code(server, 2)[-1] == 1006
