@@ -39,6 +39,7 @@ struct sl__ws {
     bool ended : 1;      /* the app has been told it is over */
     bool finish : 1;     /* close TCP once the output queue is flushed */
     bool pinged : 1;     /* a keepalive ping is unanswered since ping_ms */
+    bool out_full : 1;   /* reading paused: our output is above the high-water mark */
     uint64_t rx_ms;      /* when bytes last arrived (worker clock) */
     uint64_t ping_ms;    /* when the keepalive ping went out */
 };
@@ -325,8 +326,17 @@ void sl__ws_going_away(struct sl_conn *c)
 
 void sl__ws_after_write(struct sl_conn *c)
 {
-    if (c->ws && c->ws->finish && !c->out_head)
+    struct sl__ws *ws = c->ws;
+    if (!ws)
+        return;
+    if (ws->finish && !c->out_head) {
         sl__conn_linger(c);
+        return;
+    }
+    if (ws->out_full && c->out_bytes < SL__LOW_WATER) {
+        ws->out_full = false;
+        sl__worker_kick(c);
+    }
 }
 
 void sl__ws_free(struct sl_conn *c)
@@ -488,6 +498,12 @@ void sl__ws_step(struct sl_conn *c)
         }
         if (ws->msg_ready || ws->finish || sl_ws_parser_done(&ws->p) || !c->readable)
             break;
+        /* A peer that sends (pings, or messages an app echoes) but does not
+         * read would grow our output without bound: stop reading it. */
+        if (c->out_bytes > SL__HIGH_WATER) {
+            ws->out_full = true;
+            break;
+        }
         if (sl__conn_rbuf_get(c) < 0) {
             ws_lost(c);
             return;

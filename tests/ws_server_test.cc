@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -604,6 +605,48 @@ TEST(WsServer, DrainSendsGoingAway)
     ASSERT_TRUE(s.app.WaitCodes(1));
     std::lock_guard<std::mutex> lk(s.app.mu);
     EXPECT_EQ(s.app.codes[0], 1001u);
+}
+
+// Resident memory of this process (the server runs in it), KiB.
+long RssKiB()
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+TEST(WsServer, APeerThatPingsWithoutReadingIsThrottledNotBuffered)
+{
+    Server s;
+    Client c(s.port);
+    Open(c, "/echo");
+    int small = 4096;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    fcntl(c.fd, F_SETFL, O_NONBLOCK);
+    long before = RssKiB();
+    // 8 MiB of empty pings (6 bytes each) would be 2.7 MiB of pongs queued
+    // if the server kept reading; it must stop reading instead, so the
+    // writes stall once the kernel buffers are full.
+    std::string ping = Frame(0x89, "");
+    std::string burst;
+    for (int i = 0; i < 10000; i++)
+        burst += ping;
+    size_t sent = 0;
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (sent < (8u << 20) && std::chrono::steady_clock::now() < deadline) {
+        ssize_t n = write(c.fd, burst.data(), burst.size());
+        if (n > 0)
+            sent += (size_t)n;
+        else
+            std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_LT(sent, 8u << 20) << "the server never stopped reading";
+    EXPECT_LT(RssKiB() - before, 2048) << "pongs were buffered";
 }
 
 // ---- keepalive ------------------------------------------------------------------
