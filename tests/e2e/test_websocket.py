@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import socket
 import struct
 
@@ -404,3 +405,22 @@ def test_keepalive_pings_keep_an_answering_client_and_cut_a_silent_one(serve):
         while True:
             c.frame()
     assert wait_code(server, 2)[-1] == 1006
+
+
+# ---- shutdown ---------------------------------------------------------------------------------
+
+
+def test_sigterm_closes_open_websockets_with_1001(serve):
+    server = serve("ws_app:app")
+
+    async def go():
+        async with websockets.connect(ws_url(server, "/echo")) as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            server.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+
+    assert run(go()) == 1001
+    assert server.wait() == 0
