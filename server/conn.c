@@ -247,6 +247,8 @@ void sl__conn_close(struct sl_conn *c)
     c->tp->close(c->fd, c->tp_ctx);
     c->fd = -1;
     c->tp_ctx = NULL;
+    if (c->ws)
+        sl__ws_log(c); /* its one access-log line, now that it ended */
     struct sl_req *r = c->req;
     if (r) {
         access_log(c, r);
@@ -787,9 +789,4 @@ ssize_t sl__conn_rbuf_read(struct sl_conn *c)
 void sl__conn_linger(struct sl_conn *c)
 {
     close_linger(c);
-}
-
-void sl__conn_access_log(struct sl_conn *c, struct sl_req *r)
-{
-    access_log(c, r);
 }

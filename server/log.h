@@ -124,6 +124,13 @@ struct sl_access_entry {
     uint64_t latency_us;    /* head complete -> response complete */
     const char *user_agent; /* NULL when absent */
     size_t user_agent_len;
+    /* A WebSocket (status 101) is logged once, when it ends: `bytes` is the
+     * payload sent, `latency_us` its whole life. */
+    bool ws;
+    uint16_t ws_close;        /* close code (1006: none) */
+    uint64_t ws_messages_in;  /* messages received */
+    uint64_t ws_messages_out; /* messages sent */
+    uint64_t ws_bytes_in;     /* payload bytes received */
 };
 
 #define SL_ACCESS_LINE_MAX 8192

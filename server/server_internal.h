@@ -254,13 +254,13 @@ void sl__ws_after_write(struct sl_conn *c);
 void sl__ws_release(struct sl_req *r);
 void sl__ws_going_away(struct sl_conn *c);
 void sl__ws_free(struct sl_conn *c);
+void sl__ws_log(struct sl_conn *c);
 
 /* conn.c, for ws_conn.c */
 int sl__conn_rbuf_get(struct sl_conn *c);
 void sl__conn_rbuf_put(struct sl_conn *c);
 ssize_t sl__conn_rbuf_read(struct sl_conn *c);
 void sl__conn_linger(struct sl_conn *c);
-void sl__conn_access_log(struct sl_conn *c, struct sl_req *r);
 
 /* resp.c */
 void sl__out_after_write(struct sl_conn *c);

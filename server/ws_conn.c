@@ -24,7 +24,9 @@
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "server/clock.h"
 #include "server/server_internal.h"
 #include "server/ws.h"
 
@@ -42,6 +44,13 @@ struct sl__ws {
     bool out_full : 1;   /* reading paused: our output is above the high-water mark */
     uint64_t rx_ms;      /* when bytes last arrived (worker clock) */
     uint64_t ping_ms;    /* when the keepalive ping went out */
+    /* The access-log line, written when the socket ends. */
+    uint16_t code; /* close code sent or received first; 0 = none (1006) */
+    bool log_on;
+    uint32_t path_len, ua_len;
+    char *log_text; /* path then User-Agent, copied at accept; malloc'd */
+    uint64_t t_start_us;
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 };
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -187,6 +196,58 @@ static ssize_t format_101(struct sl_conn *c, struct sl_req *r, const char *proto
     return p - b;
 }
 
+/* Keeps what the access-log line at the socket's end needs from the head
+ * (path and User-Agent, cut to sane lengths). */
+static void log_prepare(struct sl_conn *c, struct sl_req *r, struct sl__ws *ws)
+{
+    r->logged = true; /* not as an HTTP exchange: one line when the socket ends */
+    if (!sl_access_log_on(&c->w->alog))
+        return;
+    uint32_t plen = r->path_off == UINT32_MAX ? 0 : r->path_len;
+    plen = plen > 4096 ? 4096 : plen;
+    uint32_t ulen = r->ua_len > 1024 ? 1024 : r->ua_len;
+    ws->log_text = malloc(plen + ulen + 1);
+    if (!ws->log_text)
+        return;
+    memcpy(ws->log_text, plen ? c->rbuf + r->path_off : "/", plen ? plen : 1);
+    ws->path_len = plen ? plen : 1;
+    memcpy(ws->log_text + ws->path_len, c->rbuf + r->ua_off, ulen);
+    ws->ua_len = ulen;
+    ws->t_start_us = r->t_start_us;
+    ws->log_on = true;
+}
+
+void sl__ws_log(struct sl_conn *c)
+{
+    struct sl__ws *ws = c->ws;
+    if (!ws->log_on)
+        return;
+    ws->log_on = false;
+    char client[64];
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    sl__conn_client(c, client, sizeof(client));
+    struct sl_access_entry e = {
+        .time_ms = (uint64_t)rt.tv_sec * 1000 + (uint64_t)rt.tv_nsec / 1000000,
+        .client = client,
+        .method = "GET",
+        .method_len = 3,
+        .path = ws->log_text,
+        .path_len = ws->path_len,
+        .status = 101,
+        .bytes = ws->bytes_out,
+        .latency_us = ws->t_start_us ? sl_clock_us() - ws->t_start_us : 0,
+        .user_agent = ws->ua_len ? ws->log_text + ws->path_len : NULL,
+        .user_agent_len = ws->ua_len,
+        .ws = true,
+        .ws_close = ws->code ? ws->code : SL_WS_CLOSE_ABNORMAL,
+        .ws_messages_in = ws->msgs_in,
+        .ws_messages_out = ws->msgs_out,
+        .ws_bytes_in = ws->bytes_in,
+    };
+    sl_access_log_write(&c->w->alog, &e);
+}
+
 int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_header *h, size_t n)
 {
     struct sl_conn *c = r->c;
@@ -209,7 +270,7 @@ int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_h
     ws->rx_ms = sl__worker_now(c->w);
     r->started = true;
     r->status = 101;
-    sl__conn_access_log(c, r); /* the head is still in rbuf: log before frames reuse it */
+    log_prepare(c, r, ws); /* the head is still in rbuf: copy before frames reuse it */
     sl_timer_cancel(&c->w->wheel, &r->atimer);
     sl_timer_cancel(&c->w->wheel, &c->rtimer);
     c->state = SL__C_WS;
@@ -237,6 +298,8 @@ static void ws_end(struct sl_conn *c, unsigned code)
 {
     struct sl__ws *ws = c->ws;
     struct sl_req *r = c->req;
+    if (!ws->code)
+        ws->code = (uint16_t)code;
     if (ws->ended || !r)
         return;
     ws->ended = true;
@@ -312,6 +375,8 @@ void sl__ws_release(struct sl_req *r)
 {
     struct sl_conn *c = r->c;
     c->ws->ended = true; /* the app is gone: nobody to tell */
+    if (!c->ws->code && !c->ws->close_sent)
+        c->ws->code = SL_WS_CLOSE_NORMAL;
     if (!c->ws->close_sent)
         close_from_us(c, SL_WS_CLOSE_NORMAL, NULL, 0);
 }
@@ -344,6 +409,7 @@ void sl__ws_free(struct sl_conn *c)
     if (!c->ws)
         return;
     free(c->ws->msg);
+    free(c->ws->log_text);
     free(c->ws);
     c->ws = NULL;
 }
@@ -433,9 +499,11 @@ static bool on_frame_event(struct sl_conn *c, const struct sl_ws_event *ev)
             return false;
         }
         ws->msg_text = ev->opcode == SL_WS_OP_TEXT;
+        ws->bytes_in += ev->len;
         if (!ev->fin)
             return true;
         ws->msg_ready = true;
+        ws->msgs_in++;
         if (ws->waiting && r && r->app_holds) {
             ws->waiting = false;
             sl__worker_queue_event(r, SL__EV_BODY);
@@ -569,6 +637,8 @@ int sl_ws_send(struct sl_req *r, bool text, const void *data, size_t len)
         ws_lost(c);
         return -EPIPE;
     }
+    c->ws->msgs_out++;
+    c->ws->bytes_out += len;
     if (c->out_bytes > SL__HIGH_WATER) {
         r->want_drain = true;
         return 1;

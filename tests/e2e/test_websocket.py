@@ -424,3 +424,38 @@ def test_sigterm_closes_open_websockets_with_1001(serve):
 
     assert run(go()) == 1001
     assert server.wait() == 0
+
+
+# ---- access log ---------------------------------------------------------------------------------
+
+
+def test_one_access_log_line_when_the_websocket_ends(serve, tmp_path):
+    log = tmp_path / "access.log"
+    server = serve("ws_app:app", log={"access": str(log)})
+
+    async def go():
+        async with websockets.connect(ws_url(server, "/echo?a=1"),
+                                      user_agent_header="ws-test/1") as ws:
+            for m in ("one", "two", b"three"):
+                await ws.send(m)
+                await ws.recv()
+            await ws.close(code=4002)
+
+    run(go())
+
+    def ws_lines():
+        if not log.exists():
+            return []
+        return [json.loads(x) for x in log.read_text().splitlines() if '"status":101' in x]
+
+    for _ in range(500):
+        if ws_lines():
+            break
+        asyncio.run(asyncio.sleep(0.01))
+    [line] = ws_lines()
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/echo", 101)
+    assert line["user_agent"] == "ws-test/1"
+    assert line["ws_close"] == 4002
+    assert (line["ws_messages_in"], line["ws_messages_out"]) == (3, 3)
+    assert line["ws_bytes_in"] == line["bytes"] == 11
+    assert line["latency_us"] > 0
