@@ -288,6 +288,8 @@ int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_h
     }
     sl__timer_arm(c, &c->rtimer, c->l->cfg->websocket.ping_interval_ms);
     sl__worker_kick(c);
+    if (c->w->draining) /* the drain passed this conn while it was a request */
+        sl__ws_going_away(c);
     return 0;
 }
 

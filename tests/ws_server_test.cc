@@ -38,6 +38,7 @@ struct App {
     std::vector<unsigned> codes; // sl_ws_close_code at each disconnect
     std::vector<int> rcs;        // return codes of interest
     bool is_ws = false;
+    sl_worker *w = nullptr;
 
     App()
     {
@@ -67,6 +68,8 @@ struct App {
             sl_req_release(r);
             return;
         }
+        if (path == "/late")
+            sl_worker_drain(a->w); // the drain starts before the app accepts
         sl_h1_header x = {"X-Extra", 7, "yes", 3};
         int rc = sl_ws_accept(r, path == "/chat" ? "chat" : nullptr, &x, 1);
         {
@@ -148,6 +151,7 @@ class Server
         if (fd < 0)
             return;
         w = sl_worker_new(&cfg, &fd, &app.ops, &app);
+        app.w = w;
         sockaddr_in ss{};
         socklen_t len = sizeof(ss);
         getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
@@ -607,6 +611,18 @@ TEST(WsServer, DrainSendsGoingAway)
     ASSERT_TRUE(s.app.WaitCodes(1));
     std::lock_guard<std::mutex> lk(s.app.mu);
     EXPECT_EQ(s.app.codes[0], 1001u);
+}
+
+TEST(WsServer, ASocketAcceptedDuringADrainIsClosedGoingAway)
+{
+    Server s;
+    Client c(s.port);
+    Open(c, "/late");
+    ServerFrame f = c.Next();
+    EXPECT_EQ(f.op, 8);
+    EXPECT_EQ(f.Code(), 1001u);
+    c.Send(CloseFrame(1001));
+    EXPECT_TRUE(c.Eof());
 }
 
 // Resident memory of this process (the server runs in it), KiB.

@@ -459,3 +459,33 @@ def test_one_access_log_line_when_the_websocket_ends(serve, tmp_path):
     assert (line["ws_messages_in"], line["ws_messages_out"]) == (3, 3)
     assert line["ws_bytes_in"] == line["bytes"] == 11
     assert line["latency_us"] > 0
+
+
+# ---- TLS -----------------------------------------------------------------------------------------
+
+
+def test_wss_echo_and_scope_scheme(serve, tmp_path):
+    import ssl
+    import subprocess
+
+    from conftest import ROOT
+
+    subprocess.run(["sh", str(ROOT / "tools" / "testcerts.sh"), str(tmp_path)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = serve("ws_app:app", listener={
+        "tcp": "127.0.0.1:0",
+        "tls": {"cert": str(tmp_path / "server.pem"), "key": str(tmp_path / "server.key")}})
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    url = f"wss://localhost:{server.port}"
+
+    async def go():
+        async with websockets.connect(url + "/echo", ssl=ctx) as ws:
+            big = os.urandom(100_000)
+            await ws.send(big)
+            assert await ws.recv() == big
+        async with websockets.connect(url + "/scope", ssl=ctx) as ws:
+            return json.loads(await ws.recv())
+
+    s = run(go())
+    assert s["scheme"] == "wss"
+    assert "tls" in s["extensions"]
