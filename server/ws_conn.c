@@ -318,7 +318,8 @@ static void ws_end(struct sl_conn *c, unsigned code)
 static void ws_finish(struct sl_conn *c)
 {
     if (c->out_head) {
-        c->ws->finish = true;
+        c->ws->finish = true; /* sl__ws_after_write lingers once it is out */
+        sl__timer_arm(c, &c->rtimer, SL__LINGER_MS); /* bounded: then a plain close */
         return;
     }
     sl__conn_linger(c);
