@@ -322,6 +322,7 @@ static PyObject *ws_send(struct sl__exchange *ex, PyObject *msg)
     } else {
         rc = sl_ws_send(ex->req, true, text, (size_t)tlen);
     }
+    sl__serve_flush_soon();
     if (rc < 0)
         return gone(ex);
     return rc == 1 ? sl__py_waiter(&ex->send_waiter) : Py_NewRef(sl__py_ready_none);

@@ -211,11 +211,6 @@ static void after_write(struct sl_conn *c)
         sl__conn_response_flushed(c);
 }
 
-void sl__out_after_write(struct sl_conn *c)
-{
-    after_write(c);
-}
-
 void sl__out_ready(struct sl_conn *c)
 {
     if (sl__out_write(c, NULL, 0) < 0) {
@@ -464,6 +459,14 @@ static int batch_hold(struct sl_conn *c, const struct iovec *iov, int n)
         w->batch = c;
     }
     return 1;
+}
+
+int sl__out_send(struct sl_conn *c, const struct iovec *iov, int n)
+{
+    int held = batch_hold(c, iov, n);
+    if (held != 0)
+        return held < 0 ? held : 0;
+    return sl__out_write(c, iov, n) < 0 ? -EPIPE : 0;
 }
 
 /* The head goes to the output queue: from now on the response is the

@@ -263,7 +263,9 @@ ssize_t sl__conn_rbuf_read(struct sl_conn *c);
 void sl__conn_linger(struct sl_conn *c);
 
 /* resp.c */
-void sl__out_after_write(struct sl_conn *c);
+/* Writes caller bytes now, or holds them for sl_worker_flush under write
+ * batching (as sl_resp_body does). Returns 0 or -errno (broken: close). */
+int sl__out_send(struct sl_conn *c, const struct iovec *iov, int n);
 int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra);
 void sl__out_free(struct sl_conn *c);
 void sl__out_ready(struct sl_conn *c);

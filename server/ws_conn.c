@@ -318,7 +318,7 @@ static void ws_end(struct sl_conn *c, unsigned code)
 static void ws_finish(struct sl_conn *c)
 {
     if (c->out_head) {
-        c->ws->finish = true; /* sl__ws_after_write lingers once it is out */
+        c->ws->finish = true;                        /* sl__ws_after_write lingers once it is out */
         sl__timer_arm(c, &c->rtimer, SL__LINGER_MS); /* bounded: then a plain close */
         return;
     }
@@ -635,7 +635,12 @@ int sl_ws_send(struct sl_req *r, bool text, const void *data, size_t len)
         return -EPROTO;
     if (!c || c->state != SL__C_WS || c->ws->close_sent)
         return -EPIPE;
-    if (ws_write(c, text ? SL_WS_OP_TEXT : SL_WS_OP_BINARY, data, len) < 0) {
+    uint8_t head[10];
+    size_t hn = sl_ws_frame_head(head, text ? SL_WS_OP_TEXT : SL_WS_OP_BINARY, true, len);
+    struct iovec iov[2] = {{head, hn}, {(void *)data, len}};
+    /* Batched like HTTP responses: an app's sends of one loop turn leave
+     * together (sl_worker_set_batching). */
+    if (sl__out_send(c, iov, len ? 2 : 1) < 0) {
         r->disc_sent = true;
         ws_lost(c);
         return -EPIPE;
