@@ -50,6 +50,13 @@ struct sl_limits {
     uint32_t max_keepalive_requests; /* per connection; 0 = unlimited */
 };
 
+/* WebSocket settings (RFC 6455); listeners may override them. */
+struct sl_websocket {
+    uint64_t max_message;     /* bytes; a longer message closes the socket with 1009 */
+    uint32_t ping_interval_ms; /* ping a peer silent this long; 0 = never */
+    uint32_t ping_timeout_ms;  /* close (1006) when nothing follows a ping this long; 0 = never */
+};
+
 /* One `tls.sni` entry: a certificate chosen when the client's SNI matches
  * one of `names` (exact, or "*.example.com": exactly one label). */
 struct sl_tls_sni {
@@ -211,6 +218,7 @@ struct sl_listener_config {
     struct sl_limits limits;
     struct sl_timeouts timeouts;
     struct sl_route_list routes; /* its own `routes`, or the global table */
+    struct sl_websocket websocket;
 };
 
 /* Options of TCP sockets (every TCP listener; accepted sockets inherit
@@ -243,6 +251,7 @@ struct sl_config {
     size_t nlisteners;
     struct sl_timeouts timeouts; /* global section */
     struct sl_limits limits;     /* global section */
+    struct sl_websocket websocket; /* global section */
     struct sl_tcp_config tcp;
     struct sl_route_list routes; /* global intercept routes */
     struct {

@@ -459,6 +459,42 @@ static const struct sl__section route_section = {
     .shape = SL__SECTIONS, .section = &route_section, .count = offsetof(strct, routes.n),          \
     .item_size = sizeof(struct sl_route_config), .max_items = 1024
 
+/* ---- websocket ----------------------------------------------------------- */
+
+static const struct sl__key websocket_keys[] = {
+    {.name = "max_message",
+     FIELD(struct sl_websocket, max_message),
+     .type = &sl__type_size,
+     .min = 125,
+     .max = 1ll << 30,
+     .def = "1MiB",
+     .doc = "Largest WebSocket message received (fragments summed); a longer one closes the "
+            "socket with code 1009, refused from its frame head before its payload is read."},
+    {.name = "ping_interval",
+     FIELD(struct sl_websocket, ping_interval_ms),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "20s",
+     .doc = "A WebSocket from which nothing arrived for this long gets a ping. `0` = no "
+            "keepalive pings."},
+    {.name = "ping_timeout",
+     FIELD(struct sl_websocket, ping_timeout_ms),
+     .type = &sl__type_duration,
+     .max = DAY,
+     .def = "20s",
+     .doc = "When nothing at all arrives within this long after a keepalive ping, the "
+            "connection is closed and the app gets `websocket.disconnect` with 1006. `0` = "
+            "never."},
+};
+
+static const struct sl__section websocket_section = {
+    .name = "websocket",
+    .keys = websocket_keys,
+    .nkeys = ARRAY_LEN(websocket_keys),
+    .size = sizeof(struct sl_websocket),
+    .doc = "WebSocket (RFC 6455) settings.",
+};
+
 /* ---- listeners ----------------------------------------------------------- */
 
 #define LISTENER(member) FIELD(struct sl_listener_config, member)
@@ -852,6 +888,14 @@ static const struct sl__key listener_keys[] = {
      .inherit = offsetof(struct sl_config, timeouts),
      .doc = "Overrides of the global `timeouts` for this listener; keys not set here inherit "
             "the global value."},
+    {.name = "websocket",
+     LISTENER(websocket),
+     .shape = SL__SECTION,
+     .section = &websocket_section,
+     .flags = SL__INHERIT,
+     .inherit = offsetof(struct sl_config, websocket),
+     .doc = "Overrides of the global `websocket` section for this listener; keys not set here "
+            "inherit the global value."},
     {.name = "tls",
      LISTENER(tls),
      .shape = SL__SECTION,
@@ -1190,6 +1234,11 @@ static const struct sl__key root_keys[] = {
      .shape = SL__SECTION,
      .section = &limits_section,
      .doc = "Resource limits (listeners may override them)."},
+    {.name = "websocket",
+     CFG(websocket),
+     .shape = SL__SECTION,
+     .section = &websocket_section,
+     .doc = "WebSocket settings (listeners may override them)."},
     {.name = "tcp",
      CFG(tcp),
      .shape = SL__SECTION,

@@ -125,6 +125,16 @@ enum sl__resp_state {
     SL__RESP_ENDED,    /* response complete */
 };
 
+/* Where a WebSocket exchange is (python/ws.c); NONE for HTTP. */
+enum sl__ws_state {
+    SL__WS_NONE,
+    SL__WS_CONNECTING, /* websocket.connect not yet received by the app */
+    SL__WS_CONNECTED,  /* connect received; no accept yet */
+    SL__WS_ACCEPTED,
+    SL__WS_DENIED, /* closed before accept (403) or an HTTP denial response */
+    SL__WS_CLOSED, /* the app sent websocket.close after accept */
+};
+
 /*
  * One HTTP exchange as the app sees it. The object itself is the `receive`
  * callable and the coroutine its Task runs (wrapping the app's); `send` is a
@@ -144,6 +154,7 @@ struct sl__exchange {
     PyObject *path;                   /* for log lines */
     struct sl__exchange *prev, *next; /* active list (unfinished tasks) */
     enum sl__resp_state resp;
+    uint8_t ws; /* enum sl__ws_state */
     bool trailers_announced;
     bool body_done;    /* the request body has been handed over entirely */
     bool disconnected; /* the client is gone: send raises ClientDisconnected */
@@ -188,6 +199,21 @@ struct sl__hdrs {
 };
 int sl__hdrs_collect(struct sl__hdrs *h, PyObject *seq);
 void sl__hdrs_release(struct sl__hdrs *h);
+
+/* send.c: the HTTP response messages, for the WebSocket denial response. */
+PyObject *sl__send_http_start(struct sl__exchange *ex, PyObject *msg);
+PyObject *sl__send_http_body(struct sl__exchange *ex, PyObject *msg);
+
+/* ---- ws.c ------------------------------------------------------------- */
+
+/* The websocket scope for `req` (new reference); like sl__scope_http. */
+PyObject *sl__scope_ws(struct sl_req *req, PyObject **method, PyObject **path);
+/* receive() of a WebSocket exchange: a new op (new reference). */
+PyObject *sl__ws_receive(struct sl__exchange *ex);
+/* send(msg) of a WebSocket exchange, msg["type"] = t[0..n) (new reference). */
+PyObject *sl__ws_send(struct sl__exchange *ex, PyObject *msg, const char *t, Py_ssize_t n);
+/* The app ended: 403/500 before accept, close 1011 if it raised after. */
+void sl__ws_settle(struct sl__exchange *ex, bool raised);
 
 /* ---- lifespan.c ------------------------------------------------------- */
 

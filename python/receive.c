@@ -89,5 +89,7 @@ static PyObject *recv_try(PyObject *owner, PyObject **wait)
 
 PyObject *sl__receive(struct sl__exchange *ex)
 {
+    if (ex->ws != SL__WS_NONE)
+        return sl__ws_receive(ex);
     return sl__op_new((PyObject *)ex, recv_try);
 }

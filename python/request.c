@@ -124,6 +124,10 @@ static void exchange_release(struct sl__exchange *ex)
 /* Answers for the app whatever it left unfinished. */
 static void exchange_settle(struct sl__exchange *ex, bool raised)
 {
+    if (ex->ws != SL__WS_NONE) {
+        sl__ws_settle(ex, raised);
+        return;
+    }
     if (ex->req == NULL || ex->resp == SL__RESP_ENDED || ex->disconnected)
         return;
     if (!raised)
@@ -388,6 +392,7 @@ static struct sl__exchange *exchange_new(struct sl_req *req)
     ex->method = ex->path = NULL;
     ex->prev = ex->next = NULL;
     ex->resp = SL__RESP_INIT;
+    ex->ws = sl_req_is_websocket(req) ? SL__WS_CONNECTING : SL__WS_NONE;
     ex->trailers_announced = ex->body_done = ex->disconnected = ex->failed = false;
     ex->linked = false;
     PyObject_GC_Track(ex);
@@ -500,7 +505,8 @@ static void on_request(void *app, struct sl_req *req)
         return;
     }
     sl_req_set_data(req, ex); /* the core's reference: dropped at release */
-    if ((scope = sl__scope_http(req, &method, &path)) == NULL) {
+    scope = ex->ws ? sl__scope_ws(req, &method, &path) : sl__scope_http(req, &method, &path);
+    if (scope == NULL) {
         fail_early(ex, req);
         return;
     }

@@ -285,6 +285,8 @@ static PyObject *send_message(struct sl__exchange *ex, PyObject *msg)
         return NULL;
     if (ex->disconnected)
         return gone(ex);
+    if (ex->ws != SL__WS_NONE)
+        return sl__ws_send(ex, msg, t, n);
     if (is(t, n, "http.response.start"))
         return send_start(ex, msg);
     if (is(t, n, "http.response.body"))
@@ -293,6 +295,16 @@ static PyObject *send_message(struct sl__exchange *ex, PyObject *msg)
         return send_trailers(ex, msg);
     PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R for an HTTP request", type);
     return NULL;
+}
+
+PyObject *sl__send_http_start(struct sl__exchange *ex, PyObject *msg)
+{
+    return send_start(ex, msg);
+}
+
+PyObject *sl__send_http_body(struct sl__exchange *ex, PyObject *msg)
+{
+    return send_body(ex, msg);
 }
 
 /* ---- the send callable ------------------------------------------------------------- */

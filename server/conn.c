@@ -249,6 +249,8 @@ void sl__conn_close(struct sl_conn *c)
     c->tp->close(c->fd, c->tp_ctx);
     c->fd = -1;
     c->tp_ctx = NULL;
+    if (c->ws)
+        sl__ws_log(c); /* its one access-log line, now that it ended */
     struct sl_req *r = c->req;
     if (r) {
         access_log(c, r);
@@ -284,6 +286,7 @@ void sl__conn_lost(struct sl_conn *c)
 
 void sl__conn_free(struct sl_conn *c)
 {
+    sl__ws_free(c);
     rbuf_put(c);
     free(c);
 }
@@ -331,6 +334,8 @@ static void rtimer_fired(struct sl_timer *t)
 {
     struct sl_conn *c = sl_container_of(t, struct sl_conn, rtimer);
     struct sl_req *r = c->req;
+    if (c->state == SL__C_WS && sl__ws_timer(c))
+        return; /* a keepalive ping went out, or the peer was heard from */
     /* In REQ the read timer is the body timeout: the app waited for body
      * bytes too long (or leftover body was being dropped). */
     if (c->state == SL__C_REQ && r && !r->finished && r->body_waiting) {
@@ -628,6 +633,12 @@ static void start_request(struct sl_conn *c, size_t head_len)
     sl__route_lookup(c, &w->head, &hit);
     r->route = hit.route;
     int err = setup_request(c, r, &w->head, head_len, sl__route_max_body(c, &hit));
+    if (!err && w->head.upgrade)
+        err = sl__ws_handshake(c, r, &w->head); /* only acts on Upgrade: websocket */
+    if (err == -EBADMSG || err == -EPROTONOSUPPORT) {
+        sl__resp_core_error(c, err == -EBADMSG ? 400 : 426);
+        return;
+    }
     if (err) {
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
         return;
@@ -722,6 +733,9 @@ static void step(struct sl_conn *c)
     case SL__C_LINGER:
         linger_step(c);
         break;
+    case SL__C_WS:
+        sl__ws_step(c);
+        break;
     default:
         break;
     }
@@ -767,4 +781,26 @@ void sl__conn_io(struct sl_conn *c, uint32_t events)
             return;
     }
     sl__conn_process(c);
+}
+
+/* ---- for ws_conn.c ------------------------------------------------------- */
+
+int sl__conn_rbuf_get(struct sl_conn *c)
+{
+    return rbuf_get(c);
+}
+
+void sl__conn_rbuf_put(struct sl_conn *c)
+{
+    rbuf_put(c);
+}
+
+ssize_t sl__conn_rbuf_read(struct sl_conn *c)
+{
+    return rbuf_read(c);
+}
+
+void sl__conn_linger(struct sl_conn *c)
+{
+    close_linger(c);
 }

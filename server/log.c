@@ -615,6 +615,16 @@ size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e)
         lit(buf, &p, ",\"route\":");
         json_str(buf, &p, p + 256, e->route, strlen(e->route));
     }
+    if (e->ws) {
+        lit(buf, &p, ",\"ws_close\":");
+        num(buf, &p, e->ws_close);
+        lit(buf, &p, ",\"ws_messages_in\":");
+        num(buf, &p, e->ws_messages_in);
+        lit(buf, &p, ",\"ws_messages_out\":");
+        num(buf, &p, e->ws_messages_out);
+        lit(buf, &p, ",\"ws_bytes_in\":");
+        num(buf, &p, e->ws_bytes_in);
+    }
     lit(buf, &p, "}\n");
     return p;
 }

@@ -126,6 +126,13 @@ struct sl_access_entry {
     size_t user_agent_len;
     const char *route; /* name of the intercept route matched; NULL = no
                           field (none matched, or it has no name) */
+    /* A WebSocket (status 101) is logged once, when it ends: `bytes` is the
+     * payload sent, `latency_us` its whole life. */
+    bool ws;
+    uint16_t ws_close;        /* close code (1006: none) */
+    uint64_t ws_messages_in;  /* messages received */
+    uint64_t ws_messages_out; /* messages sent */
+    uint64_t ws_bytes_in;     /* payload bytes received */
 };
 
 #define SL_ACCESS_LINE_MAX 8192

@@ -202,12 +202,16 @@ int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra)
 static void after_write(struct sl_conn *c)
 {
     struct sl_req *r = c->req;
-    if (!r || c->state != SL__C_REQ)
+    if (!r || (c->state != SL__C_REQ && c->state != SL__C_WS))
         return;
     if (r->want_drain && c->out_bytes < SL__LOW_WATER) {
         r->want_drain = false;
         if (r->app_holds && !r->gone)
             sl__worker_queue_event(r, SL__EV_DRAIN);
+    }
+    if (c->state == SL__C_WS) {
+        sl__ws_after_write(c);
+        return;
     }
     if (r->file_fd > 0 && !c->out_head && !c->wblocked) {
         sl__route_file_pump(r); /* a files route's body: more of the file */
@@ -467,6 +471,14 @@ static int batch_hold(struct sl_conn *c, const struct iovec *iov, int n)
     return 1;
 }
 
+int sl__out_send(struct sl_conn *c, const struct iovec *iov, int n)
+{
+    int held = batch_hold(c, iov, n);
+    if (held != 0)
+        return held < 0 ? held : 0;
+    return sl__out_write(c, iov, n) < 0 ? -EPIPE : 0;
+}
+
 /* The head goes to the output queue: from now on the response is the
  * client's, and a failure can only cut it short. */
 static void commit_head(struct sl_conn *c, struct sl_req *r)
@@ -632,7 +644,10 @@ void sl__resp_core_error(struct sl_conn *c, int status)
         p = put(p, w->server_line, w->server_line_len);
     p = PUT_LIT(p, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
     p = put_u64(p, strlen(reason) + 1);
-    p = PUT_LIT(p, "\r\nConnection: close\r\n\r\n");
+    p = PUT_LIT(p, "\r\nConnection: close\r\n");
+    if (status == 426) /* only the WebSocket handshake asks for an upgrade */
+        p = PUT_LIT(p, "Sec-WebSocket-Version: 13\r\n");
+    p = PUT_LIT(p, "\r\n");
     p = put(p, reason, blen ? blen - 1 : 0);
     p = put(p, "\n", blen ? 1 : 0);
     r->started = r->body_ended = r->ended = r->gone = true;

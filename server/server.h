@@ -38,7 +38,8 @@ struct sl_worker;
 struct sl_req; /* one request/response exchange; opaque */
 
 enum sl_req_event {
-    SL_REQ_BODY,       /* body bytes arrived, or the body is now complete */
+    SL_REQ_BODY,       /* body bytes arrived, or the body is now complete;
+                          on a WebSocket: a message arrived (sl_ws_recv) */
     SL_REQ_DRAIN,      /* buffered output fell below the low-water mark */
     SL_REQ_DISCONNECT, /* the client went away or the connection was closed:
                           every later sl_resp_* call returns -EPIPE. An EOF
@@ -148,6 +149,67 @@ int sl_resp_error(struct sl_req *r, int status);
  * once the connection no longer needs it. An unfinished response is failed
  * as by sl_resp_error(r, 500). */
 void sl_req_release(struct sl_req *r);
+
+/* ---- WebSocket (RFC 6455) ------------------------------------------- */
+
+/*
+ * True when the request is a WebSocket opening handshake the core checked:
+ * GET, HTTP/1.1, `Upgrade: websocket`, `Connection: upgrade`, no body,
+ * `Sec-WebSocket-Version: 13` and a valid `Sec-WebSocket-Key`. (A handshake
+ * with another version got 426 with `Sec-WebSocket-Version: 13`, one with a
+ * missing or bad key 400, from the core, before on_request.) The app either
+ * accepts it (sl_ws_accept) or denies it with an ordinary HTTP response
+ * (sl_resp_start and sl_resp_body, e.g. 403).
+ */
+bool sl_req_is_websocket(const struct sl_req *r);
+
+/*
+ * Accepts the handshake: writes the 101 with Sec-WebSocket-Accept, the
+ * chosen subprotocol (NULL = none) and the app's extra headers; from then
+ * on the connection carries frames. Bytes the client sent after its
+ * handshake are frames. Returns 0, -EPROTO (not a websocket, or a response
+ * already started), -EINVAL (a bad header or subprotocol: nothing written),
+ * -EPIPE (gone), -ENOMEM.
+ */
+int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_header *h,
+                 size_t n);
+
+/*
+ * The next complete message: *data and *len (borrowed until sl_ws_consume or
+ * the next call into the worker), *text. Returns 1 with a message; 0 when
+ * none is there yet (SL_REQ_BODY fires once when one arrives, or
+ * SL_REQ_DISCONNECT when the socket ends); -EPIPE once the WebSocket is
+ * over (sl_ws_close_code says how); -EPROTO before sl_ws_accept. While a
+ * message waits unconsumed the core reads no more frames (backpressure).
+ */
+int sl_ws_recv(struct sl_req *r, const void **data, size_t *len, bool *text);
+
+/* Drops the message sl_ws_recv returned; reading frames resumes. */
+void sl_ws_consume(struct sl_req *r);
+
+/*
+ * Sends one message (a single frame; copied if it cannot be written at
+ * once). Returns 0, 1 when buffered output is above the high-water mark
+ * (wait for SL_REQ_DRAIN), -EPIPE (the socket is closed or closing),
+ * -EPROTO (not accepted), -ENOMEM.
+ */
+int sl_ws_send(struct sl_req *r, bool text, const void *data, size_t len);
+
+/*
+ * Starts the closing handshake with `code` (1000..4999 except 1004..1006,
+ * 1015 and 1016..2999 unregistered: -EINVAL) and a UTF-8 reason of at most
+ * 123 bytes (-EINVAL). The core waits a short while (2 s) for the peer's
+ * close, then closes TCP. Returns 0, -EPIPE (already closed or closing),
+ * -EPROTO (not accepted).
+ */
+int sl_ws_close(struct sl_req *r, unsigned code, const char *reason, size_t len);
+
+/* How the WebSocket ended, valid once sl_ws_recv returned -EPIPE: the
+ * peer's close code (1005 when its close had none), the code the core sent
+ * for a protocol violation (1002, 1007, 1009) or on shutdown (1001), the
+ * app's own code after sl_ws_close, or 1006 when the connection dropped
+ * without a close. */
+unsigned sl_ws_close_code(const struct sl_req *r);
 
 /* ---- worker ---------------------------------------------------------- */
 

@@ -73,6 +73,7 @@ enum sl__conn_state {
     SL__C_HEAD,   /* part of a request head buffered (header timer) */
     SL__C_REQ,    /* a request is being served (c->req set) */
     SL__C_LINGER, /* response sent, write side shut, draining input */
+    SL__C_WS,     /* a WebSocket: frames (ws_conn.c); c->ws and c->req set */
     SL__C_DEAD,   /* closed, waiting to be freed at the end of poll */
 };
 
@@ -103,6 +104,7 @@ struct sl_conn {
     struct sl_worker *w;
     struct sl__listener *l;
     struct sl_req *req;
+    struct sl__ws *ws; /* WebSocket state once accepted (ws_conn.c), else NULL */
     struct sl__obuf *out_head, *out_tail;
     size_t out_bytes;
     struct sl_conn *next, *prev; /* live list; `next` links the dead list */
@@ -147,6 +149,9 @@ struct sl_req {
     bool trailers : 1;   /* trailers announced */
     bool logged : 1;
     bool in_free : 1; /* on the worker's free list */
+    bool ws : 1;      /* a checked WebSocket handshake (sl_req_is_websocket) */
+    uint16_t ws_code; /* WebSocket close code for sl_ws_close_code; 0 = 1006 */
+    uint32_t ws_key_off; /* Sec-WebSocket-Key value in c->rbuf (24 bytes) */
     uint8_t evmask;   /* SL__EV_* waiting to be delivered */
     uint8_t minor;    /* request HTTP minor version */
     int16_t status;
@@ -245,7 +250,26 @@ void sl__req_maybe_free(struct sl_req *r);
 void sl__req_detach(struct sl_req *r);
 void sl__req_free_all(struct sl_worker *w);
 
+/* ws_conn.c */
+int sl__ws_handshake(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h);
+void sl__ws_step(struct sl_conn *c);
+bool sl__ws_timer(struct sl_conn *c);
+void sl__ws_after_write(struct sl_conn *c);
+void sl__ws_release(struct sl_req *r);
+void sl__ws_going_away(struct sl_conn *c);
+void sl__ws_free(struct sl_conn *c);
+void sl__ws_log(struct sl_conn *c);
+
+/* conn.c, for ws_conn.c */
+int sl__conn_rbuf_get(struct sl_conn *c);
+void sl__conn_rbuf_put(struct sl_conn *c);
+ssize_t sl__conn_rbuf_read(struct sl_conn *c);
+void sl__conn_linger(struct sl_conn *c);
+
 /* resp.c */
+/* Writes caller bytes now, or holds them for sl_worker_flush under write
+ * batching (as sl_resp_body does). Returns 0 or -errno (broken: close). */
+int sl__out_send(struct sl_conn *c, const struct iovec *iov, int n);
 int sl__out_write(struct sl_conn *c, const struct iovec *extra, int nextra);
 void sl__out_free(struct sl_conn *c);
 void sl__out_ready(struct sl_conn *c);

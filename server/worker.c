@@ -426,6 +426,8 @@ void sl_worker_drain(struct sl_worker *w)
         next = c->next;
         if (c->state == SL__C_IDLE)
             sl__conn_close(c);
+        else if (c->state == SL__C_WS)
+            sl__ws_going_away(c); /* close 1001; the peer's answer ends it */
     }
 }
 

@@ -421,7 +421,7 @@ TEST(ConfigLoad, AcceptsPythonOptimizeLevelsZeroToTwo)
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
     EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, routes, listeners, "
-              "timeouts, limits, tcp, process, http, log, python\n",
+              "timeouts, limits, websocket, tcp, process, http, log, python\n",
               Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
 
@@ -698,7 +698,7 @@ TEST(ConfigInterp, ReportsMalformedReferences)
 TEST(ConfigInterp, NeverExpandsKeys)
 {
     EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, routes, listeners, "
-              "timeouts, limits, tcp, process, http, log, python\n",
+              "timeouts, limits, websocket, tcp, process, http, log, python\n",
               Errors(std::string(kApp) + "${K}: 1\n", {}, {{"K", "workers"}}));
 }
 
@@ -1032,6 +1032,10 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  max_headers: 100\n"
               "  max_connections: 1024\n"
               "  max_keepalive_requests: 1000\n"
+              "websocket:\n"
+              "  max_message: 1MiB\n"
+              "  ping_interval: 20s\n"
+              "  ping_timeout: 20s\n"
               "tcp:\n"
               "  nodelay: true\n"
               "  keepalive:\n"

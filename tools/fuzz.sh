@@ -41,6 +41,12 @@ configure() {
         libs=()
         seeds=(fuzz/corpus/route)
         ;;
+    ws)
+        srcs=(server/ws.c fuzz/ws_fuzz.c)
+        libs=()
+        seeds=(fuzz/corpus/ws)
+        dict=fuzz/ws.dict
+        ;;
     *) return 1 ;;
     esac
 }
