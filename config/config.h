@@ -78,6 +78,28 @@ struct sl_tls_config {
     const char *crl;       /* PEM CRL(s) checked against client chains; NULL = none */
 };
 
+/* ---- proxy (h-obs) ---- */
+enum sl_proxy_protocol { SL_PROXY_OFF, SL_PROXY_PROTO_V1, SL_PROXY_PROTO_V2, SL_PROXY_PROTO_AUTO };
+
+/* One `proxy.trusted` address range, compiled from its text. */
+struct sl_cidr {
+    uint8_t family; /* AF_INET or AF_INET6 */
+    uint8_t bits;   /* prefix length */
+    uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
+};
+
+/* Who may speak for the client (global, overridable per listener). */
+struct sl_proxy_config {
+    const char *const *trusted; /* as written: CIDRs, addresses, "unix" */
+    size_t ntrusted;
+    const struct sl_cidr *cidrs; /* `trusted` compiled, "unix" left out */
+    size_t ncidrs;
+    bool trust_unix; /* "unix" listed: Unix-socket peers are trusted */
+    bool headers;    /* believe Forwarded / X-Forwarded-* / X-Real-IP from them */
+    enum sl_proxy_protocol protocol; /* PROXY header required on every connection */
+};
+/* ---- end proxy ---- */
+
 /*
  * One listener. `limits` and `timeouts` are already resolved: keys the
  * listener item sets override the global section, the rest inherit it at
@@ -104,6 +126,7 @@ struct sl_listener_config {
     struct sl_tls_config tls;
     struct sl_limits limits;
     struct sl_timeouts timeouts;
+    struct sl_proxy_config proxy; /* resolved like limits */
 };
 
 /* Options of TCP sockets (every TCP listener; accepted sockets inherit
@@ -137,6 +160,7 @@ struct sl_config {
     struct sl_timeouts timeouts; /* global section */
     struct sl_limits limits;     /* global section */
     struct sl_tcp_config tcp;
+    struct sl_proxy_config proxy; /* global section */
     struct {
         bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */
     } process;

@@ -13,6 +13,7 @@
  */
 #include <stddef.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -131,6 +132,124 @@ static const struct sl__section limits_section = {
     .size = sizeof(struct sl_limits),
     .doc = "Resource limits.",
 };
+
+/* ---- proxy (h-obs) ----------------------------------------------------------- */
+
+#define PROXY(member) FIELD(struct sl_proxy_config, member)
+
+static const char *const proxy_protocol_names[] = {"off", "v1", "v2", "auto", NULL};
+
+static const struct sl__key proxy_keys[] = {
+    {.name = "trusted",
+     PROXY(trusted),
+     .shape = SL__LIST,
+     .type = &sl__type_string,
+     .count = offsetof(struct sl_proxy_config, ntrusted),
+     .item_size = sizeof(const char *),
+     .max_items = 1024,
+     .def = "[]",
+     .doc = "Peers that may speak for the client: IPv4 or IPv6 addresses or CIDR ranges "
+            "(`10.0.0.0/8`, `::1`, `fd00::/8`), and `unix` for Unix-socket peers. Only their "
+            "`headers` are believed, and each hop of `X-Forwarded-For`/`Forwarded` listed "
+            "here is skipped when looking for the client."},
+    {.name = "headers",
+     PROXY(headers),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Take the client from trusted peers' headers: `Forwarded` (RFC 7239) when "
+            "present, else `X-Forwarded-For` (the right-most address not in `trusted`), "
+            "`X-Forwarded-Proto` and `X-Forwarded-Host`, else `X-Real-IP`. They set the ASGI "
+            "scope's `client`, `scheme` and `server` and the access log's client. Headers "
+            "from other peers are passed to the app untouched and never used."},
+    {.name = "protocol",
+     PROXY(protocol),
+     .type = &sl__type_enum,
+     .names = proxy_protocol_names,
+     .def = "off",
+     .doc = "Require a PROXY protocol header (HAProxy's `send-proxy` = `v1`, "
+            "`send-proxy-v2` = `v2`, `auto` = either) first on every connection: its source "
+            "address replaces the peer's everywhere; v2's SSL TLV makes the scheme `https`. "
+            "A connection without a valid one within `timeouts.header` is closed, logged "
+            "and counted. It applies to every peer: `trusted` does not limit it."},
+};
+
+/* Parses "a.b.c.d[/n]" or "v6[/n]" into c; false if malformed. */
+static bool parse_cidr(const char *s, struct sl_cidr *c)
+{
+    char ip[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof(ip))
+        return false;
+    memcpy(ip, s, n);
+    ip[n] = '\0';
+    memset(c, 0, sizeof(*c));
+    if (inet_pton(AF_INET, ip, c->addr) == 1)
+        c->family = AF_INET, c->bits = 32;
+    else if (inet_pton(AF_INET6, ip, c->addr) == 1)
+        c->family = AF_INET6, c->bits = 128;
+    else
+        return false;
+    if (slash) {
+        unsigned bits = 0;
+        const char *d = slash + 1;
+        if (*d == '\0' || (d[0] == '0' && d[1] != '\0') || strlen(d) > 3)
+            return false;
+        for (; *d; d++) {
+            if (*d < '0' || *d > '9')
+                return false;
+            bits = bits * 10 + (unsigned)(*d - '0');
+        }
+        if (bits > c->bits)
+            return false;
+        c->bits = (uint8_t)bits;
+    }
+    for (unsigned i = c->bits; i < 128; i++) /* host bits off: compare by masking once */
+        c->addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    return true;
+}
+
+/* Compiles `trusted` into address ranges. */
+static void proxy_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
+{
+    struct sl_proxy_config *p = obj;
+    struct sl_cidr *cidrs =
+        p->ntrusted ? sl__arena_alloc(cx->out, p->ntrusted * sizeof(*cidrs)) : NULL;
+    const struct sl__node *list = sl__map_get(map, "trusted");
+    p->ncidrs = 0;
+    p->trust_unix = false;
+    for (size_t i = 0; i < p->ntrusted; i++) {
+        if (strcmp(p->trusted[i], "unix") == 0) {
+            p->trust_unix = true;
+        } else if (parse_cidr(p->trusted[i], &cidrs[p->ncidrs])) {
+            p->ncidrs++;
+        } else if (list) { /* an inherited list was reported where it was given */
+            const struct sl__node *at =
+                list && list->kind == SL__NODE_SEQ && i < list->n ? list->vals[i] : map;
+            sl__error(cx, at, sl__path_index(cx, sl__path_join(cx, path, "trusted"), i),
+                      "expected an IP address, a CIDR range like \"10.0.0.0/8\" or \"unix\", "
+                      "got \"%s\"",
+                      p->trusted[i]);
+        }
+    }
+    p->cidrs = cidrs;
+    if (p->headers && p->ntrusted == 0)
+        sl__error(cx, sl__map_get(map, "headers") ? sl__map_get(map, "headers") : map,
+                  sl__path_join(cx, path, "headers"),
+                  "needs \"trusted\" (whose headers to believe)");
+}
+
+static const struct sl__section proxy_section = {
+    .name = "proxy",
+    .keys = proxy_keys,
+    .nkeys = ARRAY_LEN(proxy_keys),
+    .size = sizeof(struct sl_proxy_config),
+    .finish = proxy_finish,
+    .doc = "Running behind a proxy or load balancer: whose word to take for the real client "
+           "address and scheme.",
+};
+
+/* ---- end proxy ---------------------------------------------------------------- */
 
 /* ---- listeners ----------------------------------------------------------- */
 
@@ -480,6 +599,14 @@ static const struct sl__key listener_keys[] = {
      .shape = SL__SECTION,
      .section = &tls_section,
      .doc = "TLS (and mTLS) on this listener."},
+    {.name = "proxy",
+     LISTENER(proxy),
+     .shape = SL__SECTION,
+     .section = &proxy_section,
+     .flags = SL__INHERIT,
+     .inherit = offsetof(struct sl_config, proxy),
+     .doc = "Overrides of the global `proxy` for this listener (`protocol` is usually set "
+            "here); keys not set here inherit the global value."},
 };
 
 /* An abstract Unix socket has no file to set a mode or owner on. */
@@ -807,6 +934,11 @@ static const struct sl__key root_keys[] = {
      .shape = SL__SECTION,
      .section = &tcp_section,
      .doc = "TCP socket options."},
+    {.name = "proxy",
+     CFG(proxy),
+     .shape = SL__SECTION,
+     .section = &proxy_section,
+     .doc = "Proxy awareness (listeners may override it)."},
     {.name = "process",
      CFG(process),
      .shape = SL__SECTION,

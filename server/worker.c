@@ -381,6 +381,7 @@ void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out
         .buf_bytes = (w->small.outstanding + w->small.nfree) * w->small.size +
                      (w->large.outstanding + w->large.nfree) * w->large.size,
         .accepted = w->accepted,
+        .proxy_rejects = w->proxy_rejects,
         .requests = w->requests,
         .client_aborts = w->client_aborts,
         .app_timeouts = w->app_timeouts,

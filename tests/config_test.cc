@@ -421,7 +421,7 @@ TEST(ConfigLoad, AcceptsPythonOptimizeLevelsZeroToTwo)
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
     EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, tcp, process, http, log, python\n",
+              "timeouts, limits, tcp, proxy, process, http, log, python\n",
               Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
 
@@ -684,7 +684,7 @@ TEST(ConfigInterp, ReportsMalformedReferences)
 TEST(ConfigInterp, NeverExpandsKeys)
 {
     EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, listeners, "
-              "timeouts, limits, tcp, process, http, log, python\n",
+              "timeouts, limits, tcp, proxy, process, http, log, python\n",
               Errors(std::string(kApp) + "${K}: 1\n", {}, {{"K", "workers"}}));
 }
 
@@ -1026,6 +1026,10 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  user_timeout: 0\n"
               "  fastopen: 0\n"
               "  defer_accept: 0\n"
+              "proxy:\n"
+              "  trusted: []\n"
+              "  headers: false\n"
+              "  protocol: off\n"
               "process:\n"
               "  raise_nofile: false\n"
               "http:\n"

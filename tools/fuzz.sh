@@ -36,6 +36,11 @@ configure() {
         seeds=(fuzz/corpus/h1)
         dict=fuzz/h1.dict
         ;;
+    proxy)
+        srcs=(server/proxy.c server/h1.c fuzz/proxy_fuzz.c)
+        libs=()
+        seeds=(fuzz/corpus/proxy)
+        ;;
     *) return 1 ;;
     esac
 }
