@@ -30,6 +30,8 @@ enum sl_listener_kind { SL_LISTENER_TCP, SL_LISTENER_UNIX, SL_LISTENER_FD, SL_LI
 enum sl_tls_version { SL_TLS_1_2, SL_TLS_1_3 };
 enum sl_verify_client { SL_VERIFY_OFF, SL_VERIFY_OPTIONAL, SL_VERIFY_REQUIRED };
 enum sl_log_level { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARNING, SL_LOG_ERROR };
+enum sl_access_format { SL_ACCESS_JSON, SL_ACCESS_COMBINED, SL_ACCESS_CUSTOM };
+enum sl_time_format { SL_TIME_RFC3339, SL_TIME_UNIX };
 
 /* All durations are milliseconds; 0 means "no timeout". */
 struct sl_timeouts {
@@ -170,6 +172,9 @@ struct sl_config {
     struct {
         const char *access; /* NULL = off, "stderr", or a file path */
         enum sl_log_level level;
+        enum sl_access_format access_format;
+        const char *access_template; /* access_format custom: "$client $status..." */
+        enum sl_time_format time_format;
     } log;
     struct {
         uint32_t optimize; /* as python -O (1) or -OO (2); 0 = neither */

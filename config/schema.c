@@ -769,6 +769,12 @@ static const struct sl__section process_section = {
 static const char *const lifespan_names[] = {"auto", "on", "off", NULL};
 static const char *const loop_names[] = {"auto", "asyncio", "uvloop", NULL};
 static const char *const level_names[] = {"debug", "info", "warning", "error", NULL};
+static const char *const access_format_names[] = {"json", "combined", "custom", NULL};
+static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
+/* Fields of an access-log line (server/log.c renders them). */
+static const char *const access_fields[] = {
+    "time",      "client",   "method",     "path",    "query", "status", "bytes_in", "bytes_out",
+    "duration",  "user_agent", "referer",  "listener", "pid",  "protocol", NULL};
 
 static const struct sl__key app_keys[] = {
     {.name = "target",
@@ -857,13 +863,76 @@ static const struct sl__key log_keys[] = {
      .names = level_names,
      .def = "info",
      .doc = "Least severe message written to stderr."},
+    {.name = "access_format",
+     SUBFIELD(log, access_format),
+     .type = &sl__type_enum,
+     .names = access_format_names,
+     .def = "json",
+     .doc = "`json`: one object per line with `time`, `client`, `method`, `path`, `query`, "
+            "`status`, `bytes_in` (request body), `bytes_out` (response body), `duration` "
+            "(seconds, head received to response sent), `user_agent`, `referer` (null when "
+            "absent), `listener` and `pid`. `combined`: Apache/nginx combined format "
+            "(GoAccess, fail2ban): `client - - [time] \"request line\" status bytes "
+            "\"referer\" \"user agent\"`. `custom`: `access_template`. Requests the "
+            "core answered itself (400, 408, 413, 431...) carry the method and path when the "
+            "request line was read."},
+    {.name = "access_template",
+     SUBFIELD(log, access_template),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "With `access_format: custom`, the line: text with `$field` for the fields "
+            "`json` lists (plus `protocol`, e.g. `HTTP/1.1`), `$$` for a dollar sign; values "
+            "are escaped as in `combined` (`\\xNN`), `-` when empty."},
+    {.name = "time_format",
+     SUBFIELD(log, time_format),
+     .type = &sl__type_enum,
+     .names = time_format_names,
+     .def = "rfc3339",
+     .doc = "Access-log times: `rfc3339` (UTC, milliseconds: `2026-01-02T03:04:05.678Z`) or "
+            "`unix` (seconds since the epoch with milliseconds, a number in JSON)."},
 };
+
+/* Checks the access template's field names, and that custom has one. */
+static void log_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
+{
+    const char *t = *(const char *const *)((const char *)obj +
+                                           offsetof(struct sl_config, log.access_template) -
+                                           offsetof(struct sl_config, log));
+    int format = *(const int *)((const char *)obj + offsetof(struct sl_config, log.access_format) -
+                                offsetof(struct sl_config, log));
+    const struct sl__node *at = sl__map_get(map, "access_template");
+    if (format == SL_ACCESS_CUSTOM && t == NULL)
+        sl__error(cx, sl__map_get(map, "access_format") ? sl__map_get(map, "access_format") : map,
+                  sl__path_join(cx, path, "access_template"),
+                  "needs \"access_template\" (access_format is custom)");
+    for (const char *p = t; p && (p = strchr(p, '$')) != NULL;) {
+        size_t n = 0;
+        if (p[1] == '$') {
+            p += 2;
+            continue;
+        }
+        while ((p[1 + n] >= 'a' && p[1 + n] <= 'z') || p[1 + n] == '_')
+            n++;
+        bool known = false;
+        for (size_t i = 0; access_fields[i] && !known; i++)
+            known = strlen(access_fields[i]) == n && strncmp(access_fields[i], p + 1, n) == 0;
+        if (!known)
+            sl__error(cx, at ? at : map, sl__path_join(cx, path, "access_template"),
+                      "unknown field \"$%.*s\", expected one of: time, client, method, path, "
+                      "query, status, bytes_in, bytes_out, duration, user_agent, referer, "
+                      "listener, pid, protocol (or $$)",
+                      (int)(n < 40 ? n : 40), p + 1);
+        p += 1 + n;
+    }
+}
 
 static const struct sl__section log_section = {
     .name = "log",
     .keys = log_keys,
     .nkeys = ARRAY_LEN(log_keys),
     .size = sizeof(((struct sl_config *)0)->log),
+    .finish = log_finish,
     .doc = "Logging.",
 };
 

@@ -204,14 +204,22 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .method_len = r->method_len,
         .path = r->path_off == UINT32_MAX ? "/" : c->rbuf + r->path_off,
         .path_len = r->path_off == UINT32_MAX ? 1 : r->path_len,
+        .query = r->query_off ? c->rbuf + r->query_off : NULL,
+        .query_len = r->query_len,
         .status = r->started && !r->head ? r->status : 499,
+        .minor = r->minor,
         .bytes = r->no_body ? 0 : r->resp_sent,
+        .bytes_in = r->body_total,
         .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
         .user_agent_len = r->ua_len,
+        .referer = r->ref_len ? c->rbuf + r->ref_off : NULL,
+        .referer_len = r->ref_len,
+        .listener = c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name,
     };
     if (!c->rbuf)
-        e.method_len = e.path_len = e.user_agent_len = 0, e.user_agent = NULL;
+        e.method_len = e.path_len = e.user_agent_len = e.referer_len = 0, e.user_agent = NULL,
+        e.referer = e.query = NULL;
     sl_access_log_write(&w->alog, &e);
 }
 
@@ -355,6 +363,13 @@ static void rtimer_fired(struct sl_timer *t)
     }
     if (c->need_proxy) {
         proxy_reject(c, "no PROXY header within timeouts.header");
+        return;
+    }
+    /* Part of a request head came but not all of it in time: say so (408,
+     * as Apache and NGINX Unit do) before closing. A connection that sent
+     * nothing (fresh, or idle between requests) is closed in silence. */
+    if (c->state == SL__C_HEAD && c->rbuf && c->rlen > c->rstart) {
+        sl__resp_core_error(c, 408);
         return;
     }
     sl__conn_close(c);
@@ -588,12 +603,56 @@ static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl
     } else {
         r->path_off = UINT32_MAX; /* absolute-form without a path: "/" */
     }
+    if (h->query && h->query > c->rbuf && h->query < c->rbuf + r->head_len) {
+        r->query_off = (uint32_t)(h->query - c->rbuf);
+        r->query_len = (uint32_t)h->query_len;
+    }
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (sl_h1_name_is(&h->headers[i], "user-agent", 10)) {
-            r->ua_off = (uint32_t)(h->headers[i].value - c->rbuf);
-            r->ua_len = (uint32_t)h->headers[i].value_len;
-            break;
+        const struct sl_h1_header *f = &h->headers[i];
+        if (!r->ua_len && sl_h1_name_is(f, "user-agent", 10)) {
+            r->ua_off = (uint32_t)(f->value - c->rbuf);
+            r->ua_len = (uint32_t)f->value_len;
+        } else if (!r->ref_len && sl_h1_name_is(f, "referer", 7)) {
+            r->ref_off = (uint32_t)(f->value - c->rbuf);
+            r->ref_len = (uint32_t)f->value_len;
         }
+    }
+}
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/*
+ * A core error before the head was handed over (400, 408, 414, 431...):
+ * the method and path for the access log, when the request line got that
+ * far (a method of tchars, a space, a target ended by a space).
+ */
+void sl__conn_note_line(struct sl_conn *c, struct sl_req *r)
+{
+    if (!sl_access_log_on(&c->w->alog) || !c->rbuf)
+        return;
+    const char *b = c->rbuf + c->rstart, *end = c->rbuf + c->rlen, *p = b;
+    r->t_start_us = sl_clock_us();
+    while (p < end && p - b < 64 && is_tchar((unsigned char)*p))
+        p++;
+    if (p == b || p >= end || *p != ' ')
+        return;
+    const char *t = p + 1, *q = t;
+    while (q < end && (unsigned char)*q > ' ' && *q != 0x7f)
+        q++;
+    if (q == t || q >= end || *q != ' ')
+        return;
+    const char *qm = memchr(t, '?', (size_t)(q - t));
+    r->method_off = (uint32_t)(b - c->rbuf);
+    r->method_len = (uint32_t)(p - b);
+    r->path_off = (uint32_t)(t - c->rbuf);
+    r->path_len = (uint32_t)((qm ? qm : q) - t);
+    if (qm) {
+        r->query_off = (uint32_t)(qm + 1 - c->rbuf);
+        r->query_len = (uint32_t)(q - qm - 1);
     }
 }
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -483,7 +484,7 @@ void sl_log_block(const char *text, size_t len)
 
 int sl_access_log_open(struct sl_access_log *l, const char *target)
 {
-    *l = (struct sl_access_log){0};
+    *l = (struct sl_access_log){.pid = (int)getpid()};
     if (!target)
         return 0;
     if (strcmp(target, "stderr") == 0) {
@@ -585,34 +586,228 @@ static void num(char *out, size_t *pos, uint64_t v)
     *pos += (size_t)sprintf(out + *pos, "%llu", (unsigned long long)v);
 }
 
+/* The time field: RFC 3339 UTC with milliseconds, or Unix seconds.
+ * `apache` gives the combined format's [10/Oct/2000:13:55:36 +0000]. */
+static void put_time(char *out, size_t *pos, uint64_t ms, enum sl_time_format tf, int style)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (tf == SL_TIME_UNIX && style != 2) {
+        *pos += (size_t)sprintf(out + *pos, "%llu.%03u", (unsigned long long)secs,
+                                (unsigned)(ms % 1000));
+        return;
+    }
+    gmtime_r(&secs, &tm);
+    if (style == 2) { /* combined */
+        *pos += strftime(out + *pos, 40, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
+        return;
+    }
+    if (style == 1)
+        out[(*pos)++] = '"';
+    *pos += strftime(out + *pos, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    *pos += (size_t)sprintf(out + *pos, ".%03uZ", (unsigned)(ms % 1000));
+    if (style == 1)
+        out[(*pos)++] = '"';
+}
+
+static void duration(char *out, size_t *pos, uint64_t us)
+{
+    *pos += (size_t)sprintf(out + *pos, "%llu.%06u", (unsigned long long)(us / 1000000),
+                            (unsigned)(us % 1000000));
+}
+
+static void json_opt(char *out, size_t *pos, size_t budget, const char *s, size_t n)
+{
+    if (s)
+        json_str(out, pos, *pos + budget, s, n);
+    else
+        lit(out, pos, "null");
+}
+
 /* Field budgets keep the whole line under SL_ACCESS_LINE_MAX however the
- * inputs look: numbers and keys take < 200 bytes. */
-size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e)
+ * inputs look: numbers and keys take < 300 bytes. */
+static size_t format_json(char *buf, const struct sl_access_entry *e, const struct sl_access_log *l)
 {
     size_t p = 0;
-    assert(cap >= SL_ACCESS_LINE_MAX);
-    (void)cap;
-    p += (size_t)sprintf(buf,
-                         "{\"ts\":%llu.%03u,\"client\":", (unsigned long long)(e->time_ms / 1000),
-                         (unsigned)(e->time_ms % 1000));
+    lit(buf, &p, "{\"time\":");
+    put_time(buf, &p, e->time_ms, l ? l->time_format : SL_TIME_RFC3339, 1);
+    lit(buf, &p, ",\"client\":");
     json_str(buf, &p, p + 128, e->client, strlen(e->client));
     lit(buf, &p, ",\"method\":");
     json_str(buf, &p, p + 128, e->method, e->method_len);
     lit(buf, &p, ",\"path\":");
-    json_str(buf, &p, p + 5000, e->path, e->path_len);
+    json_str(buf, &p, p + 3000, e->path, e->path_len);
+    lit(buf, &p, ",\"query\":");
+    json_opt(buf, &p, 2000, e->query, e->query_len);
     lit(buf, &p, ",\"status\":");
     num(buf, &p, (uint64_t)e->status);
-    lit(buf, &p, ",\"bytes\":");
+    lit(buf, &p, ",\"bytes_in\":");
+    num(buf, &p, e->bytes_in);
+    lit(buf, &p, ",\"bytes_out\":");
     num(buf, &p, e->bytes);
-    lit(buf, &p, ",\"latency_us\":");
-    num(buf, &p, e->latency_us);
+    lit(buf, &p, ",\"duration\":");
+    duration(buf, &p, e->latency_us);
     lit(buf, &p, ",\"user_agent\":");
-    if (e->user_agent)
-        json_str(buf, &p, p + 2000, e->user_agent, e->user_agent_len);
-    else
-        lit(buf, &p, "null");
+    json_opt(buf, &p, 1000, e->user_agent, e->user_agent_len);
+    lit(buf, &p, ",\"referer\":");
+    json_opt(buf, &p, 1000, e->referer, e->referer_len);
+    lit(buf, &p, ",\"listener\":");
+    json_opt(buf, &p, 200, e->listener, e->listener ? strlen(e->listener) : 0);
+    lit(buf, &p, ",\"pid\":");
+    num(buf, &p, l ? (uint64_t)l->pid : 0);
     lit(buf, &p, "}\n");
     return p;
+}
+
+/* Apache's escaping for text formats: printable ASCII stays, \" and \\, the
+ * rest \xNN; cut to what fits before `limit`. Empty or absent: "-". */
+static void text_str(char *out, size_t *pos, size_t limit, const char *s, size_t n)
+{
+    size_t p = *pos;
+    if (!s || n == 0) {
+        out[(*pos)++] = '-';
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t need = (c == '"' || c == '\\') ? 2 : (c >= 0x20 && c < 0x7f) ? 1 : 4;
+        if (p + need > limit)
+            break;
+        if (need == 2) {
+            out[p++] = '\\', out[p++] = (char)c;
+        } else if (need == 1) {
+            out[p++] = (char)c;
+        } else {
+            out[p++] = '\\', out[p++] = 'x', out[p++] = hex[c >> 4], out[p++] = hex[c & 15];
+        }
+    }
+    *pos = p;
+}
+
+/* The client's host: "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1". */
+static void client_host(const char *client, const char **h, size_t *n)
+{
+    const char *colon = strrchr(client, ':');
+    *h = client, *n = strlen(client);
+    if (client[0] == '[' && colon && colon > client && colon[-1] == ']')
+        *h = client + 1, *n = (size_t)(colon - 1 - *h);
+    else if (colon && !strchr(client, '[') && colon == strchr(client, ':'))
+        *n = (size_t)(colon - client);
+}
+
+/* "GET /path?query HTTP/1.1" */
+static void request_line(char *out, size_t *p, const struct sl_access_entry *e)
+{
+    text_str(out, p, *p + 64, e->method, e->method_len);
+    out[(*p)++] = ' ';
+    text_str(out, p, *p + 2500, e->path, e->path_len);
+    if (e->query) {
+        out[(*p)++] = '?';
+        text_str(out, p, *p + 1500, e->query, e->query_len);
+    }
+    *p += (size_t)sprintf(out + *p, " HTTP/1.%d", e->minor ? 1 : 0);
+}
+
+static size_t format_combined(char *buf, const struct sl_access_entry *e)
+{
+    const char *h;
+    size_t n, p = 0;
+    client_host(e->client, &h, &n);
+    text_str(buf, &p, p + 128, h, n);
+    lit(buf, &p, " - - ");
+    put_time(buf, &p, e->time_ms, SL_TIME_RFC3339, 2);
+    lit(buf, &p, " \"");
+    request_line(buf, &p, e);
+    p += (size_t)sprintf(buf + p, "\" %d ", e->status);
+    if (e->bytes)
+        num(buf, &p, e->bytes);
+    else
+        lit(buf, &p, "-");
+    lit(buf, &p, " \"");
+    text_str(buf, &p, p + 1000, e->referer, e->referer_len);
+    lit(buf, &p, "\" \"");
+    text_str(buf, &p, p + 1000, e->user_agent, e->user_agent_len);
+    lit(buf, &p, "\"\n");
+    return p;
+}
+
+/* One $field of a custom template; false for an unknown name (the config
+ * checked them: kept literally). */
+static bool custom_field(char *buf, size_t *p, size_t limit, const char *name, size_t n,
+                         const struct sl_access_entry *e, const struct sl_access_log *l)
+{
+#define IS(lit_) (n == sizeof(lit_) - 1 && memcmp(name, lit_, n) == 0)
+    char tmp[64];
+    size_t t = 0;
+    if (IS("time"))
+        put_time(tmp, &t, e->time_ms, l->time_format, 0);
+    else if (IS("status"))
+        t = (size_t)sprintf(tmp, "%d", e->status);
+    else if (IS("bytes_in"))
+        num(tmp, &t, e->bytes_in);
+    else if (IS("bytes_out"))
+        num(tmp, &t, e->bytes);
+    else if (IS("duration"))
+        duration(tmp, &t, e->latency_us);
+    else if (IS("pid"))
+        t = (size_t)sprintf(tmp, "%d", l->pid);
+    else if (IS("protocol"))
+        t = (size_t)sprintf(tmp, "HTTP/1.%d", e->minor ? 1 : 0);
+    else if (IS("client"))
+        text_str(buf, p, limit, e->client, strlen(e->client));
+    else if (IS("method"))
+        text_str(buf, p, limit, e->method, e->method_len);
+    else if (IS("path"))
+        text_str(buf, p, limit, e->path, e->path_len);
+    else if (IS("query"))
+        text_str(buf, p, limit, e->query, e->query_len);
+    else if (IS("user_agent"))
+        text_str(buf, p, limit, e->user_agent, e->user_agent_len);
+    else if (IS("referer"))
+        text_str(buf, p, limit, e->referer, e->referer_len);
+    else if (IS("listener"))
+        text_str(buf, p, limit, e->listener, e->listener ? strlen(e->listener) : 0);
+    else
+        return false;
+#undef IS
+    if (t && *p + t <= limit) {
+        memcpy(buf + *p, tmp, t);
+        *p += t;
+    }
+    return true;
+}
+
+static size_t format_custom(char *buf, size_t cap, const struct sl_access_entry *e,
+                            const struct sl_access_log *l)
+{
+    size_t p = 0, limit = cap - 2; /* room for the newline */
+    for (const char *s = l->tmpl; *s && p < limit;) {
+        if (s[0] != '$' || s[1] == '$') {
+            buf[p++] = *s == '\n' ? ' ' : *s; /* one line, whatever the template */
+            s += s[0] == '$' ? 2 : 1;
+            continue;
+        }
+        size_t n = 0;
+        while ((s[1 + n] >= 'a' && s[1 + n] <= 'z') || s[1 + n] == '_')
+            n++;
+        size_t budget = p + 2000 < limit ? p + 2000 : limit;
+        if (!custom_field(buf, &p, budget, s + 1, n, e, l))
+            buf[p++] = '$', n = 0; /* not a field: the dollar stays */
+        s += 1 + n;
+    }
+    buf[p++] = '\n';
+    return p;
+}
+
+size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e,
+                        const struct sl_access_log *l)
+{
+    assert(cap >= SL_ACCESS_LINE_MAX);
+    if (l && l->format == SL_ACCESS_COMBINED)
+        return format_combined(buf, e);
+    if (l && l->format == SL_ACCESS_CUSTOM && l->tmpl)
+        return format_custom(buf, cap, e, l);
+    return format_json(buf, e, l);
 }
 
 void sl_access_log_write(const struct sl_access_log *l, const struct sl_access_entry *e)
@@ -620,6 +815,6 @@ void sl_access_log_write(const struct sl_access_log *l, const struct sl_access_e
     char line[SL_ACCESS_LINE_MAX];
     if (l->sink <= 0)
         return;
-    size_t n = sl_access_format(line, sizeof(line), e);
+    size_t n = sl_access_format(line, sizeof(line), e, l);
     emit(&sinks[l->sink - 1], line, n, false);
 }

@@ -93,13 +93,18 @@ void sl_log_drain(unsigned timeout_ms);
 
 struct sl_access_log {
     int sink; /* 0 = off (a zeroed struct is off); else internal */
+    enum sl_access_format format;
+    enum sl_time_format time_format;
+    const char *tmpl; /* SL_ACCESS_CUSTOM; borrowed (the config's) */
+    int pid;              /* the writing process, set by sl_access_log_open */
 };
 
 /*
  * Opens the access log: NULL = off, "stderr" (shares the error log's
  * buffer, so both keep their relative order), or a file path opened for
- * append (created 0644). Returns 0, or a negative errno after logging
- * which path failed.
+ * append (created 0644). The format is JSON with RFC 3339 times until
+ * the caller sets the fields above. Returns 0, or a negative errno after
+ * logging which path failed.
  */
 int sl_access_log_open(struct sl_access_log *l, const char *target);
 
@@ -119,22 +124,33 @@ struct sl_access_entry {
     size_t method_len;
     const char *path;
     size_t path_len;
+    const char *query; /* NULL when the target had no '?' */
+    size_t query_len;
     int status;
+    int minor;              /* HTTP/1.<minor> */
     uint64_t bytes;         /* response body bytes sent */
+    uint64_t bytes_in;      /* request body bytes received */
     uint64_t latency_us;    /* head complete -> response complete */
     const char *user_agent; /* NULL when absent */
     size_t user_agent_len;
+    const char *referer; /* NULL when absent */
+    size_t referer_len;
+    const char *listener; /* its name, or address; NUL-terminated; NULL = none */
 };
 
 #define SL_ACCESS_LINE_MAX 8192
 
 /*
- * Renders `e` as one JSON line (with the newline) into buf[cap >=
- * SL_ACCESS_LINE_MAX]; returns its length. Fields are escaped per RFC 8259
- * (control characters, C1 controls included, as \u00XX; invalid UTF-8
- * bytes become \u00XX too) and long ones truncated so the line always fits.
+ * Renders `e` as one line (with the newline) into buf[cap >=
+ * SL_ACCESS_LINE_MAX] in l's format (NULL = JSON, RFC 3339 time, pid 0);
+ * returns its length. JSON fields are escaped per RFC 8259 (control
+ * characters, C1 controls included, as \u00XX; invalid UTF-8 bytes become
+ * \u00XX too); combined and custom fields as Apache does (\" \\ and \xNN
+ * for anything not printable ASCII). Long fields are truncated so the line
+ * always fits.
  */
-size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e);
+size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e,
+                        const struct sl_access_log *l);
 
 /* Formats and queues one line; a line that does not fit the buffer is
  * dropped and counted (logging never fails or stalls a request). */

@@ -165,6 +165,7 @@ struct sl_req {
      * [body_pos, body_end); undecoded bytes start at raw_pos. */
     uint32_t head_len, body_pos, body_end, raw_pos;
     uint32_t method_off, method_len, path_off, path_len, ua_off, ua_len; /* access log */
+    uint32_t query_off, query_len, ref_off, ref_len; /* access log; query_off 0 = none */
     uint64_t t_start_us;
     /* proxy.headers from a trusted peer (proxy.c): the client they named
      * (fwd_client_len 0 = none), the scheme (enum sl_proxy_scheme) and the
@@ -245,6 +246,7 @@ void sl__conn_response_flushed(struct sl_conn *c);
 uint32_t sl__conn_rcap(const struct sl_conn *c);
 void sl__conn_client(const struct sl_conn *c, char *out, size_t cap);
 void sl__addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t cap);
+void sl__conn_note_line(struct sl_conn *c, struct sl_req *r);
 
 /* req.c */
 struct sl_req *sl__req_new(struct sl_worker *w);

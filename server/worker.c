@@ -516,6 +516,16 @@ static int setup_epoll(struct sl_worker *w)
     return 0;
 }
 
+/* The access log in the configured format. */
+static int open_access_log(struct sl_worker *w)
+{
+    int rc = sl_access_log_open(&w->alog, w->cfg->log.access);
+    w->alog.format = w->cfg->log.access_format;
+    w->alog.time_format = w->cfg->log.time_format;
+    w->alog.tmpl = w->cfg->log.access_template;
+    return rc;
+}
+
 static int worker_setup(struct sl_worker *w, const int *fds)
 {
     int rc;
@@ -526,7 +536,7 @@ static int worker_setup(struct sl_worker *w, const int *fds)
     if ((rc = sl_pool_init(&w->small, SL__SMALL_BUF, 1024, &w->now_ms)) < 0 ||
         (rc = sl_pool_init(&w->large, large_size(w->cfg), 64, &w->now_ms)) < 0 ||
         (rc = make_server_line(w)) < 0 || (rc = setup_listeners(w, fds)) < 0 ||
-        (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0 || (rc = setup_epoll(w)) < 0)
+        (rc = open_access_log(w)) < 0 || (rc = setup_epoll(w)) < 0)
         return rc;
     return 0;
 }

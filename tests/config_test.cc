@@ -1037,6 +1037,9 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "log:\n"
               "  access: off\n"
               "  level: info\n"
+              "  access_format: json\n"
+              "  access_template: null\n"
+              "  time_format: rfc3339\n"
               "python:\n"
               "  optimize: 0\n",
               sltest::Print(load.cfg()));

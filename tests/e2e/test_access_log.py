@@ -1,0 +1,168 @@
+"""Access-log formats (json, combined, custom; time formats), what core
+errors log, and the header timeout's 408 on a partial head."""
+
+import datetime
+import json
+import re
+import select
+import time
+
+import pytest
+
+from conftest import lines_after, read_response, wait_for
+
+# Apache/nginx combined, as GoAccess's COMBINED and fail2ban's filters parse it.
+COMBINED = re.compile(
+    r'^(?P<host>\S+) - - \[(?P<time>\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
+    r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\d{3}) (?P<bytes>\d+|-) '
+    r'"(?P<referer>[^"\\]*(?:\\.[^"\\]*)*)" "(?P<agent>[^"\\]*(?:\\.[^"\\]*)*)"$'
+)
+
+
+def request(server, raw):
+    with server.connect() as s, s.makefile("rb") as f:
+        s.sendall(raw)
+        return read_response(f)
+
+
+def logged(path, mark, count):
+    wait_for(lambda: len(lines_after(path, mark)) >= count, 10, f"{count} access lines",
+             lambda: f": {lines_after(path, mark)}")
+    return lines_after(path, mark)
+
+
+@pytest.fixture
+def logged_server(serve, tmp_path):
+    path = tmp_path / "access.log"
+
+    def start(**log):
+        server = serve("scope_app:app", log={"access": str(path), **log})
+        return server, path
+
+    return start
+
+
+def test_json_fields_and_rfc3339_time(logged_server):
+    server, path = logged_server()
+    before = datetime.datetime.now(datetime.timezone.utc)
+    status, _, _, _ = request(
+        server,
+        b"POST /items?id=7 HTTP/1.1\r\nHost: x\r\nUser-Agent: t/1\r\nReferer: http://r.test/\r\n"
+        b"Content-Length: 5\r\n\r\nhello",
+    )
+    assert status == 200
+    (entry,) = [json.loads(line) for line in logged(path, 0, 1)]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
+    t = datetime.datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc)
+    assert before - datetime.timedelta(seconds=1) <= t <= before + datetime.timedelta(seconds=30)
+    assert entry["client"].startswith("127.0.0.1:")
+    assert (entry["method"], entry["path"], entry["query"]) == ("POST", "/items", "id=7")
+    assert entry["status"] == 200
+    assert entry["bytes_in"] == 5
+    assert entry["bytes_out"] > 0
+    assert 0 <= entry["duration"] < 30
+    assert (entry["user_agent"], entry["referer"]) == ("t/1", "http://r.test/")
+    assert entry["listener"].startswith("127.0.0.1:")
+    assert entry["pid"] == server.pid  # one worker: the master serves
+
+
+def test_unix_time_format(logged_server):
+    server, path = logged_server(time_format="unix")
+    now = time.time()
+    request(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    (entry,) = [json.loads(line) for line in logged(path, 0, 1)]
+    assert isinstance(entry["time"], float)
+    assert abs(entry["time"] - now) < 30
+    assert (entry["query"], entry["referer"], entry["user_agent"]) == (None, None, None)
+
+
+def test_combined_format(logged_server):
+    server, path = logged_server(access_format="combined")
+    request(server, b'GET /a?b=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: ua "q"\r\nReferer: http://r/\r\n\r\n')
+    request(server, b"GET /plain HTTP/1.0\r\n\r\n")
+    lines = logged(path, 0, 2)
+    m = COMBINED.match(lines[0])
+    assert m, lines[0]
+    assert m["host"] == "127.0.0.1"
+    assert m["request"] == "GET /a?b=1 HTTP/1.1"
+    assert m["status"] == "200" and int(m["bytes"]) > 0
+    assert m["referer"] == "http://r/"
+    assert m["agent"] == 'ua \\"q\\"'
+    datetime.datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z")
+    m = COMBINED.match(lines[1])
+    assert m, lines[1]
+    assert (m["request"], m["referer"], m["agent"]) == ("GET /plain HTTP/1.0", "-", "-")
+
+
+def test_custom_template(logged_server):
+    server, path = logged_server(
+        access_format="custom", access_template="$client|$method|$path|$query|$status|$protocol|$$")
+    request(server, b"GET /t?x=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    (line,) = logged(path, 0, 1)
+    client, method, p, query, status, proto, dollar = line.split("|")
+    assert client.startswith("127.0.0.1:")
+    assert (method, p, query, status, proto, dollar) == ("GET", "/t", "x=1", "200", "HTTP/1.1", "$")
+
+
+def test_custom_needs_a_template_and_known_fields(tmp_path):
+    import subprocess
+
+    from conftest import BIN
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('app: {target: "m:app"}\nlog:\n  access_format: custom\n')
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert 'log.access_template: needs "access_template"' in r.stderr
+    cfg.write_text('app: {target: "m:app"}\nlog:\n  access_format: custom\n'
+                   '  access_template: "$client $bogus"\n')
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert 'unknown field "$bogus"' in r.stderr
+
+
+@pytest.mark.parametrize(
+    "raw, status, method, path",
+    [
+        (b"GET /nohost HTTP/1.1\r\n\r\n", 400, "GET", "/nohost"),
+        (b"GET /big HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431, "GET", "/big"),
+        (b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 413, "POST", "/up"),
+        (b"\x01\x02 garbage\r\n\r\n", 400, "", ""),
+    ],
+)
+def test_core_errors_log_method_and_path_when_read(logged_server, raw, status, method, path):
+    server, log = logged_server()
+    got, _, _, _ = request(server, raw)
+    assert got == status
+    (entry,) = [json.loads(line) for line in logged(log, 0, 1)]
+    assert (entry["status"], entry["method"], entry["path"]) == (status, method, path)
+
+
+def test_header_timeout_answers_408_to_a_partial_head(serve, tmp_path):
+    path = tmp_path / "access.log"
+    server = serve("scope_app:app", timeouts={"header": "1s"}, log={"access": str(path)})
+    with server.connect() as s:
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
+        assert select.select([s], [], [], 10)[0], "no answer within 10 s"
+        with s.makefile("rb") as f:
+            status, headers, _, _ = read_response(f)
+            assert status == 408
+            assert headers["connection"] == "close"
+            assert f.read() == b""  # then closed
+    (entry,) = [json.loads(line) for line in logged(path, 0, 1)]
+    assert (entry["status"], entry["method"], entry["path"]) == (408, "GET", "/slow")
+
+
+def test_header_timeout_closes_silently_when_nothing_was_sent(serve, tmp_path):
+    path = tmp_path / "access.log"
+    server = serve("scope_app:app", timeouts={"header": "1s", "keep_alive": "1s"},
+                   log={"access": str(path)})
+    with server.connect() as s:  # a fresh connection that never speaks
+        assert select.select([s], [], [], 10)[0]
+        assert s.recv(100) == b""
+    with server.connect() as s, s.makefile("rb") as f:  # idle after a request
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(f)[0] == 200
+        assert f.read() == b""
+    assert len(logged(path, 0, 1)) == 1  # only the request that came
