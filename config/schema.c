@@ -856,7 +856,10 @@ static const struct sl__key log_keys[] = {
      .type = &sl__type_logdest,
      .def = "off",
      .flags = SL__NULLABLE | SL__CHECK_WRITE,
-     .doc = "Access log: one line per request."},
+     .doc = "Access log: one line per request. A file is opened for append (whole lines, "
+            "so workers never interleave) and reopened by its path on SIGUSR2 (logrotate "
+            "without copytruncate: move it, then signal the master). A failing file (a full "
+            "disk) is reported once and loses lines; serving goes on."},
     {.name = "level",
      SUBFIELD(log, level),
      .type = &sl__type_enum,

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,6 +70,9 @@ struct sink {
     char *buf;        /* SL_LOG_BUFFER bytes, allocated at the first line */
     size_t len;       /* whole lines, except maybe a partly written first one */
     uint64_t dropped; /* lines refused since the last report */
+    char *path;       /* an access-log file, reopened on request; else NULL */
+    int failing;      /* errno of a write that failed (full disk); 0 = fine */
+    uint64_t lost;    /* lines lost to write errors since `failing` was set */
 };
 
 #define NSINKS 4
@@ -77,6 +81,7 @@ static struct sink sinks[NSINKS] = {{.used = true, .fd = 2, .wfd = 2}};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint batch_depth; /* > 0: inside a loop turn, access lines wait */
 static atomic_bool queued;      /* some sink holds bytes or uncounted drops */
+static atomic_bool reopen_wanted; /* sl_log_reopen_request: at the next flush */
 static int log_pid;             /* cached: getpid() is a system call */
 
 static void atfork_prepare(void)
@@ -191,6 +196,49 @@ static bool sink_append(struct sink *s, const char *p, size_t n)
 }
 
 static void report_drops(struct sink *s);
+static void sink_flush(struct sink *s);
+
+/* A line on stderr from inside the log (lock held: sl_log would deadlock). */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n = snprintf(line, sizeof(line), "saltare[%d]: ", pid_now());
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    n += m < (int)sizeof(line) - n - 1 ? m : (int)sizeof(line) - n - 2;
+    line[n++] = '\n';
+    if (sink_append(&sinks[0], line, (size_t)n))
+        sink_flush(&sinks[0]);
+    else
+        sinks[0].dropped++;
+}
+
+/*
+ * An access-log file refused a write (ENOSPC, EDQUOT, EIO...): the buffered
+ * lines are lost, serving goes on. Said once when it starts failing and
+ * once when it writes again, never per line.
+ */
+static void write_failed(struct sink *s, int err, size_t from)
+{
+    for (size_t i = from; i < s->len; i++)
+        s->lost += s->buf[i] == '\n';
+    if (s == &sinks[0] || s->failing)
+        return; /* stderr itself failing: there is nobody to tell */
+    s->failing = err;
+    say("error: access log %s: %s; lines are dropped until writes succeed",
+        s->path ? s->path : "?", strerror(err));
+}
+
+static void write_recovered(struct sink *s)
+{
+    say("info: access log %s: writing again (%llu line%s lost)", s->path ? s->path : "?",
+        (unsigned long long)s->lost, s->lost == 1 ? "" : "s");
+    s->failing = 0;
+    s->lost = 0;
+}
 
 /*
  * Writes what fits without blocking; keeps the rest (a partly written line
@@ -209,9 +257,12 @@ static void sink_flush(struct sink *s)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (w <= 0) {
+            write_failed(s, w < 0 ? errno : EIO, off);
             off = s->len;
             break;
         }
+        if (s->failing)
+            write_recovered(s);
         off += (size_t)w;
     }
     memmove(s->buf, s->buf + off, s->len - off);
@@ -245,12 +296,44 @@ static void note_queued(void)
     atomic_store_explicit(&queued, q, memory_order_relaxed);
 }
 
+/* Reopens every access-log file by its path (logrotate moved it away):
+ * what is buffered goes to the old file first. Lock held. */
+static void reopen_files(void)
+{
+    atomic_store(&reopen_wanted, false);
+    for (int i = 1; i < NSINKS; i++) {
+        struct sink *s = &sinks[i];
+        if (!s->used || !s->path)
+            continue;
+        if (s->len > 0)
+            sink_flush(s);
+        int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            say("error: access log %s: cannot reopen: %s (still writing the old file)", s->path,
+                strerror(errno));
+            continue;
+        }
+        if (s->owned_wfd)
+            close(s->wfd);
+        dup2(fd, s->fd); /* same number: nothing else holds the old one */
+        close(fd);
+        s->owned_wfd = false;
+        s->wfd = s->fd;
+        s->ready = false; /* the new file may be another kind of thing */
+        say("info: access log %s reopened", s->path);
+    }
+    if (sinks[0].len > 0)
+        sink_flush(&sinks[0]);
+}
+
 /* Queues one unit (a line, or a block of lines) and, when `now` or outside
  * a loop turn, writes the buffer at once. Never blocks. */
 static void emit(struct sink *s, const char *p, size_t n, bool now)
 {
     pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&lock);
+    if (atomic_load_explicit(&reopen_wanted, memory_order_relaxed))
+        reopen_files();
     if (s->len > 0 && n > SL_LOG_BUFFER - s->len)
         sink_flush(s); /* make room if the consumer has caught up */
     if (!sink_append(s, p, n))
@@ -276,11 +359,36 @@ void sl_log_batch_end(void)
         sl_log_flush();
 }
 
+static void on_reopen_signal(int sig)
+{
+    (void)sig;
+    sl_log_reopen_request();
+}
+
+void sl_log_reopen_request(void)
+{
+    atomic_store_explicit(&reopen_wanted, true, memory_order_relaxed);
+}
+
+int sl_log_reopen_on(int sig)
+{
+    struct sigaction sa = {.sa_handler = on_reopen_signal, .sa_flags = SA_RESTART};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    if (sigaction(sig, &sa, NULL) < 0 || pthread_sigmask(SIG_UNBLOCK, &set, NULL) != 0)
+        return -errno;
+    return 0;
+}
+
 void sl_log_flush(void)
 {
-    if (!atomic_load_explicit(&queued, memory_order_relaxed))
+    if (!atomic_load_explicit(&queued, memory_order_relaxed) &&
+        !atomic_load_explicit(&reopen_wanted, memory_order_relaxed))
         return;
     pthread_mutex_lock(&lock);
+    if (atomic_load_explicit(&reopen_wanted, memory_order_relaxed))
+        reopen_files();
     for (int i = 0; i < NSINKS; i++)
         if (sinks[i].used && (sinks[i].len > 0 || sinks[i].dropped > 0)) {
             if (sinks[i].len > 0)
@@ -500,7 +608,8 @@ int sl_access_log_open(struct sl_access_log *l, const char *target)
     pthread_mutex_lock(&lock);
     for (int i = 1; i < NSINKS; i++)
         if (!sinks[i].used) {
-            sinks[i] = (struct sink){.used = true, .owned_fd = true, .fd = fd, .wfd = fd};
+            sinks[i] = (struct sink){.used = true, .owned_fd = true, .fd = fd, .wfd = fd,
+                                     .path = strdup(target)};
             l->sink = i + 1;
             break;
         }
@@ -525,6 +634,7 @@ void sl_access_log_close(struct sl_access_log *l)
             close(s->wfd);
         close(s->fd);
         free(s->buf);
+        free(s->path);
         *s = (struct sink){0};
         note_queued();
         pthread_mutex_unlock(&lock);

@@ -84,6 +84,18 @@ void sl_log_batch_end(void);
 /* Writes what the buffers hold, without blocking. */
 void sl_log_flush(void);
 
+/*
+ * Reopening (logrotate without copytruncate): access-log files are opened
+ * again by their path at the next flush (the next loop turn with a line to
+ * write, or sl_log_flush), after what is buffered went to the old file.
+ * sl_log_reopen_request is async-signal-safe; sl_log_reopen_on installs it
+ * as the handler of `sig` (SIGUSR2) and unblocks it. Returns 0 or -errno.
+ * A file whose writes fail (a full disk) loses its lines, said once on
+ * stderr when it starts and once when writes succeed again.
+ */
+void sl_log_reopen_request(void);
+int sl_log_reopen_on(int sig);
+
 /* True while some line waits in a buffer (the consumer pushed back). */
 bool sl_log_pending(void);
 

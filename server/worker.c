@@ -14,6 +14,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -523,6 +524,8 @@ static int open_access_log(struct sl_worker *w)
     w->alog.format = w->cfg->log.access_format;
     w->alog.time_format = w->cfg->log.time_format;
     w->alog.tmpl = w->cfg->log.access_template;
+    if (rc == 0 && (rc = sl_log_reopen_on(SIGUSR2)) < 0)
+        sl_log(SL_LOG_ERROR, "access log: cannot handle SIGUSR2: %s", strerror(-rc));
     return rc;
 }
 

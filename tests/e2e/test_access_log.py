@@ -166,3 +166,53 @@ def test_header_timeout_closes_silently_when_nothing_was_sent(serve, tmp_path):
         assert read_response(f)[0] == 200
         assert f.read() == b""
     assert len(logged(path, 0, 1)) == 1  # only the request that came
+
+
+# ---- reopening and failing files ---------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigusr2_reopens_the_access_log(serve, tmp_path, workers):
+    """logrotate's way: move the file, SIGUSR2, the next lines go to a new
+    file at the old path; nothing is lost across the move."""
+    import os
+    import signal
+
+    path = tmp_path / "access.log"
+    server = serve("scope_app:app", workers=workers, log={"access": str(path)})
+    for i in range(20):
+        assert request(server, f"GET /before/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())[0] == 200
+    logged(path, 0, 20)
+    rotated = tmp_path / "access.log.1"
+    os.rename(path, rotated)
+    mark = server.mark()
+    os.kill(server.pid, signal.SIGUSR2)
+    for i in range(20):
+        assert request(server, f"GET /after/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())[0] == 200
+    wait_for(lambda: path.exists() and len(lines_after(path, 0)) >= 20, 10,
+             "20 lines in the reopened file", lambda: f": {server.stderr()}")
+    old = [json.loads(line)["path"] for line in lines_after(rotated, 0)]
+    new = [json.loads(line)["path"] for line in lines_after(path, 0)]
+    assert sorted(old + new) == sorted([f"/before/{i}" for i in range(20)] +
+                                       [f"/after/{i}" for i in range(20)])
+    assert all(p.startswith("/before/") for p in old)  # nothing new went to the moved file
+    assert server.proc.poll() is None  # SIGUSR2 never kills
+    assert "reopened" in server.stderr_since(mark)
+
+
+def test_sigusr2_without_an_access_log_is_harmless(serve):
+    import signal
+
+    server = serve("scope_app:app")
+    server.proc.send_signal(signal.SIGUSR2)
+    assert request(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+    assert server.proc.poll() is None
+
+
+def test_a_full_disk_is_logged_once_and_serving_goes_on(serve):
+    server = serve("scope_app:app", log={"access": "/dev/full"})
+    for _ in range(30):
+        assert request(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+    wait_for(lambda: "No space left on device" in server.stderr(), 10, "the full-disk line",
+             lambda: f": {server.stderr()}")
+    assert server.stderr().count("No space left on device") == 1
