@@ -171,6 +171,7 @@ struct sl_config {
     } http;
     struct {
         const char *access; /* NULL = off, "stderr", or a file path */
+        const char *error;  /* "stderr" or a file path */
         enum sl_log_level level;
         enum sl_access_format access_format;
         const char *access_template; /* access_format custom: "$client $status..." */

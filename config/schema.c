@@ -860,6 +860,14 @@ static const struct sl__key log_keys[] = {
             "so workers never interleave) and reopened by its path on SIGUSR2 (logrotate "
             "without copytruncate: move it, then signal the master). A failing file (a full "
             "disk) is reported once and loses lines; serving goes on."},
+    {.name = "error",
+     SUBFIELD(log, error),
+     .type = &sl__type_logdest,
+     .def = "stderr",
+     .flags = SL__NULLABLE | SL__CHECK_WRITE,
+     .doc = "Error log: `stderr` or a file opened for append and reopened on SIGUSR2 like "
+            "`access`. Python tracebacks go there; what an app prints to `sys.stderr` stays on "
+            "stderr. `off` is not accepted: errors are always written somewhere."},
     {.name = "level",
      SUBFIELD(log, level),
      .type = &sl__type_enum,
@@ -905,6 +913,12 @@ static void log_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
     int format = *(const int *)((const char *)obj + offsetof(struct sl_config, log.access_format) -
                                 offsetof(struct sl_config, log));
     const struct sl__node *at = sl__map_get(map, "access_template");
+    const char *err = *(const char *const *)((const char *)obj +
+                                             offsetof(struct sl_config, log.error) -
+                                             offsetof(struct sl_config, log));
+    if (err == NULL)
+        sl__error(cx, sl__map_get(map, "error") ? sl__map_get(map, "error") : map,
+                  sl__path_join(cx, path, "error"), "expected \"stderr\" or a file path, got off");
     if (format == SL_ACCESS_CUSTOM && t == NULL)
         sl__error(cx, sl__map_get(map, "access_format") ? sl__map_get(map, "access_format") : map,
                   sl__path_join(cx, path, "access_template"),

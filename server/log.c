@@ -301,7 +301,7 @@ static void note_queued(void)
 static void reopen_files(void)
 {
     atomic_store(&reopen_wanted, false);
-    for (int i = 1; i < NSINKS; i++) {
+    for (int i = NSINKS - 1; i >= 0; i--) { /* stderr last: it takes the reports */
         struct sink *s = &sinks[i];
         if (!s->used || !s->path)
             continue;
@@ -320,7 +320,7 @@ static void reopen_files(void)
         s->owned_wfd = false;
         s->wfd = s->fd;
         s->ready = false; /* the new file may be another kind of thing */
-        say("info: access log %s reopened", s->path);
+        say("info: %s %s reopened", i ? "access log" : "error log", s->path);
     }
     if (sinks[0].len > 0)
         sink_flush(&sinks[0]);
@@ -589,6 +589,32 @@ void sl_log_block(const char *text, size_t len)
 }
 
 /* ---- the access log ---------------------------------------------------- */
+
+int sl_log_open_error(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        sl_log(SL_LOG_ERROR, "error log %s: %s", path, strerror(err));
+        return -err;
+    }
+    char *copy = strdup(path);
+    pthread_once(&atfork_once, atfork_register);
+    pthread_mutex_lock(&lock);
+    struct sink *s = &sinks[0];
+    if (s->len > 0)
+        sink_flush(s); /* what came before goes to stderr, in order */
+    if (s->owned_wfd)
+        close(s->wfd);
+    s->fd = s->wfd = fd;
+    s->owned_fd = true;
+    s->owned_wfd = false;
+    s->ready = false;
+    free(s->path);
+    s->path = copy;
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
 
 int sl_access_log_open(struct sl_access_log *l, const char *target)
 {

@@ -94,6 +94,9 @@ void sl_log_flush(void);
  * stderr when it starts and once when writes succeed again.
  */
 void sl_log_reopen_request(void);
+/* Sends the error log to a file (opened for append, reopened like the
+ * access log) instead of stderr. Returns 0 or a negative errno (logged). */
+int sl_log_open_error(const char *path);
 int sl_log_reopen_on(int sig);
 
 /* True while some line waits in a buffer (the consumer pushed back). */

@@ -263,6 +263,7 @@ static void on_reopen_signal(int sig)
 {
     (void)sig;
     reopen_signals++;
+    sl_log_reopen_request(); /* the master's own error-log file */
 }
 
 static void on_stop_signal(int sig)
@@ -495,6 +496,8 @@ static int serve(const struct sl_config *cfg)
     if (workers > 1024)
         workers = 1024;
     sl_log_set_level(cfg->log.level);
+    if (strcmp(cfg->log.error, "stderr") != 0 && sl_log_open_error(cfg->log.error) < 0)
+        return 1;
     /* SIGUSR2 (log reopen) before anything listens: a rotation racing the
      * start must not kill us. The master later forwards it instead. */
     if (sl_log_reopen_on(SIGUSR2) < 0)

@@ -1036,6 +1036,7 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  server_header: \"saltare\"\n"
               "log:\n"
               "  access: off\n"
+              "  error: stderr\n"
               "  level: info\n"
               "  access_format: json\n"
               "  access_template: null\n"

@@ -216,3 +216,39 @@ def test_a_full_disk_is_logged_once_and_serving_goes_on(serve):
     wait_for(lambda: "No space left on device" in server.stderr(), 10, "the full-disk line",
              lambda: f": {server.stderr()}")
     assert server.stderr().count("No space left on device") == 1
+
+
+def test_error_log_file_and_its_reopen(serve, tmp_path):
+    import os
+    import signal
+
+    from conftest import free_port
+
+    path = tmp_path / "error.log"
+    # access: stderr shares the error log's destination, here the file. A
+    # fixed port: the ready line the launcher reads for port 0 is in the file.
+    server = serve("scope_app:app", listener={"tcp": f"127.0.0.1:{free_port()}"},
+                   log={"error": str(path), "access": "stderr"})
+    assert request(server, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+    wait_for(lambda: '"path":"/one"' in path.read_text(), 10, "the first line in error.log")
+    assert "serving scope_app:app" in path.read_text()
+    os.rename(path, tmp_path / "error.log.1")
+    os.kill(server.pid, signal.SIGUSR2)
+    assert request(server, b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+    wait_for(lambda: path.exists() and '"path":"/two"' in path.read_text(), 10,
+             "the reopened error.log", lambda: f": {server.stderr()}")
+    text = path.read_text()
+    assert f"error log {path} reopened" in text
+    assert '"path":"/one"' not in text
+
+
+def test_error_log_cannot_be_off(tmp_path):
+    import subprocess
+
+    from conftest import BIN
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('app: {target: "m:app"}\nlog:\n  error: off\n')
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert 'log.error: expected "stderr" or a file path, got off' in r.stderr
