@@ -822,6 +822,10 @@ static bool proxy_step(struct sl_conn *c)
             continue; /* a long v2 header: peek again into the large buffer */
         if (rc == SL_PROXY_INCOMPLETE && (size_t)n < cap) {
             c->readable = false; /* the rest comes with the next edge */
+            if (c->peer_eof) {
+                proxy_reject(c, "connection closed inside the PROXY header");
+                return false;
+            }
             break;
         }
         if (rc < 0) {

@@ -173,6 +173,18 @@ def test_missing_or_malformed_header_closes_the_connection(proxied, protocol, da
     s.close()
 
 
+def test_eof_inside_the_header_is_counted_as_malformed(proxied):
+    server = proxied("v1")
+    mark = server.mark()
+    s = server.connect()
+    s.sendall(b"PROXY TCP4 1.2.3.4 ")
+    s.shutdown(socket.SHUT_WR)
+    assert closed_without_response(s)
+    s.close()
+    wait_for_output(server, r"proxy: closing connection .*: connection closed inside the PROXY header",
+                    mark)
+
+
 def test_header_timeout_applies_to_the_proxy_header(serve):
     server = serve(
         "scope_app:app",
