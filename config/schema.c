@@ -774,7 +774,7 @@ static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
 /* Fields of an access-log line (server/log.c renders them). */
 static const char *const access_fields[] = {
     "time",      "client",   "method",     "path",    "query", "status", "bytes_in", "bytes_out",
-    "duration",  "user_agent", "referer",  "listener", "pid",  "protocol", NULL};
+    "duration",  "user_agent", "referer",  "listener", "pid",  "protocol", "tls", NULL};
 
 static const struct sl__key app_keys[] = {
     {.name = "target",
@@ -882,7 +882,7 @@ static const struct sl__key log_keys[] = {
      .doc = "`json`: one object per line with `time`, `client`, `method`, `path`, `query`, "
             "`status`, `bytes_in` (request body), `bytes_out` (response body), `duration` "
             "(seconds, head received to response sent), `user_agent`, `referer` (null when "
-            "absent), `listener` and `pid`. `combined`: Apache/nginx combined format "
+            "absent), `listener`, `pid` and `tls` (`TLSv1.3`, null on plain connections). `combined`: Apache/nginx combined format "
             "(GoAccess, fail2ban): `client - - [time] \"request line\" status bytes "
             "\"referer\" \"user agent\"`. `custom`: `access_template`. Requests the "
             "core answered itself (400, 408, 413, 431...) carry the method and path when the "
@@ -938,7 +938,7 @@ static void log_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
             sl__error(cx, at ? at : map, sl__path_join(cx, path, "access_template"),
                       "unknown field \"$%.*s\", expected one of: time, client, method, path, "
                       "query, status, bytes_in, bytes_out, duration, user_agent, referer, "
-                      "listener, pid, protocol (or $$)",
+                      "listener, pid, protocol, tls (or $$)",
                       (int)(n < 40 ? n : 40), p + 1);
         p += 1 + n;
     }

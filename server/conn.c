@@ -30,6 +30,7 @@
 
 #include "server/clock.h"
 #include "server/proxy.h"
+#include "server/tls.h"
 #include "server/server_internal.h"
 
 #define STEP_BUDGET 64 /* state machine steps per connection and round */
@@ -181,6 +182,14 @@ void sl__conn_client(const struct sl_conn *c, char *out, size_t cap)
     sl__addr_format(&c->peer.sa, c->peer_len, out, cap);
 }
 
+/* The access log's TLS version of r's connection; NULL when plain. */
+static const char *tls_name(const struct sl_req *r)
+{
+    const struct sl_tls_conn *t = sl_req_tls(r);
+    int v = t ? sl_tls_version(t) : 0;
+    return !t ? NULL : v == 0x0304 ? "TLSv1.3" : v == 0x0303 ? "TLSv1.2" : "TLS";
+}
+
 /* One access-log line per exchange, written when it ends (a client that
  * left before any of the response was committed is logged as 499, as
  * nginx does). */
@@ -216,6 +225,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .referer = r->ref_len ? c->rbuf + r->ref_off : NULL,
         .referer_len = r->ref_len,
         .listener = c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name,
+        .tls = tls_name(r),
     };
     if (!c->rbuf)
         e.method_len = e.path_len = e.user_agent_len = e.referer_len = 0, e.user_agent = NULL,

@@ -789,6 +789,8 @@ static size_t format_json(char *buf, const struct sl_access_entry *e, const stru
     json_opt(buf, &p, 1000, e->referer, e->referer_len);
     lit(buf, &p, ",\"listener\":");
     json_opt(buf, &p, 200, e->listener, e->listener ? strlen(e->listener) : 0);
+    lit(buf, &p, ",\"tls\":");
+    json_opt(buf, &p, 32, e->tls, e->tls ? strlen(e->tls) : 0);
     lit(buf, &p, ",\"pid\":");
     num(buf, &p, l ? (uint64_t)l->pid : 0);
     lit(buf, &p, "}\n");
@@ -901,6 +903,8 @@ static bool custom_field(char *buf, size_t *p, size_t limit, const char *name, s
         text_str(buf, p, limit, e->user_agent, e->user_agent_len);
     else if (IS("referer"))
         text_str(buf, p, limit, e->referer, e->referer_len);
+    else if (IS("tls"))
+        text_str(buf, p, limit, e->tls, e->tls ? strlen(e->tls) : 0);
     else if (IS("listener"))
         text_str(buf, p, limit, e->listener, e->listener ? strlen(e->listener) : 0);
     else

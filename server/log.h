@@ -151,6 +151,7 @@ struct sl_access_entry {
     const char *referer; /* NULL when absent */
     size_t referer_len;
     const char *listener; /* its name, or address; NUL-terminated; NULL = none */
+    const char *tls;      /* "TLSv1.3"...; NULL = plain connection */
 };
 
 #define SL_ACCESS_LINE_MAX 8192

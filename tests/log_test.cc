@@ -106,7 +106,7 @@ TEST(AccessLog, JsonUnixTimeAndFields)
                         "\"duration\":1.500000,"),
               std::string::npos)
         << line;
-    EXPECT_NE(line.find("\"listener\":\"api\",\"pid\":77}\n"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"listener\":\"api\",\"tls\":null,\"pid\":77}\n"), std::string::npos) << line;
 }
 
 TEST(AccessLog, CustomTemplateFillsNamedFields)

@@ -1658,7 +1658,7 @@ TEST(AccessLog, EscapesEveryFieldIntoOneJsonLine)
                     "\"method\":\"GET\",\"path\":\"/a\\\"b\\\\c\\u000a\\u0001\\u00ff\xc3\xa9\","
                     "\"query\":null,\"status\":200,\"bytes_in\":0,\"bytes_out\":11,"
                     "\"duration\":0.000042,\"user_agent\":null,\"referer\":null,"
-                    "\"listener\":null,\"pid\":0}\n");
+                    "\"listener\":null,\"tls\":null,\"pid\":0}\n");
 }
 
 TEST(AccessLog, TruncatesHugeFieldsToFitTheLine)

@@ -65,6 +65,7 @@ def test_json_fields_and_rfc3339_time(logged_server):
     assert (entry["user_agent"], entry["referer"]) == ("t/1", "http://r.test/")
     assert entry["listener"].startswith("127.0.0.1:")
     assert entry["pid"] == server.pid  # one worker: the master serves
+    assert entry["tls"] is None
 
 
 def test_unix_time_format(logged_server):

@@ -231,10 +231,12 @@ def test_v2_before_tls_handshake(serve, tmp_path):
     certs.mkdir()
     subprocess.run(["sh", str(ROOT / "tools" / "testcerts.sh"), str(certs)], check=True,
                    capture_output=True)
+    log = tmp_path / "access.log"
     server = serve(
         "scope_app:app",
         listener={"tcp": "127.0.0.1:0", "proxy": {"protocol": "v2"},
                   "tls": {"cert": str(certs / "server.pem"), "key": str(certs / "server.key")}},
+        log={"access": str(log)},
     )
     raw = server.connect()
     raw.sendall(v2_tcp4("203.0.113.50", 999, "10.0.0.1", 443))
@@ -248,6 +250,10 @@ def test_v2_before_tls_handshake(serve, tmp_path):
     assert scope["scheme"] == "https"
     assert "tls" in scope["extensions"]
     s.close()
+    wait_for(lambda: access_lines(log), 10, "an access line")
+    (entry,) = access_lines(log)
+    assert entry["client"] == "203.0.113.50:999"
+    assert entry["tls"] in ("TLSv1.2", "TLSv1.3")
 
 
 # ---- forwarding headers ------------------------------------------------------
