@@ -63,8 +63,8 @@ static void fuzz_parse(const uint8_t *data, size_t size, unsigned accept)
     CHECK(parse_copy(data, (size_t)rc, accept, &pi) == rc);
 }
 
-static const char *const names[] = {"forwarded", "x-forwarded-for", "x-forwarded-proto",
-                                    "x-forwarded-host", "x-real-ip", "host"};
+static const char *const names[] = {"forwarded",        "x-forwarded-for", "x-forwarded-proto",
+                                    "x-forwarded-host", "x-real-ip",       "host"};
 
 static void fuzz_headers(const uint8_t *data, size_t size)
 {
@@ -89,8 +89,7 @@ static void fuzz_headers(const uint8_t *data, size_t size)
     struct sl_proxy_origin o;
     sl_proxy_from_headers(&cfg, &req, &o);
     CHECK(!o.host || (o.host >= b && o.host + o.host_len <= b + size));
-    CHECK(!o.has_client || o.client.sa.sa_family == AF_INET ||
-          o.client.sa.sa_family == AF_INET6);
+    CHECK(!o.has_client || o.client.sa.sa_family == AF_INET || o.client.sa.sa_family == AF_INET6);
     CHECK(o.scheme <= SL_PROXY_SCHEME_HTTPS);
     free(b);
 }

@@ -79,10 +79,10 @@ struct sink {
 
 static struct sink sinks[NSINKS] = {{.used = true, .fd = 2, .wfd = 2}};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_uint batch_depth; /* > 0: inside a loop turn, access lines wait */
-static atomic_bool queued;      /* some sink holds bytes or uncounted drops */
+static atomic_uint batch_depth;   /* > 0: inside a loop turn, access lines wait */
+static atomic_bool queued;        /* some sink holds bytes or uncounted drops */
 static atomic_bool reopen_wanted; /* sl_log_reopen_request: at the next flush */
-static int log_pid;             /* cached: getpid() is a system call */
+static int log_pid;               /* cached: getpid() is a system call */
 
 static void atfork_prepare(void)
 {
@@ -228,8 +228,8 @@ static void write_failed(struct sink *s, int err, size_t from)
     if (s == &sinks[0] || s->failing)
         return; /* stderr itself failing: there is nobody to tell */
     s->failing = err;
-    say("error: access log %s: %s; lines are dropped until writes succeed",
-        s->path ? s->path : "?", strerror(err));
+    say("error: access log %s: %s; lines are dropped until writes succeed", s->path ? s->path : "?",
+        strerror(err));
 }
 
 static void write_recovered(struct sink *s)
@@ -634,8 +634,8 @@ int sl_access_log_open(struct sl_access_log *l, const char *target)
     pthread_mutex_lock(&lock);
     for (int i = 1; i < NSINKS; i++)
         if (!sinks[i].used) {
-            sinks[i] = (struct sink){.used = true, .owned_fd = true, .fd = fd, .wfd = fd,
-                                     .path = strdup(target)};
+            sinks[i] = (struct sink){
+                .used = true, .owned_fd = true, .fd = fd, .wfd = fd, .path = strdup(target)};
             l->sink = i + 1;
             break;
         }

@@ -228,40 +228,53 @@ static void v2_addrs(const unsigned char *a, int fam, struct sl_proxy_info *info
     }
 }
 
+/* The address block's length and family for a v2 family byte; false for
+ * datagrams and unknown families. fam 0: no address to take (UNSPEC, UNIX). */
+static bool v2_family(unsigned char byte, size_t *block, int *fam)
+{
+    switch (byte) {
+    case 0x00: /* UNSPEC */
+        *block = 0, *fam = 0;
+        return true;
+    case 0x11: /* TCP over IPv4 */
+        *block = 12, *fam = AF_INET;
+        return true;
+    case 0x21: /* TCP over IPv6 */
+        *block = 36, *fam = AF_INET6;
+        return true;
+    case 0x31: /* UNIX stream: the proxy's addresses mean nothing here */
+        *block = 216, *fam = 0;
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int parse_v2(const char *buf, size_t len, struct sl_proxy_info *out)
 {
     const unsigned char *h = (const unsigned char *)buf;
+    size_t block;
+    int fam;
     if (len < 16)
         return SL_PROXY_INCOMPLETE;
     unsigned ver = h[12] >> 4, cmd = h[12] & 0xf;
     if (ver != 2 || cmd > 1)
         return SL_PROXY_E_VERSION;
+    if (!v2_family(h[13], &block, &fam))
+        return SL_PROXY_E_FAMILY;
     size_t body = (size_t)h[14] << 8 | h[15];
-    size_t need;
-    int fam = 0;
-    switch (h[13]) {
-    case 0x00: need = 0; break;                       /* UNSPEC */
-    case 0x11: need = 12, fam = AF_INET; break;       /* TCP over IPv4 */
-    case 0x21: need = 36, fam = AF_INET6; break;      /* TCP over IPv6 */
-    case 0x31: need = 216; break;                     /* UNIX stream */
-    default: return SL_PROXY_E_FAMILY;                /* datagrams, unknown */
-    }
-    if (cmd == 0) /* LOCAL: the proxy's own connection (health check) */
-        need = 0, fam = 0;
-    if (body < need)
+    if (cmd == 0) { /* LOCAL (a health check): skip what address block came */
+        fam = 0;
+        block = block <= body ? block : body;
+    } else if (body < block) {
         return SL_PROXY_E_LENGTH;
+    }
     if (len < 16 + body)
         return SL_PROXY_INCOMPLETE;
     struct sl_proxy_info info = {.version = 2, .local = fam == 0};
     if (fam)
         v2_addrs(h + 16, fam, &info);
-    /* TLVs follow the address block; LOCAL skips the block as sent. */
-    size_t tlv = cmd == 0 ? 16 + body : 16 + need;
-    if (cmd == 0) {
-        size_t ablock = h[13] == 0x11 ? 12 : h[13] == 0x21 ? 36 : h[13] == 0x31 ? 216 : 0;
-        tlv = 16 + (ablock <= body ? ablock : body);
-    }
-    int rc = parse_tlvs(h, tlv, 16 + body, &info);
+    int rc = parse_tlvs(h, 16 + block, 16 + body, &info);
     if (rc < 0)
         return rc;
     *out = info;
@@ -373,8 +386,8 @@ static void trim(const char **s, size_t *n)
 }
 
 /* The right-most comma-separated item of the last `name` field line. */
-static bool last_item(const struct sl_h1_request *h, const char *name, size_t nlen,
-                      const char **v, size_t *vlen)
+static bool last_item(const struct sl_h1_request *h, const char *name, size_t nlen, const char **v,
+                      size_t *vlen)
 {
     const struct sl_h1_header *last = NULL;
     for (size_t i = 0; i < h->nheaders; i++)
@@ -396,14 +409,13 @@ struct hops {
     const struct sl_h1_request *h;
     const char *name;
     size_t nlen;
-    size_t line;     /* index + 1 of the line being walked; 0 = none left */
+    size_t line; /* index + 1 of the line being walked; 0 = none left */
     const char *start;
-    size_t rem;      /* bytes of the line left of the cursor */
-    bool open;       /* a line is being walked */
+    size_t rem; /* bytes of the line left of the cursor */
+    bool open;  /* a line is being walked */
 };
 
-static void hops_init(struct hops *it, const struct sl_h1_request *h, const char *name,
-                      size_t nlen)
+static void hops_init(struct hops *it, const struct sl_h1_request *h, const char *name, size_t nlen)
 {
     *it = (struct hops){.h = h, .name = name, .nlen = nlen, .line = h->nheaders + 1};
 }
@@ -438,7 +450,7 @@ static bool hops_prev(struct hops *it, const char **v, size_t *n)
     if (p == 0)
         it->open = false; /* the line's left-most item */
     else
-        it->rem = p - 1;  /* before the comma */
+        it->rem = p - 1; /* before the comma */
     trim(v, n);
     return true;
 }

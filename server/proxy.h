@@ -36,7 +36,7 @@ union sl_proxy_addr {
 
 /* Results of sl_proxy_parse other than a length. */
 enum {
-    SL_PROXY_INCOMPLETE = -1, /* a valid prefix: read more and call again */
+    SL_PROXY_INCOMPLETE = -1,  /* a valid prefix: read more and call again */
     SL_PROXY_E_SIGNATURE = -2, /* not a PROXY header (or a version not accepted) */
     SL_PROXY_E_SYNTAX = -3,    /* v1: bad line, address or port */
     SL_PROXY_E_TOO_LONG = -4,  /* v1: no CRLF within 107 bytes */
@@ -47,23 +47,23 @@ enum {
     SL_PROXY_E_CRC = -9,       /* v2: the CRC32C TLV does not match */
 };
 
-#define SL_PROXY_V1 1u /* accept version 1 (text) */
-#define SL_PROXY_V2 2u /* accept version 2 (binary) */
+#define SL_PROXY_V1 1u      /* accept version 1 (text) */
+#define SL_PROXY_V2 2u      /* accept version 2 (binary) */
 #define SL_PROXY_V1_MAX 107 /* longest v1 line, CRLF included */
 #define SL_PROXY_V2_SIG_LEN 12
 
 struct sl_proxy_info {
-    int version; /* 1 or 2 */
-    bool local;  /* no address given (v1 UNKNOWN, v2 LOCAL, UNSPEC or
-                    UNIX): keep the connection's own addresses */
+    int version;                  /* 1 or 2 */
+    bool local;                   /* no address given (v1 UNKNOWN, v2 LOCAL, UNSPEC or
+                                     UNIX): keep the connection's own addresses */
     union sl_proxy_addr src, dst; /* valid unless `local` */
     socklen_t addr_len;           /* of src and dst */
     /* v2 TLVs; pointers borrow the parsed buffer, NULL = absent. */
-    bool ssl;               /* PP2_TYPE_SSL with PP2_CLIENT_SSL: the client
-                               spoke TLS to the proxy */
-    const char *alpn;       /* PP2_TYPE_ALPN */
+    bool ssl;         /* PP2_TYPE_SSL with PP2_CLIENT_SSL: the client
+                         spoke TLS to the proxy */
+    const char *alpn; /* PP2_TYPE_ALPN */
     size_t alpn_len;
-    const char *authority;  /* PP2_TYPE_AUTHORITY (the SNI host) */
+    const char *authority; /* PP2_TYPE_AUTHORITY (the SNI host) */
     size_t authority_len;
 };
 

@@ -149,20 +149,20 @@ TEST(ProxyV1, RejectsMalformedLines)
 {
     sl_proxy_info pi;
     const char *bad[] = {
-        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\n",       // bare LF
-        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\rX",      // CR without LF
-        "PROXY TCP4  192.0.2.7 198.51.100.1 56324 443\r\n",    // double space
-        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 443 \r\n",    // trailing space
-        "PROXY TCP4 192.0.2.7 198.51.100.1 056324 443\r\n",    // leading zero
-        "PROXY TCP4 192.0.2.7 198.51.100.1 65536 443\r\n",     // port range
-        "PROXY TCP4 192.0.2.7 198.51.100.1 +1 443\r\n",        // sign
-        "PROXY TCP4 192.0.2.07 198.51.100.1 1 443\r\n",        // octal-looking
-        "PROXY TCP4 2001:db8::1 198.51.100.1 1 443\r\n",       // family mismatch
-        "PROXY TCP6 192.0.2.7 ::1 1 443\r\n",                  // family mismatch
-        "PROXY TCP4 192.0.2.7 198.51.100.1 1\r\n",             // a field short
-        "PROXY UDP4 192.0.2.7 198.51.100.1 1 2\r\n",           // not TCP
-        "PROXY tcp4 192.0.2.7 198.51.100.1 1 2\r\n",           // case
-        "PROXY UNKNOWNX\r\n",                                  // not UNKNOWN
+        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\n",    // bare LF
+        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\rX",   // CR without LF
+        "PROXY TCP4  192.0.2.7 198.51.100.1 56324 443\r\n", // double space
+        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 443 \r\n", // trailing space
+        "PROXY TCP4 192.0.2.7 198.51.100.1 056324 443\r\n", // leading zero
+        "PROXY TCP4 192.0.2.7 198.51.100.1 65536 443\r\n",  // port range
+        "PROXY TCP4 192.0.2.7 198.51.100.1 +1 443\r\n",     // sign
+        "PROXY TCP4 192.0.2.07 198.51.100.1 1 443\r\n",     // octal-looking
+        "PROXY TCP4 2001:db8::1 198.51.100.1 1 443\r\n",    // family mismatch
+        "PROXY TCP6 192.0.2.7 ::1 1 443\r\n",               // family mismatch
+        "PROXY TCP4 192.0.2.7 198.51.100.1 1\r\n",          // a field short
+        "PROXY UDP4 192.0.2.7 198.51.100.1 1 2\r\n",        // not TCP
+        "PROXY tcp4 192.0.2.7 198.51.100.1 1 2\r\n",        // case
+        "PROXY UNKNOWNX\r\n",                               // not UNKNOWN
     };
     for (const char *s : bad)
         EXPECT_EQ(SL_PROXY_E_SYNTAX, Parse(s, &pi)) << s;
@@ -245,8 +245,7 @@ TEST(ProxyV2, LocalAndUnspecKeepTheConnectionsAddresses)
 TEST(ProxyV2, IsIncompleteOnEveryPrefix)
 {
     sl_proxy_info pi;
-    std::string h =
-        V2(1, 0x11, Ip4Block("1.2.3.4", "5.6.7.8", 1, 2), Tlv(0x02, "example.com"));
+    std::string h = V2(1, 0x11, Ip4Block("1.2.3.4", "5.6.7.8", 1, 2), Tlv(0x02, "example.com"));
     for (size_t i = 0; i < h.size(); i++)
         EXPECT_EQ(SL_PROXY_INCOMPLETE, Parse(h.substr(0, i), &pi)) << i;
     EXPECT_EQ(int(h.size()), Parse(h, &pi));
@@ -389,8 +388,8 @@ struct Head {
             store.push_back(f.second);
         }
         for (size_t i = 0; i < store.size(); i += 2)
-            hs.push_back({store[i].data(), store[i].size(), store[i + 1].data(),
-                          store[i + 1].size()});
+            hs.push_back(
+                {store[i].data(), store[i].size(), store[i + 1].data(), store[i + 1].size()});
         req.headers = hs.data();
         req.nheaders = hs.size();
     }
