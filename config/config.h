@@ -30,6 +30,8 @@ enum sl_listener_kind { SL_LISTENER_TCP, SL_LISTENER_UNIX, SL_LISTENER_FD, SL_LI
 enum sl_tls_version { SL_TLS_1_2, SL_TLS_1_3 };
 enum sl_verify_client { SL_VERIFY_OFF, SL_VERIFY_OPTIONAL, SL_VERIFY_REQUIRED };
 enum sl_log_level { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARNING, SL_LOG_ERROR };
+enum sl_access_format { SL_ACCESS_JSON, SL_ACCESS_COMBINED, SL_ACCESS_CUSTOM };
+enum sl_time_format { SL_TIME_RFC3339, SL_TIME_UNIX };
 
 /* All durations are milliseconds; 0 means "no timeout". */
 struct sl_timeouts {
@@ -190,6 +192,27 @@ struct sl_route_list {
     const struct sl_route_config *items;
     size_t n;
 };
+/* ---- proxy (h-obs) ---- */
+enum sl_proxy_protocol { SL_PROXY_OFF, SL_PROXY_PROTO_V1, SL_PROXY_PROTO_V2, SL_PROXY_PROTO_AUTO };
+
+/* One `proxy.trusted` address range, compiled from its text. */
+struct sl_cidr {
+    uint8_t family; /* AF_INET or AF_INET6 */
+    uint8_t bits;   /* prefix length */
+    uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
+};
+
+/* Who may speak for the client (global, overridable per listener). */
+struct sl_proxy_config {
+    const char *const *trusted; /* as written: CIDRs, addresses, "unix" */
+    size_t ntrusted;
+    const struct sl_cidr *cidrs; /* `trusted` compiled, "unix" left out */
+    size_t ncidrs;
+    bool trust_unix; /* "unix" listed: Unix-socket peers are trusted */
+    bool headers;    /* believe Forwarded / X-Forwarded-* / X-Real-IP from them */
+    enum sl_proxy_protocol protocol; /* PROXY header required on every connection */
+};
+/* ---- end proxy ---- */
 
 /*
  * One listener. `limits` and `timeouts` are already resolved: keys the
@@ -219,6 +242,7 @@ struct sl_listener_config {
     struct sl_timeouts timeouts;
     struct sl_route_list routes; /* its own `routes`, or the global table */
     struct sl_websocket websocket;
+    struct sl_proxy_config proxy; /* resolved like limits */
 };
 
 /* Options of TCP sockets (every TCP listener; accepted sockets inherit
@@ -254,6 +278,7 @@ struct sl_config {
     struct sl_websocket websocket; /* global section */
     struct sl_tcp_config tcp;
     struct sl_route_list routes; /* global intercept routes */
+    struct sl_proxy_config proxy; /* global section */
     struct {
         bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */
     } process;
@@ -262,7 +287,11 @@ struct sl_config {
     } http;
     struct {
         const char *access; /* NULL = off, "stderr", or a file path */
+        const char *error;  /* "stderr" or a file path */
         enum sl_log_level level;
+        enum sl_access_format access_format;
+        const char *access_template; /* access_format custom: "$client $status..." */
+        enum sl_time_format time_format;
     } log;
     struct {
         uint32_t optimize; /* as python -O (1) or -OO (2); 0 = neither */

@@ -42,6 +42,20 @@ static bool differs(const struct sl__section *sec, const void *obj, const void *
     return false;
 }
 
+/* Two scalar lists with equal items (an inherited one shares the array). */
+static bool same_list(const struct sl__key *k, const void *obj, const void *base)
+{
+    const char *a = *(const char *const *)at(obj, k->offset);
+    const char *b = *(const char *const *)at(base, k->offset);
+    size_t n = *(const size_t *)at(obj, k->count);
+    if (n != *(const size_t *)at(base, k->count))
+        return false;
+    for (size_t i = 0; a != b && i < n; i++)
+        if (!k->type->equal(k, a + i * k->item_size, b + i * k->item_size))
+            return false;
+    return true;
+}
+
 /* Whether key k of obj prints: its kind is the one chosen, and (inside an
  * inherited section, base != NULL) its value differs from the inherited one. */
 static bool wanted(const struct sl__section *sec, const struct sl__key *k, const void *obj,
@@ -62,7 +76,9 @@ static bool wanted(const struct sl__section *sec, const struct sl__key *k, const
         return !k->type->equal(k, at(obj, k->offset), at(base, k->offset));
     if (k->shape == SL__SECTION)
         return differs(k->section, at(obj, k->offset), at(base, k->offset));
-    return true; /* lists inside inherited sections: always printed */
+    if (k->shape == SL__LIST)
+        return !same_list(k, obj, base);
+    return true; /* lists of sections inside inherited sections: always printed */
 }
 
 static void print_section(FILE *out, const struct sl_config *cfg, const struct sl__section *sec,

@@ -13,6 +13,7 @@
  */
 #include <stddef.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -494,6 +495,123 @@ static const struct sl__section websocket_section = {
     .size = sizeof(struct sl_websocket),
     .doc = "WebSocket (RFC 6455) settings.",
 };
+/* ---- proxy (h-obs) ----------------------------------------------------------- */
+
+#define PROXY(member) FIELD(struct sl_proxy_config, member)
+
+static const char *const proxy_protocol_names[] = {"off", "v1", "v2", "auto", NULL};
+
+static const struct sl__key proxy_keys[] = {
+    {.name = "trusted",
+     PROXY(trusted),
+     .shape = SL__LIST,
+     .type = &sl__type_string,
+     .count = offsetof(struct sl_proxy_config, ntrusted),
+     .item_size = sizeof(const char *),
+     .max_items = 1024,
+     .def = "[]",
+     .doc = "Peers that may speak for the client: IPv4 or IPv6 addresses or CIDR ranges "
+            "(`10.0.0.0/8`, `::1`, `fd00::/8`), and `unix` for Unix-socket peers. Only their "
+            "`headers` are believed, and each hop of `X-Forwarded-For`/`Forwarded` listed "
+            "here is skipped when looking for the client."},
+    {.name = "headers",
+     PROXY(headers),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Take the client from trusted peers' headers: `Forwarded` (RFC 7239) when "
+            "present, else `X-Forwarded-For` (the right-most address not in `trusted`), "
+            "`X-Forwarded-Proto` and `X-Forwarded-Host`, else `X-Real-IP`. They set the ASGI "
+            "scope's `client`, `scheme` and `server` and the access log's client. Headers "
+            "from other peers are passed to the app untouched and never used."},
+    {.name = "protocol",
+     PROXY(protocol),
+     .type = &sl__type_enum,
+     .names = proxy_protocol_names,
+     .def = "off",
+     .doc = "Require a PROXY protocol header (HAProxy's `send-proxy` = `v1`, "
+            "`send-proxy-v2` = `v2`, `auto` = either) first on every connection: its source "
+            "address replaces the peer's everywhere; v2's SSL TLV makes the scheme `https`. "
+            "A connection without a valid one within `timeouts.header` is closed, logged "
+            "and counted. It applies to every peer: `trusted` does not limit it."},
+};
+
+/* Parses "a.b.c.d[/n]" or "v6[/n]" into c; false if malformed. */
+static bool parse_cidr(const char *s, struct sl_cidr *c)
+{
+    char ip[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof(ip))
+        return false;
+    memcpy(ip, s, n);
+    ip[n] = '\0';
+    memset(c, 0, sizeof(*c));
+    if (inet_pton(AF_INET, ip, c->addr) == 1)
+        c->family = AF_INET, c->bits = 32;
+    else if (inet_pton(AF_INET6, ip, c->addr) == 1)
+        c->family = AF_INET6, c->bits = 128;
+    else
+        return false;
+    if (slash) {
+        unsigned bits = 0;
+        const char *d = slash + 1;
+        if (*d == '\0' || (d[0] == '0' && d[1] != '\0') || strlen(d) > 3)
+            return false;
+        for (; *d; d++) {
+            if (*d < '0' || *d > '9')
+                return false;
+            bits = bits * 10 + (unsigned)(*d - '0');
+        }
+        if (bits > c->bits)
+            return false;
+        c->bits = (uint8_t)bits;
+    }
+    for (unsigned i = c->bits; i < 128; i++) /* host bits off: compare by masking once */
+        c->addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    return true;
+}
+
+/* Compiles `trusted` into address ranges. */
+static void proxy_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
+{
+    struct sl_proxy_config *p = obj;
+    struct sl_cidr *cidrs =
+        p->ntrusted ? sl__arena_alloc(cx->out, p->ntrusted * sizeof(*cidrs)) : NULL;
+    const struct sl__node *list = sl__map_get(map, "trusted");
+    p->ncidrs = 0;
+    p->trust_unix = false;
+    for (size_t i = 0; i < p->ntrusted; i++) {
+        if (strcmp(p->trusted[i], "unix") == 0) {
+            p->trust_unix = true;
+        } else if (parse_cidr(p->trusted[i], &cidrs[p->ncidrs])) {
+            p->ncidrs++;
+        } else if (list) { /* an inherited list was reported where it was given */
+            const struct sl__node *at =
+                list && list->kind == SL__NODE_SEQ && i < list->n ? list->vals[i] : map;
+            sl__error(cx, at, sl__path_index(cx, sl__path_join(cx, path, "trusted"), i),
+                      "expected an IP address, a CIDR range like \"10.0.0.0/8\" or \"unix\", "
+                      "got \"%s\"",
+                      p->trusted[i]);
+        }
+    }
+    p->cidrs = cidrs;
+    if (p->headers && p->ntrusted == 0)
+        sl__error(cx, sl__map_get(map, "headers") ? sl__map_get(map, "headers") : map,
+                  sl__path_join(cx, path, "headers"),
+                  "needs \"trusted\" (whose headers to believe)");
+}
+
+static const struct sl__section proxy_section = {
+    .name = "proxy",
+    .keys = proxy_keys,
+    .nkeys = ARRAY_LEN(proxy_keys),
+    .size = sizeof(struct sl_proxy_config),
+    .finish = proxy_finish,
+    .doc = "Running behind a proxy or load balancer: whose word to take for the real client "
+           "address and scheme.",
+};
+
+/* ---- end proxy ---------------------------------------------------------------- */
 
 /* ---- listeners ----------------------------------------------------------- */
 
@@ -907,6 +1025,14 @@ static const struct sl__key listener_keys[] = {
      .inherit = offsetof(struct sl_config, routes),
      .doc = "This listener's intercept routes, replacing the global `routes` (not merged "
             "with them); not set = the global ones."},
+    {.name = "proxy",
+     LISTENER(proxy),
+     .shape = SL__SECTION,
+     .section = &proxy_section,
+     .flags = SL__INHERIT,
+     .inherit = offsetof(struct sl_config, proxy),
+     .doc = "Overrides of the global `proxy` for this listener (`protocol` is usually set "
+            "here); keys not set here inherit the global value."},
 };
 
 /* An abstract Unix socket has no file to set a mode or owner on. */
@@ -1069,6 +1195,12 @@ static const struct sl__section process_section = {
 static const char *const lifespan_names[] = {"auto", "on", "off", NULL};
 static const char *const loop_names[] = {"auto", "asyncio", "uvloop", NULL};
 static const char *const level_names[] = {"debug", "info", "warning", "error", NULL};
+static const char *const access_format_names[] = {"json", "combined", "custom", NULL};
+static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
+/* Fields of an access-log line (server/log.c renders them). */
+static const char *const access_fields[] = {
+    "time",      "client",   "method",     "path",    "query", "status", "bytes_in", "bytes_out",
+    "duration",  "user_agent", "referer",  "listener", "pid",  "protocol", "tls", NULL};
 
 static const struct sl__key app_keys[] = {
     {.name = "target",
@@ -1150,20 +1282,100 @@ static const struct sl__key log_keys[] = {
      .type = &sl__type_logdest,
      .def = "off",
      .flags = SL__NULLABLE | SL__CHECK_WRITE,
-     .doc = "Access log: one line per request."},
+     .doc = "Access log: one line per request. A file is opened for append (whole lines, "
+            "so workers never interleave) and reopened by its path on SIGUSR2 (logrotate "
+            "without copytruncate: move it, then signal the master). A failing file (a full "
+            "disk) is reported once and loses lines; serving goes on."},
+    {.name = "error",
+     SUBFIELD(log, error),
+     .type = &sl__type_logdest,
+     .def = "stderr",
+     .flags = SL__NULLABLE | SL__CHECK_WRITE,
+     .doc = "Error log: `stderr` or a file opened for append and reopened on SIGUSR2 like "
+            "`access`. Python tracebacks go there; what an app prints to `sys.stderr` stays on "
+            "stderr. `off` is not accepted: errors are always written somewhere."},
     {.name = "level",
      SUBFIELD(log, level),
      .type = &sl__type_enum,
      .names = level_names,
      .def = "info",
      .doc = "Least severe message written to stderr."},
+    {.name = "access_format",
+     SUBFIELD(log, access_format),
+     .type = &sl__type_enum,
+     .names = access_format_names,
+     .def = "json",
+     .doc = "`json`: one object per line with `time`, `client`, `method`, `path`, `query`, "
+            "`status`, `bytes_in` (request body), `bytes_out` (response body), `duration` "
+            "(seconds, head received to response sent), `user_agent`, `referer` (null when "
+            "absent), `listener`, `pid` and `tls` (`TLSv1.3`, null on plain connections). `combined`: Apache/nginx combined format "
+            "(GoAccess, fail2ban): `client - - [time] \"request line\" status bytes "
+            "\"referer\" \"user agent\"`. `custom`: `access_template`. Requests the "
+            "core answered itself (400, 408, 413, 431...) carry the method and path when the "
+            "request line was read."},
+    {.name = "access_template",
+     SUBFIELD(log, access_template),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "With `access_format: custom`, the line: text with `$field` for the fields "
+            "`json` lists (plus `protocol`, e.g. `HTTP/1.1`), `$$` for a dollar sign; values "
+            "are escaped as in `combined` (`\\xNN`), `-` when empty."},
+    {.name = "time_format",
+     SUBFIELD(log, time_format),
+     .type = &sl__type_enum,
+     .names = time_format_names,
+     .def = "rfc3339",
+     .doc = "Access-log times: `rfc3339` (UTC, milliseconds: `2026-01-02T03:04:05.678Z`) or "
+            "`unix` (seconds since the epoch with milliseconds, a number in JSON)."},
 };
+
+/* Checks the access template's field names, and that custom has one. */
+static void log_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
+{
+    const char *t = *(const char *const *)((const char *)obj +
+                                           offsetof(struct sl_config, log.access_template) -
+                                           offsetof(struct sl_config, log));
+    int format = *(const int *)((const char *)obj + offsetof(struct sl_config, log.access_format) -
+                                offsetof(struct sl_config, log));
+    const struct sl__node *at = sl__map_get(map, "access_template");
+    const char *err = *(const char *const *)((const char *)obj +
+                                             offsetof(struct sl_config, log.error) -
+                                             offsetof(struct sl_config, log));
+    if (err == NULL)
+        sl__error(cx, sl__map_get(map, "error") ? sl__map_get(map, "error") : map,
+                  sl__path_join(cx, path, "error"), "expected \"stderr\" or a file path, got off");
+    if (format == SL_ACCESS_CUSTOM && t == NULL)
+        sl__error(cx, sl__map_get(map, "access_format") ? sl__map_get(map, "access_format") : map,
+                  sl__path_join(cx, path, "access_template"),
+                  "needs \"access_template\" (access_format is custom)");
+    for (const char *p = t; p && (p = strchr(p, '$')) != NULL;) {
+        size_t n = 0;
+        if (p[1] == '$') {
+            p += 2;
+            continue;
+        }
+        while ((p[1 + n] >= 'a' && p[1 + n] <= 'z') || p[1 + n] == '_')
+            n++;
+        bool known = false;
+        for (size_t i = 0; access_fields[i] && !known; i++)
+            known = strlen(access_fields[i]) == n && strncmp(access_fields[i], p + 1, n) == 0;
+        if (!known)
+            sl__error(cx, at ? at : map, sl__path_join(cx, path, "access_template"),
+                      "unknown field \"$%.*s\", expected one of: time, client, method, path, "
+                      "query, status, bytes_in, bytes_out, duration, user_agent, referer, "
+                      "listener, pid, protocol, tls (or $$)",
+                      (int)(n < 40 ? n : 40), p + 1);
+        p += 1 + n;
+    }
+}
 
 static const struct sl__section log_section = {
     .name = "log",
     .keys = log_keys,
     .nkeys = ARRAY_LEN(log_keys),
     .size = sizeof(((struct sl_config *)0)->log),
+    .finish = log_finish,
     .doc = "Logging.",
 };
 
@@ -1244,6 +1456,11 @@ static const struct sl__key root_keys[] = {
      .shape = SL__SECTION,
      .section = &tcp_section,
      .doc = "TCP socket options."},
+    {.name = "proxy",
+     CFG(proxy),
+     .shape = SL__SECTION,
+     .section = &proxy_section,
+     .doc = "Proxy awareness (listeners may override it)."},
     {.name = "process",
      CFG(process),
      .shape = SL__SECTION,

@@ -356,7 +356,7 @@ static bool same_host(const struct sockaddr *a, const struct sockaddr_storage *b
 static PyObject *client_tuple(struct sl_req *req)
 {
     socklen_t len = 0;
-    const struct sockaddr *sa = sl_req_is_unix(req) ? NULL : sl_req_peer(req, &len);
+    const struct sockaddr *sa = sl_req_peer(req, &len); /* proxy: may be IP on unix */
 
     if (sa == NULL || len == 0 || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
         return Py_NewRef(Py_None);
@@ -427,6 +427,39 @@ static int set_steal(PyObject *scope, PyObject *key, PyObject *value)
     return rc;
 }
 
+/* proxy.*: the scheme and server a trusted proxy gave (begin h-obs). */
+static int forwarded(PyObject *scope, struct sl_req *req, bool tls)
+{
+    const struct sl__strs *s = &sl__py.s;
+    int fs = sl_req_forwarded_scheme(req);
+    bool https = fs ? fs == 2 : tls;
+    if (https_str == NULL && (https_str = PyUnicode_InternFromString("https")) == NULL)
+        return -1;
+    if (fs && PyDict_SetItem(scope, s->scheme, https ? https_str : s->http) < 0)
+        return -1;
+    const char *host;
+    size_t n;
+    int port;
+    if (!sl_req_forwarded_host(req, &host, &n, &port))
+        return 0;
+    if (port == 0)
+        port = https ? 443 : 80;
+    if (n >= 2 && host[0] == '[') /* ASGI hosts carry no brackets */
+        host++, n -= 2;
+    PyObject *h = PyUnicode_DecodeLatin1(host, (Py_ssize_t)n, NULL); /* new */
+    PyObject *p = h ? PyLong_FromLong(port) : NULL;                  /* new */
+    PyObject *t = p ? PyTuple_New(2) : NULL;
+    if (t == NULL) {
+        Py_XDECREF(h);
+        Py_XDECREF(p);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 0, h);
+    PyTuple_SET_ITEM(t, 1, p);
+    return set_steal(scope, s->server, t);
+}
+/* (end h-obs) */
+
 PyObject *sl__scope_http(struct sl_req *req, PyObject **method, PyObject **path)
 {
     const struct sl_h1_request *h = sl_req_head(req);
@@ -454,6 +487,8 @@ PyObject *sl__scope_http(struct sl_req *req, PyObject **method, PyObject **path)
         goto fail;
     const struct sl_tls_conn *tls = sl_req_tls(req);
     if (tls && add_tls(scope, tls) < 0)
+        goto fail;
+    if (forwarded(scope, req, tls != NULL) < 0) /* proxy.* */
         goto fail;
     /* Present whenever lifespan ran, even empty: ASGI says a missing
      * "state" means the server does not support it. A shallow copy per

@@ -29,13 +29,16 @@
 #include <unistd.h>
 
 #include "server/clock.h"
+#include "server/proxy.h"
 #include "server/route_internal.h"
+#include "server/tls.h"
 #include "server/server_internal.h"
 
 #define STEP_BUDGET 64 /* state machine steps per connection and round */
 
 static void rtimer_fired(struct sl_timer *t);
 static void wtimer_fired(struct sl_timer *t);
+static void proxy_reject(struct sl_conn *c, const char *why);
 
 uint32_t sl__conn_rcap(const struct sl_conn *c)
 {
@@ -63,7 +66,12 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
     /* TCP_NODELAY and the other `tcp` options come from the listening
      * socket (listen.c): accepted sockets inherit them, no syscall here. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (l->tp->open) { /* TLS: its session, and EPOLLOUT for handshake writes */
+    /* proxy: the PROXY header precedes a TLS handshake; the transport
+     * opens once it is read (proxy_done). */
+    c->need_proxy = l->cfg->proxy.protocol != SL_PROXY_OFF;
+    if (c->need_proxy)
+        c->tp = &sl_transport_plain;
+    else if (l->tp->open) { /* TLS: its session, and EPOLLOUT for handshake writes */
         if (!(c->tp_ctx = l->tp->open(fd, l->tp_arg))) {
             free(c);
             return NULL;
@@ -154,18 +162,33 @@ static void shift_leftover(struct sl_conn *c)
 
 /* ---- closing ------------------------------------------------------------ */
 
-void sl__conn_client(const struct sl_conn *c, char *out, size_t cap)
+void sl__addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN];
-    if (c->peer_len && c->peer.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &c->peer.in.sin_addr, ip, sizeof(ip));
-        snprintf(out, cap, "%s:%u", ip, ntohs(c->peer.in.sin_port));
-    } else if (c->peer_len && c->peer.sa.sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, ip, sizeof(ip));
-        snprintf(out, cap, "[%s]:%u", ip, ntohs(c->peer.in6.sin6_port));
+    const struct sockaddr_in *in = (const void *)sa;
+    const struct sockaddr_in6 *in6 = (const void *)sa;
+    if (len && sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (len && sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
     } else {
         snprintf(out, cap, "unix");
     }
+}
+
+void sl__conn_client(const struct sl_conn *c, char *out, size_t cap)
+{
+    sl__addr_format(&c->peer.sa, c->peer_len, out, cap);
+}
+
+/* The access log's TLS version of r's connection; NULL when plain. */
+static const char *tls_name(const struct sl_req *r)
+{
+    const struct sl_tls_conn *t = sl_req_tls(r);
+    int v = t ? sl_tls_version(t) : 0;
+    return !t ? NULL : v == 0x0304 ? "TLSv1.3" : v == 0x0303 ? "TLSv1.2" : "TLS";
 }
 
 /* One access-log line per exchange, written when it ends (a client that
@@ -180,7 +203,10 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
     char client[64];
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
-    sl__conn_client(c, client, sizeof(client));
+    if (r->fwd_client_len) /* proxy.headers */
+        sl__addr_format(&r->fwd_client.sa, r->fwd_client_len, client, sizeof(client));
+    else
+        sl__conn_client(c, client, sizeof(client));
     struct sl_access_entry e = {
         .time_ms = (uint64_t)rt.tv_sec * 1000 + (uint64_t)rt.tv_nsec / 1000000,
         .client = client,
@@ -188,15 +214,24 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .method_len = r->method_len,
         .path = r->path_off == UINT32_MAX ? "/" : c->rbuf + r->path_off,
         .path_len = r->path_off == UINT32_MAX ? 1 : r->path_len,
+        .query = r->query_off ? c->rbuf + r->query_off : NULL,
+        .query_len = r->query_len,
         .status = r->started && !r->head ? r->status : 499,
+        .minor = r->minor,
         .bytes = r->no_body ? 0 : r->resp_sent,
+        .bytes_in = r->body_total,
         .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
         .user_agent_len = r->ua_len,
         .route = r->route ? r->route->name : NULL,
+        .referer = r->ref_len ? c->rbuf + r->ref_off : NULL,
+        .referer_len = r->ref_len,
+        .listener = c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name,
+        .tls = tls_name(r),
     };
     if (!c->rbuf)
-        e.method_len = e.path_len = e.user_agent_len = 0, e.user_agent = NULL;
+        e.method_len = e.path_len = e.user_agent_len = e.referer_len = 0, e.user_agent = NULL,
+        e.referer = e.query = NULL;
     sl_access_log_write(&w->alog, &e);
 }
 
@@ -342,6 +377,17 @@ static void rtimer_fired(struct sl_timer *t)
         r->body_err = -ETIMEDOUT;
         r->body_waiting = false;
         sl__worker_queue_event(r, SL__EV_BODY);
+    }
+    if (c->need_proxy) {
+        proxy_reject(c, "no PROXY header within timeouts.header");
+        return;
+    }
+    /* Part of a request head came but not all of it in time: say so (408,
+     * as Apache and NGINX Unit do) before closing. A connection that sent
+     * nothing (fresh, or idle between requests) is closed in silence. */
+    if (c->state == SL__C_HEAD && c->rbuf && c->rlen > c->rstart) {
+        sl__resp_core_error(c, 408);
+        return;
     }
     sl__conn_close(c);
 }
@@ -579,12 +625,56 @@ static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl
     } else {
         r->path_off = UINT32_MAX; /* absolute-form without a path: "/" */
     }
+    if (h->query && h->query > c->rbuf && h->query < c->rbuf + r->head_len) {
+        r->query_off = (uint32_t)(h->query - c->rbuf);
+        r->query_len = (uint32_t)h->query_len;
+    }
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (sl_h1_name_is(&h->headers[i], "user-agent", 10)) {
-            r->ua_off = (uint32_t)(h->headers[i].value - c->rbuf);
-            r->ua_len = (uint32_t)h->headers[i].value_len;
-            break;
+        const struct sl_h1_header *f = &h->headers[i];
+        if (!r->ua_len && sl_h1_name_is(f, "user-agent", 10)) {
+            r->ua_off = (uint32_t)(f->value - c->rbuf);
+            r->ua_len = (uint32_t)f->value_len;
+        } else if (!r->ref_len && sl_h1_name_is(f, "referer", 7)) {
+            r->ref_off = (uint32_t)(f->value - c->rbuf);
+            r->ref_len = (uint32_t)f->value_len;
         }
+    }
+}
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/*
+ * A core error before the head was handed over (400, 408, 414, 431...):
+ * the method and path for the access log, when the request line got that
+ * far (a method of tchars, a space, a target ended by a space).
+ */
+void sl__conn_note_line(struct sl_conn *c, struct sl_req *r)
+{
+    if (!sl_access_log_on(&c->w->alog) || !c->rbuf)
+        return;
+    const char *b = c->rbuf + c->rstart, *end = c->rbuf + c->rlen, *p = b;
+    r->t_start_us = sl_clock_us();
+    while (p < end && p - b < 64 && is_tchar((unsigned char)*p))
+        p++;
+    if (p == b || p >= end || *p != ' ')
+        return;
+    const char *t = p + 1, *q = t;
+    while (q < end && (unsigned char)*q > ' ' && *q != 0x7f)
+        q++;
+    if (q == t || q >= end || *q != ' ')
+        return;
+    const char *qm = memchr(t, '?', (size_t)(q - t));
+    r->method_off = (uint32_t)(b - c->rbuf);
+    r->method_len = (uint32_t)(p - b);
+    r->path_off = (uint32_t)(t - c->rbuf);
+    r->path_len = (uint32_t)((qm ? qm : q) - t);
+    if (qm) {
+        r->query_off = (uint32_t)(qm + 1 - c->rbuf);
+        r->query_len = (uint32_t)(q - qm - 1);
     }
 }
 
@@ -610,6 +700,25 @@ static int setup_request(struct sl_conn *c, struct sl_req *r, const struct sl_h1
         r->body_complete = true;
     }
     return decode_body(c, r);
+}
+
+/* proxy.headers: a trusted peer's word on the client, scheme and host. */
+static void proxy_headers(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h)
+{
+    const struct sl_proxy_config *p = &c->l->cfg->proxy;
+    if (!p->headers || !sl_proxy_trusted(p, c->peer_len ? &c->peer.sa : NULL))
+        return;
+    struct sl_proxy_origin o;
+    sl_proxy_from_headers(p, h, &o);
+    if (o.has_client && o.client_len <= sizeof(r->fwd_client)) {
+        memcpy(&r->fwd_client, &o.client, o.client_len);
+        r->fwd_client_len = (uint8_t)o.client_len;
+    }
+    r->fwd_scheme = (uint8_t)o.scheme;
+    if (o.host) {
+        r->fwd_host_off = (uint32_t)(o.host - c->rbuf);
+        r->fwd_host_len = (uint32_t)o.host_len;
+    }
 }
 
 static void start_request(struct sl_conn *c, size_t head_len)
@@ -643,6 +752,7 @@ static void start_request(struct sl_conn *c, size_t head_len)
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
         return;
     }
+    proxy_headers(c, r, &w->head);
     if (sl__route_answer(r, &w->head, &hit)) {
         c->again = true;
         return;
@@ -675,8 +785,107 @@ static void become_head(struct sl_conn *c)
         sl__timer_arm(c, &c->rtimer, c->l->cfg->timeouts.header_ms);
 }
 
+/* ---- PROXY protocol header ------------------------------------------------ */
+
+/* The header is read and taken: the connection speaks for its source. */
+static int proxy_done(struct sl_conn *c, const struct sl_proxy_info *pi)
+{
+    struct sl__listener *l = c->l;
+    if (!pi->local && pi->addr_len <= sizeof(c->peer)) {
+        memcpy(&c->peer, &pi->src, pi->addr_len);
+        c->peer_len = (uint8_t)pi->addr_len;
+        memcpy(&c->local, &pi->dst, pi->addr_len);
+        c->local_len = (uint8_t)pi->addr_len;
+        c->local_known = !l->is_unix;
+    }
+    c->proxy_ssl = pi->ssl;
+    c->need_proxy = false;
+    if (!l->tp->open)
+        return 0;
+    c->tp = l->tp; /* TLS: the handshake starts with the next bytes */
+    if (!(c->tp_ctx = l->tp->open(c->fd, l->tp_arg)))
+        return -ENOMEM;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        return -errno;
+    c->epout = true;
+    return 0;
+}
+
+static void proxy_reject(struct sl_conn *c, const char *why)
+{
+    char client[64];
+    sl__conn_client(c, client, sizeof(client));
+    sl_log(SL_LOG_WARNING, "proxy: closing connection from %s on %s: %s", client,
+           c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name, why);
+    c->w->proxy_rejects++;
+    sl__conn_close(c);
+}
+
+/*
+ * Reads the PROXY header without taking a byte past it: the socket is
+ * peeked, the header parsed, and exactly its length received, so what
+ * follows (a TLS ClientHello, a request) stays for the transport. Returns
+ * true once the connection may go on to its first request.
+ */
+static bool proxy_step(struct sl_conn *c)
+{
+    const enum sl_proxy_protocol mode = c->l->cfg->proxy.protocol;
+    unsigned accept = mode == SL_PROXY_PROTO_V1   ? SL_PROXY_V1
+                      : mode == SL_PROXY_PROTO_V2 ? SL_PROXY_V2
+                                                  : SL_PROXY_V1 | SL_PROXY_V2;
+    while (c->readable) {
+        if (rbuf_get(c) < 0) {
+            sl__conn_close(c);
+            return false;
+        }
+        size_t cap = sl__conn_rcap(c);
+        ssize_t n = recv(c->fd, c->rbuf, cap, MSG_PEEK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->readable = false;
+            break;
+        }
+        if (n <= 0) {
+            sl__conn_close(c); /* EOF or error before the header: nothing to say */
+            return false;
+        }
+        struct sl_proxy_info pi;
+        int rc = sl_proxy_parse(c->rbuf, (size_t)n, accept, &pi);
+        if (rc == SL_PROXY_INCOMPLETE && (size_t)n == cap && rbuf_grow(c) == 0)
+            continue; /* a long v2 header: peek again into the large buffer */
+        if (rc == SL_PROXY_INCOMPLETE && (size_t)n < cap) {
+            c->readable = false; /* the rest comes with the next edge */
+            if (c->peer_eof) {
+                proxy_reject(c, "connection closed inside the PROXY header");
+                return false;
+            }
+            break;
+        }
+        if (rc < 0) {
+            proxy_reject(c, rc == SL_PROXY_INCOMPLETE ? "header too long" : sl_proxy_strerror(rc));
+            return false;
+        }
+        if (recv(c->fd, c->rbuf, (size_t)rc, 0) != rc || proxy_done(c, &pi) < 0) {
+            sl__conn_close(c);
+            return false;
+        }
+        rbuf_put(c);
+        return true; /* c->readable stays: the request may be there already */
+    }
+    if (c->peer_eof) {
+        sl__conn_close(c);
+        return false;
+    }
+    rbuf_put(c);
+    return false;
+}
+
 static void head_step(struct sl_conn *c)
 {
+    if (c->need_proxy && !proxy_step(c))
+        return;
     shift_leftover(c);
     for (;;) {
         if (c->rlen > 0) {

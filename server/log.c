@@ -11,11 +11,13 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,15 +70,19 @@ struct sink {
     char *buf;        /* SL_LOG_BUFFER bytes, allocated at the first line */
     size_t len;       /* whole lines, except maybe a partly written first one */
     uint64_t dropped; /* lines refused since the last report */
+    char *path;       /* an access-log file, reopened on request; else NULL */
+    int failing;      /* errno of a write that failed (full disk); 0 = fine */
+    uint64_t lost;    /* lines lost to write errors since `failing` was set */
 };
 
 #define NSINKS 4
 
 static struct sink sinks[NSINKS] = {{.used = true, .fd = 2, .wfd = 2}};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_uint batch_depth; /* > 0: inside a loop turn, access lines wait */
-static atomic_bool queued;      /* some sink holds bytes or uncounted drops */
-static int log_pid;             /* cached: getpid() is a system call */
+static atomic_uint batch_depth;   /* > 0: inside a loop turn, access lines wait */
+static atomic_bool queued;        /* some sink holds bytes or uncounted drops */
+static atomic_bool reopen_wanted; /* sl_log_reopen_request: at the next flush */
+static int log_pid;               /* cached: getpid() is a system call */
 
 static void atfork_prepare(void)
 {
@@ -190,6 +196,49 @@ static bool sink_append(struct sink *s, const char *p, size_t n)
 }
 
 static void report_drops(struct sink *s);
+static void sink_flush(struct sink *s);
+
+/* A line on stderr from inside the log (lock held: sl_log would deadlock). */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n = snprintf(line, sizeof(line), "saltare[%d]: ", pid_now());
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    n += m < (int)sizeof(line) - n - 1 ? m : (int)sizeof(line) - n - 2;
+    line[n++] = '\n';
+    if (sink_append(&sinks[0], line, (size_t)n))
+        sink_flush(&sinks[0]);
+    else
+        sinks[0].dropped++;
+}
+
+/*
+ * An access-log file refused a write (ENOSPC, EDQUOT, EIO...): the buffered
+ * lines are lost, serving goes on. Said once when it starts failing and
+ * once when it writes again, never per line.
+ */
+static void write_failed(struct sink *s, int err, size_t from)
+{
+    for (size_t i = from; i < s->len; i++)
+        s->lost += s->buf[i] == '\n';
+    if (s == &sinks[0] || s->failing)
+        return; /* stderr itself failing: there is nobody to tell */
+    s->failing = err;
+    say("error: access log %s: %s; lines are dropped until writes succeed", s->path ? s->path : "?",
+        strerror(err));
+}
+
+static void write_recovered(struct sink *s)
+{
+    say("info: access log %s: writing again (%llu line%s lost)", s->path ? s->path : "?",
+        (unsigned long long)s->lost, s->lost == 1 ? "" : "s");
+    s->failing = 0;
+    s->lost = 0;
+}
 
 /*
  * Writes what fits without blocking; keeps the rest (a partly written line
@@ -208,9 +257,12 @@ static void sink_flush(struct sink *s)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (w <= 0) {
+            write_failed(s, w < 0 ? errno : EIO, off);
             off = s->len;
             break;
         }
+        if (s->failing)
+            write_recovered(s);
         off += (size_t)w;
     }
     memmove(s->buf, s->buf + off, s->len - off);
@@ -244,12 +296,44 @@ static void note_queued(void)
     atomic_store_explicit(&queued, q, memory_order_relaxed);
 }
 
+/* Reopens every access-log file by its path (logrotate moved it away):
+ * what is buffered goes to the old file first. Lock held. */
+static void reopen_files(void)
+{
+    atomic_store(&reopen_wanted, false);
+    for (int i = NSINKS - 1; i >= 0; i--) { /* stderr last: it takes the reports */
+        struct sink *s = &sinks[i];
+        if (!s->used || !s->path)
+            continue;
+        if (s->len > 0)
+            sink_flush(s);
+        int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            say("error: access log %s: cannot reopen: %s (still writing the old file)", s->path,
+                strerror(errno));
+            continue;
+        }
+        if (s->owned_wfd)
+            close(s->wfd);
+        dup2(fd, s->fd); /* same number: nothing else holds the old one */
+        close(fd);
+        s->owned_wfd = false;
+        s->wfd = s->fd;
+        s->ready = false; /* the new file may be another kind of thing */
+        say("info: %s %s reopened", i ? "access log" : "error log", s->path);
+    }
+    if (sinks[0].len > 0)
+        sink_flush(&sinks[0]);
+}
+
 /* Queues one unit (a line, or a block of lines) and, when `now` or outside
  * a loop turn, writes the buffer at once. Never blocks. */
 static void emit(struct sink *s, const char *p, size_t n, bool now)
 {
     pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&lock);
+    if (atomic_load_explicit(&reopen_wanted, memory_order_relaxed))
+        reopen_files();
     if (s->len > 0 && n > SL_LOG_BUFFER - s->len)
         sink_flush(s); /* make room if the consumer has caught up */
     if (!sink_append(s, p, n))
@@ -275,11 +359,36 @@ void sl_log_batch_end(void)
         sl_log_flush();
 }
 
+static void on_reopen_signal(int sig)
+{
+    (void)sig;
+    sl_log_reopen_request();
+}
+
+void sl_log_reopen_request(void)
+{
+    atomic_store_explicit(&reopen_wanted, true, memory_order_relaxed);
+}
+
+int sl_log_reopen_on(int sig)
+{
+    struct sigaction sa = {.sa_handler = on_reopen_signal, .sa_flags = SA_RESTART};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    if (sigaction(sig, &sa, NULL) < 0 || pthread_sigmask(SIG_UNBLOCK, &set, NULL) != 0)
+        return -errno;
+    return 0;
+}
+
 void sl_log_flush(void)
 {
-    if (!atomic_load_explicit(&queued, memory_order_relaxed))
+    if (!atomic_load_explicit(&queued, memory_order_relaxed) &&
+        !atomic_load_explicit(&reopen_wanted, memory_order_relaxed))
         return;
     pthread_mutex_lock(&lock);
+    if (atomic_load_explicit(&reopen_wanted, memory_order_relaxed))
+        reopen_files();
     for (int i = 0; i < NSINKS; i++)
         if (sinks[i].used && (sinks[i].len > 0 || sinks[i].dropped > 0)) {
             if (sinks[i].len > 0)
@@ -481,9 +590,35 @@ void sl_log_block(const char *text, size_t len)
 
 /* ---- the access log ---------------------------------------------------- */
 
+int sl_log_open_error(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        sl_log(SL_LOG_ERROR, "error log %s: %s", path, strerror(err));
+        return -err;
+    }
+    char *copy = strdup(path);
+    pthread_once(&atfork_once, atfork_register);
+    pthread_mutex_lock(&lock);
+    struct sink *s = &sinks[0];
+    if (s->len > 0)
+        sink_flush(s); /* what came before goes to stderr, in order */
+    if (s->owned_wfd)
+        close(s->wfd);
+    s->fd = s->wfd = fd;
+    s->owned_fd = true;
+    s->owned_wfd = false;
+    s->ready = false;
+    free(s->path);
+    s->path = copy;
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
 int sl_access_log_open(struct sl_access_log *l, const char *target)
 {
-    *l = (struct sl_access_log){0};
+    *l = (struct sl_access_log){.pid = (int)getpid()};
     if (!target)
         return 0;
     if (strcmp(target, "stderr") == 0) {
@@ -499,7 +634,8 @@ int sl_access_log_open(struct sl_access_log *l, const char *target)
     pthread_mutex_lock(&lock);
     for (int i = 1; i < NSINKS; i++)
         if (!sinks[i].used) {
-            sinks[i] = (struct sink){.used = true, .owned_fd = true, .fd = fd, .wfd = fd};
+            sinks[i] = (struct sink){
+                .used = true, .owned_fd = true, .fd = fd, .wfd = fd, .path = strdup(target)};
             l->sink = i + 1;
             break;
         }
@@ -524,6 +660,7 @@ void sl_access_log_close(struct sl_access_log *l)
             close(s->wfd);
         close(s->fd);
         free(s->buf);
+        free(s->path);
         *s = (struct sink){0};
         note_queued();
         pthread_mutex_unlock(&lock);
@@ -585,32 +722,77 @@ static void num(char *out, size_t *pos, uint64_t v)
     *pos += (size_t)sprintf(out + *pos, "%llu", (unsigned long long)v);
 }
 
+/* The time field: RFC 3339 UTC with milliseconds, or Unix seconds.
+ * `apache` gives the combined format's [10/Oct/2000:13:55:36 +0000]. */
+static void put_time(char *out, size_t *pos, uint64_t ms, enum sl_time_format tf, int style)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (tf == SL_TIME_UNIX && style != 2) {
+        *pos += (size_t)sprintf(out + *pos, "%llu.%03u", (unsigned long long)secs,
+                                (unsigned)(ms % 1000));
+        return;
+    }
+    gmtime_r(&secs, &tm);
+    if (style == 2) { /* combined */
+        *pos += strftime(out + *pos, 40, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
+        return;
+    }
+    if (style == 1)
+        out[(*pos)++] = '"';
+    *pos += strftime(out + *pos, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    *pos += (size_t)sprintf(out + *pos, ".%03uZ", (unsigned)(ms % 1000));
+    if (style == 1)
+        out[(*pos)++] = '"';
+}
+
+static void duration(char *out, size_t *pos, uint64_t us)
+{
+    *pos += (size_t)sprintf(out + *pos, "%llu.%06u", (unsigned long long)(us / 1000000),
+                            (unsigned)(us % 1000000));
+}
+
+static void json_opt(char *out, size_t *pos, size_t budget, const char *s, size_t n)
+{
+    if (s)
+        json_str(out, pos, *pos + budget, s, n);
+    else
+        lit(out, pos, "null");
+}
+
 /* Field budgets keep the whole line under SL_ACCESS_LINE_MAX however the
- * inputs look: numbers and keys take < 200 bytes. */
-size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e)
+ * inputs look: numbers and keys take < 300 bytes. */
+static size_t format_json(char *buf, const struct sl_access_entry *e, const struct sl_access_log *l)
 {
     size_t p = 0;
-    assert(cap >= SL_ACCESS_LINE_MAX);
-    (void)cap;
-    p += (size_t)sprintf(buf,
-                         "{\"ts\":%llu.%03u,\"client\":", (unsigned long long)(e->time_ms / 1000),
-                         (unsigned)(e->time_ms % 1000));
+    lit(buf, &p, "{\"time\":");
+    put_time(buf, &p, e->time_ms, l ? l->time_format : SL_TIME_RFC3339, 1);
+    lit(buf, &p, ",\"client\":");
     json_str(buf, &p, p + 128, e->client, strlen(e->client));
     lit(buf, &p, ",\"method\":");
     json_str(buf, &p, p + 128, e->method, e->method_len);
     lit(buf, &p, ",\"path\":");
-    json_str(buf, &p, p + 5000, e->path, e->path_len);
+    json_str(buf, &p, p + 3000, e->path, e->path_len);
+    lit(buf, &p, ",\"query\":");
+    json_opt(buf, &p, 2000, e->query, e->query_len);
     lit(buf, &p, ",\"status\":");
     num(buf, &p, (uint64_t)e->status);
-    lit(buf, &p, ",\"bytes\":");
+    lit(buf, &p, ",\"bytes_in\":");
+    num(buf, &p, e->bytes_in);
+    lit(buf, &p, ",\"bytes_out\":");
     num(buf, &p, e->bytes);
-    lit(buf, &p, ",\"latency_us\":");
-    num(buf, &p, e->latency_us);
+    lit(buf, &p, ",\"duration\":");
+    duration(buf, &p, e->latency_us);
     lit(buf, &p, ",\"user_agent\":");
-    if (e->user_agent)
-        json_str(buf, &p, p + 2000, e->user_agent, e->user_agent_len);
-    else
-        lit(buf, &p, "null");
+    json_opt(buf, &p, 1000, e->user_agent, e->user_agent_len);
+    lit(buf, &p, ",\"referer\":");
+    json_opt(buf, &p, 1000, e->referer, e->referer_len);
+    lit(buf, &p, ",\"listener\":");
+    json_opt(buf, &p, 200, e->listener, e->listener ? strlen(e->listener) : 0);
+    lit(buf, &p, ",\"tls\":");
+    json_opt(buf, &p, 32, e->tls, e->tls ? strlen(e->tls) : 0);
+    lit(buf, &p, ",\"pid\":");
+    num(buf, &p, l ? (uint64_t)l->pid : 0);
     if (e->route) {
         lit(buf, &p, ",\"route\":");
         json_str(buf, &p, p + 256, e->route, strlen(e->route));
@@ -629,11 +811,164 @@ size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e)
     return p;
 }
 
+/* Apache's escaping for text formats: printable ASCII stays, \" and \\, the
+ * rest \xNN; cut to what fits before `limit`. Empty or absent: "-". */
+static void text_str(char *out, size_t *pos, size_t limit, const char *s, size_t n)
+{
+    size_t p = *pos;
+    if (!s || n == 0) {
+        out[(*pos)++] = '-';
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t need = (c == '"' || c == '\\') ? 2 : (c >= 0x20 && c < 0x7f) ? 1 : 4;
+        if (p + need > limit)
+            break;
+        if (need == 2) {
+            out[p++] = '\\', out[p++] = (char)c;
+        } else if (need == 1) {
+            out[p++] = (char)c;
+        } else {
+            out[p++] = '\\', out[p++] = 'x', out[p++] = hex[c >> 4], out[p++] = hex[c & 15];
+        }
+    }
+    *pos = p;
+}
+
+/* The client's host: "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1". */
+static void client_host(const char *client, const char **h, size_t *n)
+{
+    const char *colon = strrchr(client, ':');
+    *h = client, *n = strlen(client);
+    if (client[0] == '[' && colon && colon > client && colon[-1] == ']')
+        *h = client + 1, *n = (size_t)(colon - 1 - *h);
+    else if (colon && !strchr(client, '[') && colon == strchr(client, ':'))
+        *n = (size_t)(colon - client);
+}
+
+/* "GET /path?query HTTP/1.1" */
+static void request_line(char *out, size_t *p, const struct sl_access_entry *e)
+{
+    text_str(out, p, *p + 64, e->method, e->method_len);
+    out[(*p)++] = ' ';
+    text_str(out, p, *p + 2500, e->path, e->path_len);
+    if (e->query) {
+        out[(*p)++] = '?';
+        text_str(out, p, *p + 1500, e->query, e->query_len);
+    }
+    *p += (size_t)sprintf(out + *p, " HTTP/1.%d", e->minor ? 1 : 0);
+}
+
+static size_t format_combined(char *buf, const struct sl_access_entry *e)
+{
+    const char *h;
+    size_t n, p = 0;
+    client_host(e->client, &h, &n);
+    text_str(buf, &p, p + 128, h, n);
+    lit(buf, &p, " - - ");
+    put_time(buf, &p, e->time_ms, SL_TIME_RFC3339, 2);
+    lit(buf, &p, " \"");
+    request_line(buf, &p, e);
+    p += (size_t)sprintf(buf + p, "\" %d ", e->status);
+    if (e->bytes)
+        num(buf, &p, e->bytes);
+    else
+        lit(buf, &p, "-");
+    lit(buf, &p, " \"");
+    text_str(buf, &p, p + 1000, e->referer, e->referer_len);
+    lit(buf, &p, "\" \"");
+    text_str(buf, &p, p + 1000, e->user_agent, e->user_agent_len);
+    lit(buf, &p, "\"\n");
+    return p;
+}
+
+/* One $field of a custom template; false for an unknown name (the config
+ * checked them: kept literally). */
+static bool custom_field(char *buf, size_t *p, size_t limit, const char *name, size_t n,
+                         const struct sl_access_entry *e, const struct sl_access_log *l)
+{
+#define IS(lit_) (n == sizeof(lit_) - 1 && memcmp(name, lit_, n) == 0)
+    char tmp[64];
+    size_t t = 0;
+    if (IS("time"))
+        put_time(tmp, &t, e->time_ms, l->time_format, 0);
+    else if (IS("status"))
+        t = (size_t)sprintf(tmp, "%d", e->status);
+    else if (IS("bytes_in"))
+        num(tmp, &t, e->bytes_in);
+    else if (IS("bytes_out"))
+        num(tmp, &t, e->bytes);
+    else if (IS("duration"))
+        duration(tmp, &t, e->latency_us);
+    else if (IS("pid"))
+        t = (size_t)sprintf(tmp, "%d", l->pid);
+    else if (IS("protocol"))
+        t = (size_t)sprintf(tmp, "HTTP/1.%d", e->minor ? 1 : 0);
+    else if (IS("client"))
+        text_str(buf, p, limit, e->client, strlen(e->client));
+    else if (IS("method"))
+        text_str(buf, p, limit, e->method, e->method_len);
+    else if (IS("path"))
+        text_str(buf, p, limit, e->path, e->path_len);
+    else if (IS("query"))
+        text_str(buf, p, limit, e->query, e->query_len);
+    else if (IS("user_agent"))
+        text_str(buf, p, limit, e->user_agent, e->user_agent_len);
+    else if (IS("referer"))
+        text_str(buf, p, limit, e->referer, e->referer_len);
+    else if (IS("tls"))
+        text_str(buf, p, limit, e->tls, e->tls ? strlen(e->tls) : 0);
+    else if (IS("listener"))
+        text_str(buf, p, limit, e->listener, e->listener ? strlen(e->listener) : 0);
+    else
+        return false;
+#undef IS
+    if (t && *p + t <= limit) {
+        memcpy(buf + *p, tmp, t);
+        *p += t;
+    }
+    return true;
+}
+
+static size_t format_custom(char *buf, size_t cap, const struct sl_access_entry *e,
+                            const struct sl_access_log *l)
+{
+    size_t p = 0, limit = cap - 2; /* room for the newline */
+    for (const char *s = l->tmpl; *s && p < limit;) {
+        if (s[0] != '$' || s[1] == '$') {
+            buf[p++] = *s == '\n' ? ' ' : *s; /* one line, whatever the template */
+            s += s[0] == '$' ? 2 : 1;
+            continue;
+        }
+        size_t n = 0;
+        while ((s[1 + n] >= 'a' && s[1 + n] <= 'z') || s[1 + n] == '_')
+            n++;
+        size_t budget = p + 2000 < limit ? p + 2000 : limit;
+        if (!custom_field(buf, &p, budget, s + 1, n, e, l))
+            buf[p++] = '$', n = 0; /* not a field: the dollar stays */
+        s += 1 + n;
+    }
+    buf[p++] = '\n';
+    return p;
+}
+
+size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e,
+                        const struct sl_access_log *l)
+{
+    assert(cap >= SL_ACCESS_LINE_MAX);
+    if (l && l->format == SL_ACCESS_COMBINED)
+        return format_combined(buf, e);
+    if (l && l->format == SL_ACCESS_CUSTOM && l->tmpl)
+        return format_custom(buf, cap, e, l);
+    return format_json(buf, e, l);
+}
+
 void sl_access_log_write(const struct sl_access_log *l, const struct sl_access_entry *e)
 {
     char line[SL_ACCESS_LINE_MAX];
     if (l->sink <= 0)
         return;
-    size_t n = sl_access_format(line, sizeof(line), e);
+    size_t n = sl_access_format(line, sizeof(line), e, l);
     emit(&sinks[l->sink - 1], line, n, false);
 }

@@ -84,6 +84,21 @@ void sl_log_batch_end(void);
 /* Writes what the buffers hold, without blocking. */
 void sl_log_flush(void);
 
+/*
+ * Reopening (logrotate without copytruncate): access-log files are opened
+ * again by their path at the next flush (the next loop turn with a line to
+ * write, or sl_log_flush), after what is buffered went to the old file.
+ * sl_log_reopen_request is async-signal-safe; sl_log_reopen_on installs it
+ * as the handler of `sig` (SIGUSR2) and unblocks it. Returns 0 or -errno.
+ * A file whose writes fail (a full disk) loses its lines, said once on
+ * stderr when it starts and once when writes succeed again.
+ */
+void sl_log_reopen_request(void);
+/* Sends the error log to a file (opened for append, reopened like the
+ * access log) instead of stderr. Returns 0 or a negative errno (logged). */
+int sl_log_open_error(const char *path);
+int sl_log_reopen_on(int sig);
+
 /* True while some line waits in a buffer (the consumer pushed back). */
 bool sl_log_pending(void);
 
@@ -93,13 +108,18 @@ void sl_log_drain(unsigned timeout_ms);
 
 struct sl_access_log {
     int sink; /* 0 = off (a zeroed struct is off); else internal */
+    enum sl_access_format format;
+    enum sl_time_format time_format;
+    const char *tmpl; /* SL_ACCESS_CUSTOM; borrowed (the config's) */
+    int pid;              /* the writing process, set by sl_access_log_open */
 };
 
 /*
  * Opens the access log: NULL = off, "stderr" (shares the error log's
  * buffer, so both keep their relative order), or a file path opened for
- * append (created 0644). Returns 0, or a negative errno after logging
- * which path failed.
+ * append (created 0644). The format is JSON with RFC 3339 times until
+ * the caller sets the fields above. Returns 0, or a negative errno after
+ * logging which path failed.
  */
 int sl_access_log_open(struct sl_access_log *l, const char *target);
 
@@ -119,8 +139,12 @@ struct sl_access_entry {
     size_t method_len;
     const char *path;
     size_t path_len;
+    const char *query; /* NULL when the target had no '?' */
+    size_t query_len;
     int status;
+    int minor;              /* HTTP/1.<minor> */
     uint64_t bytes;         /* response body bytes sent */
+    uint64_t bytes_in;      /* request body bytes received */
     uint64_t latency_us;    /* head complete -> response complete */
     const char *user_agent; /* NULL when absent */
     size_t user_agent_len;
@@ -133,17 +157,25 @@ struct sl_access_entry {
     uint64_t ws_messages_in;  /* messages received */
     uint64_t ws_messages_out; /* messages sent */
     uint64_t ws_bytes_in;     /* payload bytes received */
+    const char *referer; /* NULL when absent */
+    size_t referer_len;
+    const char *listener; /* its name, or address; NUL-terminated; NULL = none */
+    const char *tls;      /* "TLSv1.3"...; NULL = plain connection */
 };
 
 #define SL_ACCESS_LINE_MAX 8192
 
 /*
- * Renders `e` as one JSON line (with the newline) into buf[cap >=
- * SL_ACCESS_LINE_MAX]; returns its length. Fields are escaped per RFC 8259
- * (control characters, C1 controls included, as \u00XX; invalid UTF-8
- * bytes become \u00XX too) and long ones truncated so the line always fits.
+ * Renders `e` as one line (with the newline) into buf[cap >=
+ * SL_ACCESS_LINE_MAX] in l's format (NULL = JSON, RFC 3339 time, pid 0);
+ * returns its length. JSON fields are escaped per RFC 8259 (control
+ * characters, C1 controls included, as \u00XX; invalid UTF-8 bytes become
+ * \u00XX too); combined and custom fields as Apache does (\" \\ and \xNN
+ * for anything not printable ASCII). Long fields are truncated so the line
+ * always fits.
  */
-size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e);
+size_t sl_access_format(char *buf, size_t cap, const struct sl_access_entry *e,
+                        const struct sl_access_log *l);
 
 /* Formats and queues one line; a line that does not fit the buffer is
  * dropped and counted (logging never fails or stalls a request). */

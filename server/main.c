@@ -260,6 +260,14 @@ static void announce(const struct sl_config *cfg, unsigned workers)
 /* ---- multi-worker master ------------------------------------------------ */
 
 static volatile sig_atomic_t stop_signals;
+static volatile sig_atomic_t reopen_signals; /* SIGUSR2: workers reopen their logs */
+
+static void on_reopen_signal(int sig)
+{
+    (void)sig;
+    reopen_signals++;
+    sl_log_reopen_request(); /* the master's own error-log file */
+}
 
 static void on_stop_signal(int sig)
 {
@@ -285,16 +293,19 @@ static void on_child(int sig)
  */
 static int master_signals(sigset_t *open)
 {
-    struct sigaction stop = {.sa_handler = on_stop_signal}, child = {.sa_handler = on_child};
+    struct sigaction stop = {.sa_handler = on_stop_signal}, child = {.sa_handler = on_child},
+                     reopen = {.sa_handler = on_reopen_signal};
     sigset_t set;
 
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
-    stop.sa_mask = child.sa_mask = set;
+    sigaddset(&set, SIGUSR2);
+    stop.sa_mask = child.sa_mask = reopen.sa_mask = set;
     if (sigprocmask(SIG_BLOCK, &set, open) < 0 || sigaction(SIGTERM, &stop, NULL) < 0 ||
-        sigaction(SIGINT, &stop, NULL) < 0 || sigaction(SIGCHLD, &child, NULL) < 0) {
+        sigaction(SIGINT, &stop, NULL) < 0 || sigaction(SIGCHLD, &child, NULL) < 0 ||
+        sigaction(SIGUSR2, &reopen, NULL) < 0) {
         int err = errno;
         sl_log(SL_LOG_ERROR, "cannot set up the master's signals: %s", strerror(err));
         return -err;
@@ -302,6 +313,7 @@ static int master_signals(sigset_t *open)
     sigdelset(open, SIGTERM);
     sigdelset(open, SIGINT);
     sigdelset(open, SIGCHLD);
+    sigdelset(open, SIGUSR2);
     return 0;
 }
 
@@ -416,7 +428,7 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
 {
     pid_t pids[1024] = {0};
     unsigned alive = 0, backoff_ms = 100;
-    int rc = 0, forwarded = 0;
+    int rc = 0, forwarded = 0, reopened = 0;
     sigset_t open;
 
     if (master_signals(&open) < 0)
@@ -436,6 +448,8 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
             sl_notify_stopping();
         while (forwarded < stop_signals)
             forward_signal(pids, n, SIGTERM), forwarded++; /* 2nd: workers abort */
+        while (reopened < reopen_signals)
+            forward_signal(pids, n, SIGUSR2), reopened++; /* log reopen */
         pid = waitpid(-1, &status, WNOHANG);
         if (pid == 0) {
             wait_event(&open); /* a stop signal, a worker exit or a worker ready */
@@ -485,6 +499,12 @@ static int serve(const struct sl_config *cfg)
     if (workers > 1024)
         workers = 1024;
     sl_log_set_level(cfg->log.level);
+    if (strcmp(cfg->log.error, "stderr") != 0 && sl_log_open_error(cfg->log.error) < 0)
+        return 1;
+    /* SIGUSR2 (log reopen) before anything listens: a rotation racing the
+     * start must not kill us. The master later forwards it instead. */
+    if (sl_log_reopen_on(SIGUSR2) < 0)
+        sl_log(SL_LOG_WARNING, "cannot handle SIGUSR2: %s", strerror(errno));
     raise_nofile(cfg);
     if (sl_listen_open_all(cfg, &set) < 0)
         return 1;

@@ -90,6 +90,11 @@ const struct sl_h1_request *sl_req_head(const struct sl_req *r)
 const struct sockaddr *sl_req_peer(const struct sl_req *r, socklen_t *len)
 {
     const struct sl_conn *c = r->c;
+    if (c && r->fwd_client_len) { /* proxy.headers named the client */
+        if (len)
+            *len = r->fwd_client_len;
+        return &r->fwd_client.sa;
+    }
     if (!c || !c->peer_len) {
         if (len)
             *len = 0;
@@ -128,6 +133,47 @@ bool sl_req_is_unix(const struct sl_req *r)
 const char *sl_req_unix_path(const struct sl_req *r)
 {
     return sl_req_is_unix(r) ? r->l->cfg->path : NULL;
+}
+
+int sl_req_forwarded_scheme(const struct sl_req *r)
+{
+    if (r->fwd_scheme)
+        return r->fwd_scheme;
+    return r->c && r->c->proxy_ssl ? 2 : 0;
+}
+
+bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *len, int *port)
+{
+    const struct sl_conn *c = r->c;
+    if (!c || !c->rbuf || !r->fwd_host_len)
+        return false;
+    const char *h = c->rbuf + r->fwd_host_off;
+    size_t n = r->fwd_host_len, name = n;
+    *port = 0;
+    /* "name:port" or "[v6]:port": the port is what follows the last colon
+     * after any bracket. */
+    const char *rb = memchr(h, ']', n);
+    const char *from = rb ? rb : h;
+    const char *colon = memrchr(from, ':', n - (size_t)(from - h));
+    if (colon && (rb || !memchr(h, ':', (size_t)(colon - h)))) {
+        int p = 0;
+        size_t digits = n - (size_t)(colon + 1 - h);
+        for (size_t i = 0; i < digits && p <= 65535; i++) {
+            char ch = colon[1 + i];
+            if (ch < '0' || ch > '9')
+                return false;
+            p = p * 10 + (ch - '0');
+        }
+        if (digits == 0 || p > 65535)
+            return false;
+        *port = p;
+        name = (size_t)(colon - h);
+    }
+    if (name == 0)
+        return false;
+    *host = h;
+    *len = name;
+    return true;
 }
 
 void sl_req_set_data(struct sl_req *r, void *data)

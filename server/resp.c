@@ -622,6 +622,7 @@ void sl__resp_core_error(struct sl_conn *c, int status)
         r->minor = 1;
         r->body_complete = true;
         r->raw_pos = c->rlen;
+        sl__conn_note_line(c, r); /* access log: method and path if read */
         c->req = r;
         c->state = SL__C_REQ;
         sl_timer_cancel(&w->wheel, &c->rtimer);

@@ -69,12 +69,23 @@ struct sl_app_ops {
 const struct sl_h1_request *sl_req_head(const struct sl_req *r);
 
 /* Peer and local addresses; NULL/0 length for Unix-socket peers and once
- * the connection is gone (read them in on_request). */
+ * the connection is gone (read them in on_request). Behind a proxy
+ * (proxy.*) they are the real client's: the PROXY header's source and
+ * destination, and the client that trusted forwarding headers named
+ * (port 0 when they gave none). */
 const struct sockaddr *sl_req_peer(const struct sl_req *r, socklen_t *len);
 const struct sockaddr *sl_req_local(const struct sl_req *r, socklen_t *len);
 bool sl_req_is_unix(const struct sl_req *r);
 /* The listener's unix path for Unix sockets, else NULL. */
 const char *sl_req_unix_path(const struct sl_req *r);
+
+/* What a trusted proxy said about the client's scheme: 0 = nothing (use
+ * the connection's own), 1 = http, 2 = https (enum sl_proxy_scheme). */
+int sl_req_forwarded_scheme(const struct sl_req *r);
+/* The host[:port] a trusted proxy says the client asked for
+ * (X-Forwarded-Host, Forwarded host=): false when none. *host borrows the
+ * head: valid only inside on_request. *port is the one given, else 0. */
+bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *len, int *port);
 
 void sl_req_set_data(struct sl_req *r, void *data);
 void *sl_req_data(const struct sl_req *r);
@@ -287,6 +298,7 @@ struct sl_worker_stats {
     uint64_t client_aborts; /* exchanges whose client left (EOF, reset, failed
                                write) before the response was out */
     uint64_t app_timeouts;  /* requests cancelled by timeouts.app */
+    uint64_t proxy_rejects; /* connections closed: bad or missing PROXY header */
 };
 void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out);
 

@@ -93,6 +93,8 @@ struct sl_conn {
     bool local_known : 1;
     bool epout : 1;   /* EPOLLOUT is in the epoll mask (added on the first blocked write) */
     bool batched : 1; /* on the worker's batch list: output waits for a flush */
+    bool need_proxy : 1; /* proxy.protocol: the PROXY header is still to come */
+    bool proxy_ssl : 1;  /* the PROXY v2 header said the client spoke TLS */
     int fd;
     const struct sl_transport *tp; /* all socket I/O goes through it */
     void *tp_ctx;                  /* the transport's state (NULL: plain) */
@@ -168,7 +170,15 @@ struct sl_req {
      * [body_pos, body_end); undecoded bytes start at raw_pos. */
     uint32_t head_len, body_pos, body_end, raw_pos;
     uint32_t method_off, method_len, path_off, path_len, ua_off, ua_len; /* access log */
+    uint32_t query_off, query_len, ref_off, ref_len; /* access log; query_off 0 = none */
     uint64_t t_start_us;
+    /* proxy.headers from a trusted peer (proxy.c): the client they named
+     * (fwd_client_len 0 = none), the scheme (enum sl_proxy_scheme) and the
+     * host, an offset into the head. */
+    union sl__addr fwd_client;
+    uint8_t fwd_client_len;
+    uint8_t fwd_scheme;
+    uint32_t fwd_host_off, fwd_host_len;
     /* The formatted response head, from sl_resp_start until the app's first
      * body call commits it to the output queue. While it is here nothing of
      * the app's response is the client's yet: a failure can still be a 500. */
@@ -213,6 +223,7 @@ struct sl_worker {
     size_t nconns;
     uint64_t accepted, requests; /* counters for sl_worker_stats */
     uint64_t client_aborts, app_timeouts;
+    uint64_t proxy_rejects; /* connections closed for a bad or missing PROXY header */
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
     struct sl_conn *batch; /* output held for sl_worker_flush */
@@ -243,6 +254,8 @@ void sl__conn_lost(struct sl_conn *c);
 void sl__conn_response_flushed(struct sl_conn *c);
 uint32_t sl__conn_rcap(const struct sl_conn *c);
 void sl__conn_client(const struct sl_conn *c, char *out, size_t cap);
+void sl__addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t cap);
+void sl__conn_note_line(struct sl_conn *c, struct sl_req *r);
 
 /* req.c */
 struct sl_req *sl__req_new(struct sl_worker *w);

@@ -14,6 +14,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -381,6 +382,7 @@ void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out
         .buf_bytes = (w->small.outstanding + w->small.nfree) * w->small.size +
                      (w->large.outstanding + w->large.nfree) * w->large.size,
         .accepted = w->accepted,
+        .proxy_rejects = w->proxy_rejects,
         .requests = w->requests,
         .client_aborts = w->client_aborts,
         .app_timeouts = w->app_timeouts,
@@ -517,6 +519,18 @@ static int setup_epoll(struct sl_worker *w)
     return 0;
 }
 
+/* The access log in the configured format. */
+static int open_access_log(struct sl_worker *w)
+{
+    int rc = sl_access_log_open(&w->alog, w->cfg->log.access);
+    w->alog.format = w->cfg->log.access_format;
+    w->alog.time_format = w->cfg->log.time_format;
+    w->alog.tmpl = w->cfg->log.access_template;
+    if (rc == 0 && (rc = sl_log_reopen_on(SIGUSR2)) < 0)
+        sl_log(SL_LOG_ERROR, "access log: cannot handle SIGUSR2: %s", strerror(-rc));
+    return rc;
+}
+
 static int worker_setup(struct sl_worker *w, const int *fds)
 {
     int rc;
@@ -527,7 +541,7 @@ static int worker_setup(struct sl_worker *w, const int *fds)
     if ((rc = sl_pool_init(&w->small, SL__SMALL_BUF, 1024, &w->now_ms)) < 0 ||
         (rc = sl_pool_init(&w->large, large_size(w->cfg), 64, &w->now_ms)) < 0 ||
         (rc = make_server_line(w)) < 0 || (rc = setup_listeners(w, fds)) < 0 ||
-        (rc = sl_access_log_open(&w->alog, w->cfg->log.access)) < 0 || (rc = setup_epoll(w)) < 0)
+        (rc = open_access_log(w)) < 0 || (rc = setup_epoll(w)) < 0)
         return rc;
     return 0;
 }

@@ -421,7 +421,7 @@ TEST(ConfigLoad, AcceptsPythonOptimizeLevelsZeroToTwo)
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
     EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, routes, listeners, "
-              "timeouts, limits, websocket, tcp, process, http, log, python\n",
+              "timeouts, limits, websocket, tcp, proxy, process, http, log, python\n",
               Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
 
@@ -698,7 +698,7 @@ TEST(ConfigInterp, ReportsMalformedReferences)
 TEST(ConfigInterp, NeverExpandsKeys)
 {
     EXPECT_EQ("test.yaml:2:1: ${K}: unknown key, expected one of: app, workers, routes, listeners, "
-              "timeouts, limits, websocket, tcp, process, http, log, python\n",
+              "timeouts, limits, websocket, tcp, proxy, process, http, log, python\n",
               Errors(std::string(kApp) + "${K}: 1\n", {}, {{"K", "workers"}}));
 }
 
@@ -1045,13 +1045,21 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  user_timeout: 0\n"
               "  fastopen: 0\n"
               "  defer_accept: 0\n"
+              "proxy:\n"
+              "  trusted: []\n"
+              "  headers: false\n"
+              "  protocol: off\n"
               "process:\n"
               "  raise_nofile: false\n"
               "http:\n"
               "  server_header: \"saltare\"\n"
               "log:\n"
               "  access: off\n"
+              "  error: stderr\n"
               "  level: info\n"
+              "  access_format: json\n"
+              "  access_template: null\n"
+              "  time_format: rfc3339\n"
               "python:\n"
               "  optimize: 0\n",
               sltest::Print(load.cfg()));

@@ -49,8 +49,81 @@ TEST(AccessLog, EscapesC1ControlsAsTheirCodePoints)
     e.path_len = 1;
     e.user_agent = ua.data();
     e.user_agent_len = ua.size();
-    std::string line(buf, sl_access_format(buf, sizeof(buf), &e));
-    EXPECT_NE(line.find("\"user_agent\":\"x\\u0085y\xc2\xa0z\"}"), std::string::npos) << line;
+    std::string line(buf, sl_access_format(buf, sizeof(buf), &e, nullptr));
+    EXPECT_NE(line.find("\"user_agent\":\"x\\u0085y\xc2\xa0z\","), std::string::npos) << line;
+}
+
+sl_access_entry Sample()
+{
+    sl_access_entry e{};
+    e.time_ms = 1700000000123; /* 2023-11-14T22:13:20.123Z */
+    e.client = "[2001:db8::1]:4711";
+    e.method = "POST";
+    e.method_len = 4;
+    e.path = "/a b\"";
+    e.path_len = 5;
+    e.query = "x=1";
+    e.query_len = 3;
+    e.status = 201;
+    e.minor = 1;
+    e.bytes = 0;
+    e.bytes_in = 5;
+    e.latency_us = 1500000;
+    e.user_agent = "curl/8\x01";
+    e.user_agent_len = 7;
+    e.listener = "api";
+    return e;
+}
+
+TEST(AccessLog, CombinedFormatIsApaches)
+{
+    char buf[SL_ACCESS_LINE_MAX];
+    sl_access_entry e = Sample();
+    sl_access_log l{};
+    l.format = SL_ACCESS_COMBINED;
+    std::string line(buf, sl_access_format(buf, sizeof(buf), &e, &l));
+    EXPECT_EQ(line, "2001:db8::1 - - [14/Nov/2023:22:13:20 +0000] \"POST /a b\\\"?x=1 HTTP/1.1\" "
+                    "201 - \"-\" \"curl/8\\x01\"\n");
+    e.client = "10.1.2.3:80";
+    e.bytes = 12;
+    e.referer = "http://r/";
+    e.referer_len = 9;
+    line.assign(buf, sl_access_format(buf, sizeof(buf), &e, &l));
+    EXPECT_EQ(line.rfind("10.1.2.3 - - [", 0), 0u) << line;
+    EXPECT_NE(line.find("\" 201 12 \"http://r/\" "), std::string::npos) << line;
+}
+
+TEST(AccessLog, JsonUnixTimeAndFields)
+{
+    char buf[SL_ACCESS_LINE_MAX];
+    sl_access_entry e = Sample();
+    sl_access_log l{};
+    l.time_format = SL_TIME_UNIX;
+    l.pid = 77;
+    std::string line(buf, sl_access_format(buf, sizeof(buf), &e, &l));
+    EXPECT_EQ(line.rfind("{\"time\":1700000000.123,", 0), 0u) << line;
+    EXPECT_NE(line.find("\"query\":\"x=1\",\"status\":201,\"bytes_in\":5,\"bytes_out\":0,"
+                        "\"duration\":1.500000,"),
+              std::string::npos)
+        << line;
+    EXPECT_NE(line.find("\"listener\":\"api\",\"tls\":null,\"pid\":77}\n"), std::string::npos) << line;
+}
+
+TEST(AccessLog, CustomTemplateFillsNamedFields)
+{
+    char buf[SL_ACCESS_LINE_MAX];
+    sl_access_entry e = Sample();
+    sl_access_log l{};
+    l.format = SL_ACCESS_CUSTOM;
+    l.tmpl = nullptr;
+    l.time_format = SL_TIME_RFC3339;
+    l.pid = 9;
+    const char *t = "$time $client \"$method $path\" $status $bytes_out $$5 $referer $duration "
+                    "$protocol $pid $listener $nosuch\nX";
+    l.tmpl = t;
+    std::string line(buf, sl_access_format(buf, sizeof(buf), &e, &l));
+    EXPECT_EQ(line, "2023-11-14T22:13:20.123Z [2001:db8::1]:4711 \"POST /a b\\\"\" 201 0 $5 - "
+                    "1.500000 HTTP/1.1 9 api $nosuch X\n");
 }
 
 /* A FIFO whose reader never reads: writing far more than it holds must
@@ -87,7 +160,7 @@ TEST(AccessLog, AFullFifoDropsWholeLinesAndNeverBlocks)
     ASSERT_EQ(got.back(), '\n');
     size_t lines = 0;
     for (size_t p = 0; p < got.size(); p = got.find('\n', p) + 1, lines++)
-        ASSERT_EQ(got.compare(p, 9, "{\"ts\":0.0"), 0) << "torn line at " << p;
+        ASSERT_EQ(got.compare(p, 34, "{\"time\":\"1970-01-01T00:00:00.000Z\""), 0) << "torn line at " << p;
     EXPECT_GT(lines, 100u);
     sl_access_log_close(&l);
     close(rd);

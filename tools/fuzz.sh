@@ -47,6 +47,11 @@ configure() {
         seeds=(fuzz/corpus/ws)
         dict=fuzz/ws.dict
         ;;
+    proxy)
+        srcs=(server/proxy.c server/h1.c fuzz/proxy_fuzz.c)
+        libs=()
+        seeds=(fuzz/corpus/proxy)
+        ;;
     *) return 1 ;;
     esac
 }
