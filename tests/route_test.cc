@@ -268,10 +268,10 @@ TEST(RouteAccessLog, NamesTheRouteOnlyWhenOneMatched)
     e.method_len = 3;
     e.path = "/healthz";
     e.path_len = 8;
-    std::string line(buf, sl_access_format(buf, sizeof(buf), &e));
+    std::string line(buf, sl_access_format(buf, sizeof(buf), &e, nullptr));
     EXPECT_EQ(std::string::npos, line.find("route")) << line;
     e.route = "health\n\"x";
-    line.assign(buf, sl_access_format(buf, sizeof(buf), &e));
+    line.assign(buf, sl_access_format(buf, sizeof(buf), &e, nullptr));
     EXPECT_NE(std::string::npos, line.find(",\"route\":\"health\\u000a\\\"x\"}\n")) << line;
 }
 
@@ -290,7 +290,7 @@ TEST(RouteAccessLog, FitsTheLineWithEveryFieldAtItsLongest)
     e.route = name.c_str();
     e.status = 999;
     e.bytes = e.latency_us = UINT64_MAX;
-    size_t n = sl_access_format(buf, sizeof(buf), &e);
+    size_t n = sl_access_format(buf, sizeof(buf), &e, nullptr);
     ASSERT_LE(n, sizeof(buf));
     std::string line(buf, n);
     EXPECT_NE(std::string::npos, line.find(",\"route\":\"\\u0003")) << line.substr(0, 200);
