@@ -457,8 +457,8 @@ def test_one_access_log_line_when_the_websocket_ends(serve, tmp_path):
     assert line["user_agent"] == "ws-test/1"
     assert line["ws_close"] == 4002
     assert (line["ws_messages_in"], line["ws_messages_out"]) == (3, 3)
-    assert line["ws_bytes_in"] == line["bytes"] == 11
-    assert line["latency_us"] > 0
+    assert line["ws_bytes_in"] == line["bytes_out"] == 11
+    assert line["duration"] > 0
 
 
 # ---- TLS -----------------------------------------------------------------------------------------
