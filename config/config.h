@@ -54,7 +54,7 @@ struct sl_limits {
 
 /* WebSocket settings (RFC 6455); listeners may override them. */
 struct sl_websocket {
-    uint64_t max_message;     /* bytes; a longer message closes the socket with 1009 */
+    uint64_t max_message;      /* bytes; a longer message closes the socket with 1009 */
     uint32_t ping_interval_ms; /* ping a peer silent this long; 0 = never */
     uint32_t ping_timeout_ms;  /* close (1006) when nothing follows a ping this long; 0 = never */
 };
@@ -147,10 +147,10 @@ struct sl_route_preflight {
 enum sl_files_fallback { SL_FILES_FALLBACK_NONE, SL_FILES_FALLBACK_APP };
 
 struct sl_route_files {
-    const char *root;  /* directory, as written */
-    const char *index; /* file served for a directory; "" = none */
-    int fallback;      /* enum sl_files_fallback: a missing file gets 404 or the app */
-    uint32_t cache_ms; /* Cache-Control max-age; 0 = no Cache-Control */
+    const char *root;   /* directory, as written */
+    const char *index;  /* file served for a directory; "" = none */
+    int fallback;       /* enum sl_files_fallback: a missing file gets 404 or the app */
+    uint32_t cache_ms;  /* Cache-Control max-age; 0 = no Cache-Control */
     bool precompressed; /* serve NAME.br / NAME.gz when the client accepts them */
 };
 
@@ -197,8 +197,8 @@ enum sl_proxy_protocol { SL_PROXY_OFF, SL_PROXY_PROTO_V1, SL_PROXY_PROTO_V2, SL_
 
 /* One `proxy.trusted` address range, compiled from its text. */
 struct sl_cidr {
-    uint8_t family; /* AF_INET or AF_INET6 */
-    uint8_t bits;   /* prefix length */
+    uint8_t family;   /* AF_INET or AF_INET6 */
+    uint8_t bits;     /* prefix length */
     uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
 };
 
@@ -208,8 +208,8 @@ struct sl_proxy_config {
     size_t ntrusted;
     const struct sl_cidr *cidrs; /* `trusted` compiled, "unix" left out */
     size_t ncidrs;
-    bool trust_unix; /* "unix" listed: Unix-socket peers are trusted */
-    bool headers;    /* believe Forwarded / X-Forwarded-* / X-Real-IP from them */
+    bool trust_unix;                 /* "unix" listed: Unix-socket peers are trusted */
+    bool headers;                    /* believe Forwarded / X-Forwarded-* / X-Real-IP from them */
     enum sl_proxy_protocol protocol; /* PROXY header required on every connection */
 };
 /* ---- end proxy ---- */
@@ -232,10 +232,10 @@ struct sl_listener_config {
     socklen_t addrlen;
     /* SL_LISTENER_UNIX; a path starting with '@' is an abstract socket. */
     const char *path;
-    int mode;          /* file mode for the socket, -1 = leave as created */
-    const char *owner; /* user name or uid for the socket file; NULL = leave */
-    const char *group; /* group name or gid; NULL = leave */
-    int fd;            /* SL_LISTENER_FD: an inherited listening socket */
+    int mode;            /* file mode for the socket, -1 = leave as created */
+    const char *owner;   /* user name or uid for the socket file; NULL = leave */
+    const char *group;   /* group name or gid; NULL = leave */
+    int fd;              /* SL_LISTENER_FD: an inherited listening socket */
     const char *systemd; /* SL_LISTENER_SYSTEMD: FileDescriptorName, or "true" = all */
     struct sl_tls_config tls;
     struct sl_limits limits;
@@ -273,11 +273,11 @@ struct sl_config {
     uint32_t workers; /* 0 = auto: one per online CPU */
     const struct sl_listener_config *listeners;
     size_t nlisteners;
-    struct sl_timeouts timeouts; /* global section */
-    struct sl_limits limits;     /* global section */
+    struct sl_timeouts timeouts;   /* global section */
+    struct sl_limits limits;       /* global section */
     struct sl_websocket websocket; /* global section */
     struct sl_tcp_config tcp;
-    struct sl_route_list routes; /* global intercept routes */
+    struct sl_route_list routes;  /* global intercept routes */
     struct sl_proxy_config proxy; /* global section */
     struct {
         bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */

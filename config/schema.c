@@ -690,8 +690,7 @@ static void check_tls(struct sl__cx *cx, const struct sl__node *map, const char 
     sl__error(cx, n ? n : map, sl__path_join(cx, path, at), "%s: %s", rc == -2 ? key : file, why);
 }
 
-static void pair_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
-                        const char *path)
+static void pair_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
 {
     const struct sl_tls_pair *p = obj;
     if (p->cert && p->key)
@@ -739,8 +738,7 @@ static const struct sl__key pair_keys[] = {
      .doc = "Private key (PEM) of `cert`."},
 };
 
-static void pair_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
-                        const char *path);
+static void pair_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path);
 
 static const struct sl__section pair_section = {
     .name = "listeners[].tls.extra_certs[]",
@@ -1199,8 +1197,8 @@ static const char *const access_format_names[] = {"json", "combined", "custom", 
 static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
 /* Fields of an access-log line (server/log.c renders them). */
 static const char *const access_fields[] = {
-    "time",      "client",   "method",     "path",    "query", "status", "bytes_in", "bytes_out",
-    "duration",  "user_agent", "referer",  "listener", "pid",  "protocol", "tls", NULL};
+    "time",     "client",     "method",  "path",     "query", "status",   "bytes_in", "bytes_out",
+    "duration", "user_agent", "referer", "listener", "pid",   "protocol", "tls",      NULL};
 
 static const struct sl__key app_keys[] = {
     {.name = "target",
@@ -1308,7 +1306,8 @@ static const struct sl__key log_keys[] = {
      .doc = "`json`: one object per line with `time`, `client`, `method`, `path`, `query`, "
             "`status`, `bytes_in` (request body), `bytes_out` (response body), `duration` "
             "(seconds, head received to response sent), `user_agent`, `referer` (null when "
-            "absent), `listener`, `pid` and `tls` (`TLSv1.3`, null on plain connections). `combined`: Apache/nginx combined format "
+            "absent), `listener`, `pid` and `tls` (`TLSv1.3`, null on plain connections). "
+            "`combined`: Apache/nginx combined format "
             "(GoAccess, fail2ban): `client - - [time] \"request line\" status bytes "
             "\"referer\" \"user agent\"`. `custom`: `access_template`. Requests the "
             "core answered itself (400, 408, 413, 431...) carry the method and path when the "
@@ -1333,15 +1332,15 @@ static const struct sl__key log_keys[] = {
 /* Checks the access template's field names, and that custom has one. */
 static void log_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
 {
-    const char *t = *(const char *const *)((const char *)obj +
-                                           offsetof(struct sl_config, log.access_template) -
-                                           offsetof(struct sl_config, log));
+    const char *t =
+        *(const char *const *)((const char *)obj + offsetof(struct sl_config, log.access_template) -
+                               offsetof(struct sl_config, log));
     int format = *(const int *)((const char *)obj + offsetof(struct sl_config, log.access_format) -
                                 offsetof(struct sl_config, log));
     const struct sl__node *at = sl__map_get(map, "access_template");
-    const char *err = *(const char *const *)((const char *)obj +
-                                             offsetof(struct sl_config, log.error) -
-                                             offsetof(struct sl_config, log));
+    const char *err =
+        *(const char *const *)((const char *)obj + offsetof(struct sl_config, log.error) -
+                               offsetof(struct sl_config, log));
     if (err == NULL)
         sl__error(cx, sl__map_get(map, "error") ? sl__map_get(map, "error") : map,
                   sl__path_join(cx, path, "error"), "expected \"stderr\" or a file path, got off");

@@ -356,7 +356,8 @@ static void size_allowed(const struct sl__key *k, char *buf, size_t cap)
 static void size_expect(const struct sl__key *k, char *buf, size_t cap)
 {
     expect_text(buf, cap,
-                (k->flags & SL__NULLABLE) ? "a size like \"1MiB\" or null" : "a size like \"1MiB\"");
+                (k->flags & SL__NULLABLE) ? "a size like \"1MiB\" or null"
+                                          : "a size like \"1MiB\"");
 }
 
 static int size_parse(struct sl__cx *cx, const struct sl__key *k, const struct sl__node *n,

@@ -82,7 +82,8 @@ static int backlog_of(const struct sl_listener_config *l)
 int sl_listen_tune(int fd, const struct sl_tcp_config *tcp)
 {
     int on = tcp->nodelay, ka = tcp->keepalive_idle_ms > 0;
-    int idle = (int)(tcp->keepalive_idle_ms / 1000), intvl = (int)(tcp->keepalive_interval_ms / 1000);
+    int idle = (int)(tcp->keepalive_idle_ms / 1000),
+        intvl = (int)(tcp->keepalive_interval_ms / 1000);
     int cnt = (int)tcp->keepalive_count, user = (int)tcp->user_timeout_ms;
     int tfo = (int)tcp->fastopen, defer = (int)((tcp->defer_accept_ms + 999) / 1000);
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ||
@@ -341,8 +342,8 @@ int sl_listen_match(const struct sl_listener_config *items, size_t nitems,
             found = owner[j] == (int)i;
         if (found)
             continue;
-        size_t o = (size_t)snprintf(err, errcap, "listeners.%zu (systemd: %s): no ", i,
-                                    items[i].systemd);
+        size_t o =
+            (size_t)snprintf(err, errcap, "listeners.%zu (systemd: %s): no ", i, items[i].systemd);
         if (nfds == 0) {
             snprintf(err + o, errcap > o ? errcap - o : 0,
                      "socket passed by systemd (LISTEN_FDS unset or 0: not started by a "
@@ -597,8 +598,8 @@ int sl_listen_open_all(const struct sl_config *cfg, struct sl_listen_set *set)
     }
     if (sd_prepare(sd, nsd) < 0)
         return -ENOTSOCK;
-    if (sl_listen_match(cfg->listeners, cfg->nlisteners, sd, (size_t)nsd, owner, err,
-                        sizeof(err)) < 0) {
+    if (sl_listen_match(cfg->listeners, cfg->nlisteners, sd, (size_t)nsd, owner, err, sizeof(err)) <
+        0) {
         sl_log(SL_LOG_ERROR, "%s", err);
         return -ENOENT;
     }

@@ -85,8 +85,7 @@ struct sl_sd_fd {
  * that matched no fd.
  */
 int sl_listen_match(const struct sl_listener_config *items, size_t nitems,
-                    const struct sl_sd_fd *fds, size_t nfds, int *owner, char *err,
-                    size_t errcap);
+                    const struct sl_sd_fd *fds, size_t nfds, int *owner, char *err, size_t errcap);
 
 /*
  * Parses the socket-activation environment (sd_listen_fds(3) semantics):

@@ -111,7 +111,7 @@ struct sl_access_log {
     enum sl_access_format format;
     enum sl_time_format time_format;
     const char *tmpl; /* SL_ACCESS_CUSTOM; borrowed (the config's) */
-    int pid;              /* the writing process, set by sl_access_log_open */
+    int pid;          /* the writing process, set by sl_access_log_open */
 };
 
 /*
@@ -157,7 +157,7 @@ struct sl_access_entry {
     uint64_t ws_messages_in;  /* messages received */
     uint64_t ws_messages_out; /* messages sent */
     uint64_t ws_bytes_in;     /* payload bytes received */
-    const char *referer; /* NULL when absent */
+    const char *referer;      /* NULL when absent */
     size_t referer_len;
     const char *listener; /* its name, or address; NUL-terminated; NULL = none */
     const char *tls;      /* "TLSv1.3"...; NULL = plain connection */

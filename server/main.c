@@ -230,7 +230,8 @@ static const struct sl_config *load_config(const struct cli *cli)
 static void raise_nofile(const struct sl_config *cfg)
 {
     struct rlimit rl;
-    if (!cfg->process.raise_nofile || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+    if (!cfg->process.raise_nofile || getrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+        rl.rlim_cur == rl.rlim_max)
         return;
     rlim_t was = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;

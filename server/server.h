@@ -115,16 +115,14 @@ void sl_req_body_consume(struct sl_req *r, size_t n);
 /*
  * Starts the response: formats the head, which stays the core's until the
  * first sl_resp_body (or sl_resp_error before it, which answers `status`
- * instead: nothing of this response reached the client). Headers are validated (sl_h1_header_ok); on a bad
- * header nothing is written and -EINVAL is returned (the app then answers
- * 500 with sl_resp_error). The core adds Date, Server (unless the app set
- * one or http.server_header is empty), and framing: Content-Length when the
- * app gave one, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
- * `trailers` announces a later sl_resp_trailers (forces chunked).
- * The app's Connection and Transfer-Encoding headers are not sent (the core
- * owns framing; "Connection: close" from the app is honoured). Status must
- * be 200..999 (-EINVAL otherwise: no 1xx final responses).
- * Returns 0, -EALREADY (already started), -EINVAL, -EPIPE, -ENOMEM.
+ * instead: nothing of this response reached the client). Headers are validated (sl_h1_header_ok);
+ * on a bad header nothing is written and -EINVAL is returned (the app then answers 500 with
+ * sl_resp_error). The core adds Date, Server (unless the app set one or http.server_header is
+ * empty), and framing: Content-Length when the app gave one, else chunked (HTTP/1.1) or
+ * close-delimited (HTTP/1.0). `trailers` announces a later sl_resp_trailers (forces chunked). The
+ * app's Connection and Transfer-Encoding headers are not sent (the core owns framing; "Connection:
+ * close" from the app is honoured). Status must be 200..999 (-EINVAL otherwise: no 1xx final
+ * responses). Returns 0, -EALREADY (already started), -EINVAL, -EPIPE, -ENOMEM.
  */
 int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, size_t n,
                   bool trailers);
@@ -182,8 +180,7 @@ bool sl_req_is_websocket(const struct sl_req *r);
  * already started), -EINVAL (a bad header or subprotocol: nothing written),
  * -EPIPE (gone), -ENOMEM.
  */
-int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_header *h,
-                 size_t n);
+int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_header *h, size_t n);
 
 /*
  * The next complete message: *data and *len (borrowed until sl_ws_consume or
@@ -288,13 +285,13 @@ bool sl_worker_done(const struct sl_worker *w);
  * only per-connection memory besides the connection structs: an idle
  * keep-alive connection holds none. */
 struct sl_worker_stats {
-    size_t conns;       /* open connections */
-    size_t conn_bytes;  /* heap held by their structs */
-    size_t bufs_in_use; /* pool buffers held by connections (input + output) */
-    size_t bufs_free;   /* pool buffers cached for reuse */
-    size_t buf_bytes;   /* bytes of all pool buffers mapped, in use or free */
-    uint64_t accepted;  /* connections accepted */
-    uint64_t requests;  /* request heads handed to the app */
+    size_t conns;           /* open connections */
+    size_t conn_bytes;      /* heap held by their structs */
+    size_t bufs_in_use;     /* pool buffers held by connections (input + output) */
+    size_t bufs_free;       /* pool buffers cached for reuse */
+    size_t buf_bytes;       /* bytes of all pool buffers mapped, in use or free */
+    uint64_t accepted;      /* connections accepted */
+    uint64_t requests;      /* request heads handed to the app */
     uint64_t client_aborts; /* exchanges whose client left (EOF, reset, failed
                                write) before the response was out */
     uint64_t app_timeouts;  /* requests cancelled by timeouts.app */

@@ -91,8 +91,8 @@ struct sl_conn {
     bool peer_eof : 1;    /* the peer shut its write side */
     bool rlarge : 1;      /* rbuf is a large-pool buffer */
     bool local_known : 1;
-    bool epout : 1;   /* EPOLLOUT is in the epoll mask (added on the first blocked write) */
-    bool batched : 1; /* on the worker's batch list: output waits for a flush */
+    bool epout : 1;      /* EPOLLOUT is in the epoll mask (added on the first blocked write) */
+    bool batched : 1;    /* on the worker's batch list: output waits for a flush */
     bool need_proxy : 1; /* proxy.protocol: the PROXY header is still to come */
     bool proxy_ssl : 1;  /* the PROXY v2 header said the client spoke TLS */
     int fd;
@@ -150,12 +150,12 @@ struct sl_req {
     bool has_cl : 1;     /* the app declared Content-Length */
     bool trailers : 1;   /* trailers announced */
     bool logged : 1;
-    bool in_free : 1; /* on the worker's free list */
-    bool ws : 1;      /* a checked WebSocket handshake (sl_req_is_websocket) */
-    uint16_t ws_code; /* WebSocket close code for sl_ws_close_code; 0 = 1006 */
+    bool in_free : 1;    /* on the worker's free list */
+    bool ws : 1;         /* a checked WebSocket handshake (sl_req_is_websocket) */
+    uint16_t ws_code;    /* WebSocket close code for sl_ws_close_code; 0 = 1006 */
     uint32_t ws_key_off; /* Sec-WebSocket-Key value in c->rbuf (24 bytes) */
-    uint8_t evmask;   /* SL__EV_* waiting to be delivered */
-    uint8_t minor;    /* request HTTP minor version */
+    uint8_t evmask;      /* SL__EV_* waiting to be delivered */
+    uint8_t minor;       /* request HTTP minor version */
     int16_t status;
     int body_err; /* sticky peek error, 0 = none */
 

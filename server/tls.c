@@ -39,7 +39,7 @@
 /* One SSL_CTX and what the app may ask about its certificate. */
 struct cert_ctx {
     SSL_CTX *ctx;
-    char *pem; /* the leaf certificate, for the tls extension's server_cert */
+    char *pem;                /* the leaf certificate, for the tls extension's server_cert */
     const char *const *names; /* SNI entries: the names it answers for */
     size_t nnames;
 };
@@ -90,7 +90,8 @@ static const char *ssl_reason(char *buf, size_t cap)
 static int ctx_error(const char *where, const char *key, const char *file)
 {
     char why[256];
-    sl_log(SL_LOG_ERROR, "%s.tls.%s: %s: %s", where, key, file ? file : "", ssl_reason(why, sizeof(why)));
+    sl_log(SL_LOG_ERROR, "%s.tls.%s: %s: %s", where, key, file ? file : "",
+           ssl_reason(why, sizeof(why)));
     return -EINVAL;
 }
 
@@ -274,8 +275,8 @@ static int set_session_context(SSL_CTX *ctx, const struct sl_tls_config *t, cons
 
 static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const char *where)
 {
-    SSL_CTX_set_min_proto_version(ctx, t->min_version == SL_TLS_1_3 ? TLS1_3_VERSION
-                                                                    : TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(ctx,
+                                  t->min_version == SL_TLS_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
     /* Every suite offered is strong: the client picks (ChaCha20 on CPUs
      * without AES instructions), as Mozilla's guidelines advise. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
@@ -323,8 +324,8 @@ static int make_ctx(struct cert_ctx *cc, struct sl_tls_listener *tl, const char 
         return ctx_error(where, keykey, key);
     if (SSL_CTX_check_private_key(cc->ctx) != 1) {
         ERR_clear_error();
-        sl_log(SL_LOG_ERROR, "%s.tls.%s: %s: does not match the certificate %s", where, keykey,
-               key, cert);
+        sl_log(SL_LOG_ERROR, "%s.tls.%s: %s: does not match the certificate %s", where, keykey, key,
+               cert);
         return -EINVAL;
     }
     char at[96];

@@ -65,8 +65,8 @@ const char *sl_tls_server_pem(const struct sl_tls_conn *t);
  * The client's chain as PEM, leaf first: calls fn(arg, pem, len) per
  * certificate. Returns the count (0: no client certificate), or -ENOMEM.
  */
-int sl_tls_client_chain(const struct sl_tls_conn *t, int (*fn)(void *arg, const char *pem, size_t len),
-                        void *arg);
+int sl_tls_client_chain(const struct sl_tls_conn *t,
+                        int (*fn)(void *arg, const char *pem, size_t len), void *arg);
 /* RFC 4514 subject of the client certificate into buf; false if none. */
 bool sl_tls_client_name(const struct sl_tls_conn *t, char *buf, size_t cap);
 /* NULL when the client certificate verified (or none was sent), else why not. */

@@ -420,9 +420,10 @@ TEST(ConfigLoad, AcceptsPythonOptimizeLevelsZeroToTwo)
 
 TEST(ConfigLoad, KeepsEveryMessageOnOneLine)
 {
-    EXPECT_EQ("test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, routes, listeners, "
-              "timeouts, limits, websocket, tcp, proxy, process, http, log, python\n",
-              Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
+    EXPECT_EQ(
+        "test.yaml:2:1: a\\x0ab: unknown key, expected one of: app, workers, routes, listeners, "
+        "timeouts, limits, websocket, tcp, proxy, process, http, log, python\n",
+        Errors(std::string(kApp) + "\"a\\nb\": 1\n"));
 }
 
 TEST(ConfigLoad, ExplainsThatMergeKeysAreNotSupported)
@@ -669,7 +670,8 @@ TEST(ConfigInterp, AnUnsetVariableInAnSniNameIsOneError)
                      "  - tcp: \"127.0.0.1:8443\"\n"
                      "    tls:\n"
                      "      cert: /c.pem\n      key: /k.pem\n"
-                     "      sni: [{names: [a.example.com, \"x${NOPE}.example.com\"], cert: /c.pem, key: /k.pem}]\n"));
+                     "      sni: [{names: [a.example.com, \"x${NOPE}.example.com\"], cert: /c.pem, "
+                     "key: /k.pem}]\n"));
 }
 
 TEST(ConfigInterp, NamesTheVariableAValueCameFrom)
@@ -1184,9 +1186,10 @@ TEST(ConfigSchema, IsWellFormedJsonOfDraft2020)
     EXPECT_NE(std::string::npos,
               schema.find("\"$schema\": \"https://json-schema.org/draft/2020-12/schema\""));
     EXPECT_NE(std::string::npos, schema.find("\"required\": [\"target\"]"));
-    EXPECT_NE(std::string::npos, schema.find("\"oneOf\": [{\"required\": [\"tcp\"]}, "
-                                             "{\"required\": [\"unix\"]}, {\"required\": [\"fd\"]}, "
-                                             "{\"required\": [\"systemd\"]}]"));
+    EXPECT_NE(std::string::npos,
+              schema.find("\"oneOf\": [{\"required\": [\"tcp\"]}, "
+                          "{\"required\": [\"unix\"]}, {\"required\": [\"fd\"]}, "
+                          "{\"required\": [\"systemd\"]}]"));
 }
 
 // Every key of the table appears in the schema and the docs.
@@ -1236,7 +1239,8 @@ TEST(ConfigSchema, WritesDefaultsInCanonicalForm)
 
 // ---- TLS ----------------------------------------------------------------------------------------
 
-namespace {
+namespace
+{
 
 std::vector<std::string> g_tls_checks;
 
@@ -1255,7 +1259,7 @@ int FakeCheckTls(int what, const char *file, const char *key, char *err, size_t 
     return 0;
 }
 
-}  // namespace
+} // namespace
 
 TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
 {
@@ -1265,24 +1269,29 @@ TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
         std::ofstream(f) << "x";
     sltest::CheckTls() = FakeCheckTls;
     g_tls_checks.clear();
-    sltest::Load load(std::vector<sltest::Source>{{"test.yaml",
-                                                   std::string(kApp) +
-                                                       "listeners:\n"
-                                                       "  - tcp: \":1\"\n"
-                                                       "    tls:\n"
-                                                       "      cert: " + cert + "\n"
-                                                       "      key: " + key + "\n"
-                                                       "      ciphersuites: bad-suite\n"
-                                                       "      sni: [{names: [a.b], cert: " + sni +
-                                                       ", key: " + sni + "}]\n"}},
-                      {}, {}, true);
+    sltest::Load load(
+        std::vector<sltest::Source>{{"test.yaml", std::string(kApp) +
+                                                      "listeners:\n"
+                                                      "  - tcp: \":1\"\n"
+                                                      "    tls:\n"
+                                                      "      cert: " +
+                                                      cert +
+                                                      "\n"
+                                                      "      key: " +
+                                                      key +
+                                                      "\n"
+                                                      "      ciphersuites: bad-suite\n"
+                                                      "      sni: [{names: [a.b], cert: " +
+                                                      sni + ", key: " + sni + "}]\n"}},
+        {}, {}, true);
     sltest::CheckTls() = nullptr;
-    EXPECT_EQ("test.yaml:6:12: listeners.0.tls.key: " + key + ": key values mismatch\n"
-              "test.yaml:7:21: listeners.0.tls.ciphersuites: bad-suite: cannot load\n",
+    EXPECT_EQ("test.yaml:6:12: listeners.0.tls.key: " + key +
+                  ": key values mismatch\n"
+                  "test.yaml:7:21: listeners.0.tls.ciphersuites: bad-suite: cannot load\n",
               load.errors());
-    EXPECT_EQ((std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key,
-                                        "4:bad-suite"}),
-              g_tls_checks);
+    EXPECT_EQ(
+        (std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key, "4:bad-suite"}),
+        g_tls_checks);
 }
 
 TEST(ConfigTls, NeedsCertForAnyOtherKey)

@@ -16,7 +16,8 @@
 
 #include "server/listen.h"
 
-namespace {
+namespace
+{
 
 std::map<std::string, std::string> g_env;
 
@@ -70,7 +71,7 @@ sl_sd_fd Passed(int fd, const char *name, const char *ip, uint16_t port)
     return f;
 }
 
-}  // namespace
+} // namespace
 
 TEST(ListenSdEnv, ReadsCountAndNamesForThisPid)
 {
@@ -126,7 +127,7 @@ TEST(ListenMatch, MatchesTcpItemsByAddress)
     char err[256];
     ASSERT_EQ(0, sl_listen_match(items, 2, fds, 2, owner, err, sizeof(err))) << err;
     EXPECT_EQ(1, owner[0]);
-    EXPECT_EQ(-1, owner[1]);  // another address: the item binds its own
+    EXPECT_EQ(-1, owner[1]); // another address: the item binds its own
 }
 
 TEST(ListenMatch, TrueTakesEveryFdNoOtherItemClaims)
@@ -156,7 +157,8 @@ TEST(ListenMatch, SaysWhichItemHasNoFd)
     EXPECT_NE(nullptr, strstr(err, "LISTEN_FDS unset")) << err;
 }
 
-namespace {
+namespace
+{
 
 int Accepted(int lfd, int *client)
 {
@@ -183,7 +185,7 @@ int IntOpt(int fd, int level, int name)
     return v;
 }
 
-}  // namespace
+} // namespace
 
 TEST(ListenTune, AcceptedSocketsInheritTheTcpOptions)
 {
@@ -212,7 +214,8 @@ TEST(ListenTune, AcceptedSocketsInheritTheTcpOptions)
     }
 }
 
-namespace {
+namespace
+{
 
 // `path` must outlive the config.
 sl_listener_config Unix(const std::string &path)
@@ -225,7 +228,7 @@ sl_listener_config Unix(const std::string &path)
     return l;
 }
 
-}  // namespace
+} // namespace
 
 TEST(ListenUnix, ReplacesAStaleSocketAndRefusesALiveOne)
 {
@@ -234,11 +237,12 @@ TEST(ListenUnix, ReplacesAStaleSocketAndRefusesALiveOne)
     l.mode = 0600;
     int a = sl_listen_open(&l);
     ASSERT_GE(a, 0);
-    struct stat st {};
+    struct stat st {
+    };
     ASSERT_EQ(0, stat(path.c_str(), &st));
     EXPECT_EQ(0600u, st.st_mode & 0777);
-    EXPECT_EQ(-EADDRINUSE, sl_listen_open(&l));  // a live listener answers
-    close(a);                                    // the file stays: stale now
+    EXPECT_EQ(-EADDRINUSE, sl_listen_open(&l)); // a live listener answers
+    close(a);                                   // the file stays: stale now
     ASSERT_EQ(0, access(path.c_str(), F_OK));
     int b = sl_listen_open(&l);
     EXPECT_GE(b, 0);

@@ -106,7 +106,8 @@ TEST(AccessLog, JsonUnixTimeAndFields)
                         "\"duration\":1.500000,"),
               std::string::npos)
         << line;
-    EXPECT_NE(line.find("\"listener\":\"api\",\"tls\":null,\"pid\":77}\n"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"listener\":\"api\",\"tls\":null,\"pid\":77}\n"), std::string::npos)
+        << line;
 }
 
 TEST(AccessLog, CustomTemplateFillsNamedFields)
@@ -160,7 +161,8 @@ TEST(AccessLog, AFullFifoDropsWholeLinesAndNeverBlocks)
     ASSERT_EQ(got.back(), '\n');
     size_t lines = 0;
     for (size_t p = 0; p < got.size(); p = got.find('\n', p) + 1, lines++)
-        ASSERT_EQ(got.compare(p, 34, "{\"time\":\"1970-01-01T00:00:00.000Z\""), 0) << "torn line at " << p;
+        ASSERT_EQ(got.compare(p, 34, "{\"time\":\"1970-01-01T00:00:00.000Z\""), 0)
+            << "torn line at " << p;
     EXPECT_GT(lines, 100u);
     sl_access_log_close(&l);
     close(rd);

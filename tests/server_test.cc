@@ -2074,7 +2074,8 @@ TEST(Lifecycle, AClientThatLeavesBeforeTheBodyIsLoggedAs499)
     std::ifstream f(o.access_log);
     std::string line;
     ASSERT_TRUE(std::getline(f, line));
-    EXPECT_NE(line.find("\"path\":\"/stubborn\",\"query\":null,\"status\":499,"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"path\":\"/stubborn\",\"query\":null,\"status\":499,"), std::string::npos)
+        << line;
     unlink(o.access_log.c_str());
 }
 
