@@ -26,6 +26,7 @@
 
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
+#include "server/log.h"
 #include "server/notify.h"
 
 #define POLL_BUDGET 64 /* events per poll before other callbacks get a turn */
@@ -555,6 +556,7 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
     sl_worker_set_batching(w, true);
     sl__py.worker = w;
     sl_notify_worker_ready(); /* lifespan startup done, accepting: READY=1 */
+    sl_log(SL_LOG_INFO, "worker ready: lifespan startup done, serving");
     rc = run(w);
     release_handles();
     sl__requests_detach_all();

@@ -78,6 +78,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+WORKER_READY = "worker ready: lifespan startup done, serving"
 READY_LINE = re.compile(r"listening on (\[[^\]]*\]|[^\s:]+):(\d+)$", re.M)
 
 
@@ -125,6 +126,7 @@ class Server:
         self.proc = proc
         self.log_path = log_path
         self.host, self.port, self.uds = host, port, uds
+        self.probe = False  # wait_serving: send a request instead of reading the log
         if uds:
             self.url = "http://localhost"
         elif host and ":" in host:
@@ -178,6 +180,11 @@ class Server:
             self.proc.send_signal(sig)
         return self.wait()
 
+    def _exited(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"saltare exited with {self.proc.returncode}:\n{self.stderr()}")
+        return False
+
     def wait_ready(self) -> None:
         """Port 0: waits for the ready line and takes the port from it. A
         fixed port or a Unix socket: connects until the listener accepts."""
@@ -213,12 +220,22 @@ class Server:
 
 
     def wait_serving(self, timeout: float = START_TIMEOUT, tls: bool = False) -> None:
-        """Returns once a worker accepts and parses requests (the listener
-        alone, which wait_ready waits for, accepts into the backlog before
-        the app is imported). Sends one request the core answers itself
-        (HTTP/9.9: 505), so the app is not called; it is in the access log.
-        For tests that time something from the moment they connect. `tls`:
-        the listener speaks TLS (the probe does not verify its certificate)."""
+        """Returns once a worker finished lifespan startup and serves (the
+        listener alone, which wait_ready waits for, accepts into the backlog
+        before the app is imported). Waits for the worker's "worker ready"
+        log line, so it sends nothing (no access-log line, no bytes a PROXY
+        protocol listener would refuse). With `probe` set (the error log is
+        not on stderr at info level), sends one request the core answers
+        itself instead (HTTP/9.9: 505; `tls`: over TLS, not verified).
+        For tests that time something from the moment they connect."""
+        if not self.probe:
+            wait_for(
+                lambda: WORKER_READY in self.stderr() or self._exited(),
+                timeout,
+                "no 'worker ready' line",
+                lambda: f":\n{self.stderr()}",
+            )
+            return
         import ssl
 
         with self.connect() as raw:
@@ -296,6 +313,11 @@ class Launcher:
                 stderr=subprocess.STDOUT,
             )
         server = Server(proc, log_path, host=host, port=port, uds=uds)
+        log = sections.get("log") or {}
+        server.probe = log.get("error", "stderr") != "stderr" or log.get("level") in (
+            "warning",
+            "error",
+        )
         self.started.append(server)
         if ready:
             server.wait_ready()
