@@ -41,6 +41,7 @@ struct sl_timeouts {
     uint32_t write_ms;      /* max time a write may make no progress */
     uint32_t shutdown_ms;   /* graceful drain bound on SIGTERM/SIGINT */
     uint32_t app_ms;        /* request head to the app's end of response; 0 = no limit */
+    uint32_t handshake_ms;  /* TLS: accept (or PROXY header) to handshake done */
 };
 
 struct sl_limits {

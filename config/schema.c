@@ -40,6 +40,12 @@ static const struct sl__key timeouts_keys[] = {
      .def = "5s",
      .doc = "From a connection's (or a keep-alive request's) first byte to the end of the "
             "request head; 408 and close after it."},
+    {.name = "handshake",
+     TIMEOUT(handshake_ms),
+     .def = "10s",
+     .doc = "TLS listeners: from accept (or the end of the PROXY header) to the end of the "
+            "TLS handshake; a client still handshaking is closed (logged at `info`). The "
+            "`header` timeout starts when the handshake is done."},
     {.name = "keep_alive",
      TIMEOUT(keep_alive_ms),
      .def = "5s",
@@ -909,7 +915,7 @@ static const struct sl__section tls_section = {
     .finish = tls_finish,
     .present = tls_present,
     .doc = "TLS for one listener (OpenSSL 3). Without `cert` the listener is plain. The "
-           "handshake must finish within the listener's `timeouts.header`; a client that "
+           "handshake must finish within the listener's `timeouts.handshake`; a client that "
            "sends plain HTTP to a TLS listener is disconnected without an answer (logged "
            "once, at info level, with its address). The app sees `scheme: https` and "
            "`scope[\"extensions\"][\"tls\"]` (ASGI TLS extension).",

@@ -755,6 +755,12 @@ static void tls_close(int fd, void *ctx)
     close(fd);
 }
 
+bool sl_tls_handshake_done(const void *ctx)
+{
+    const struct sl_tls_conn *t = ctx;
+    return t->hs_done;
+}
+
 /* A read that waited for writability becomes possible on EPOLLOUT, and a
  * write that waited for readability on EPOLLIN. */
 static uint32_t tls_events(void *ctx, uint32_t ev)

@@ -351,27 +351,51 @@ def test_tls_bytes_split_at_every_boundary(tls_server, certs):
     assert b'"scheme": "https"' in body
 
 
-def test_stalled_handshake_is_reaped_at_the_header_timeout(serve, certs):
-    port = free_port()
-    listener = tls_listener(certs, port)
-    listener["timeouts"] = {"header": "1s"}
-    serve("listen_app:app", listener=listener)
-    ctx = client_ctx(certs)
+def partial_client_hello(certs):
+    """The first half of a real ClientHello: a handshake that stalls."""
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    obj = client_ctx(certs).wrap_bio(inc, out, server_hostname="localhost")
     with pytest.raises(ssl.SSLWantReadError):
         obj.do_handshake()
     hello = out.read()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(hello[: len(hello) // 2])  # then nothing more
+    return hello[: len(hello) // 2]
+
+
+def test_stalled_handshake_is_reaped_at_the_handshake_timeout(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["timeouts"] = {"handshake": "1s", "header": "30s"}
+    server = serve("listen_app:app", listener=listener)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+    sock.sendall(partial_client_hello(certs))  # then nothing more
     start = time.monotonic()
     try:
         assert sock.recv(100) == b""
     except ConnectionResetError:
         pass
-    assert time.monotonic() - start < 9  # reaped, not left to the client
+    # timeouts.handshake (1 s), not timeouts.header (30 s), closed it
+    assert time.monotonic() - start < 15
     sock.close()
     assert request(port, client_ctx(certs))[1] == 200
+    assert "tls handshake 127.0.0.1:" in server.stderr()
+    assert "not done within timeouts.handshake" in server.stderr()
+
+
+def test_header_timeout_starts_when_the_handshake_is_done(serve, certs):
+    """A completed handshake disarms timeouts.handshake: the request may
+    come later than it, within timeouts.header."""
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["timeouts"] = {"handshake": "1s", "header": "30s"}
+    serve("listen_app:app", listener=listener)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=25)
+    with client_ctx(certs).wrap_socket(raw, server_hostname="localhost") as s:
+        time.sleep(3)  # three handshake timeouts
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 "), data[:100]
 
 
 def test_tickets_resume_on_any_worker(serve, certs):
