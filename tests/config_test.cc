@@ -1285,6 +1285,7 @@ TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
                                                       key +
                                                       "\n"
                                                       "      ciphersuites: bad-suite\n"
+                                                      "      ktls: true\n"
                                                       "      sni: [{names: [a.b], cert: " +
                                                       sni + ", key: " + sni + "}]\n"}},
         {}, {}, true);
@@ -1293,9 +1294,9 @@ TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
                   ": key values mismatch\n"
                   "test.yaml:7:21: listeners.0.tls.ciphersuites: bad-suite: cannot load\n",
               load.errors());
-    EXPECT_EQ(
-        (std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key, "4:bad-suite"}),
-        g_tls_checks);
+    EXPECT_EQ((std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key,
+                                        "4:bad-suite", "5:listeners.0.tls.ktls"}),
+              g_tls_checks);
 }
 
 TEST(ConfigTls, NeedsCertForAnyOtherKey)

@@ -297,6 +297,46 @@ def test_check_accepts_good_tls_and_warns_of_expiry(certs, tmp_path):
     assert f"{tmp_path / 'soon.pem'}: certificate expires within 14 days" in r.stderr
 
 
+
+def kernel_tls_loaded():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+            return "tls" in f.read().split()
+    except OSError:
+        return False
+
+
+def test_ktls_is_reported_and_served_with_or_without_the_kernel_module(serve, certs, tmp_path):
+    """`ktls: true` never stops a listener: without the kernel's `tls`
+    module (this test VM) OpenSSL keeps its own records. -t and startup
+    say which case applies; each connection's outcome is a debug line."""
+    from conftest import BIN
+
+    port = free_port()
+    listener = tls_listener(certs, port, ktls=True)
+    cfg = tmp_path / "ktls.yaml"
+    cfg.write_text(json.dumps({"app": {"target": "listen_app:app"}, "listeners": [listener]}))
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "configuration OK\n"
+    said = ("kernel TLS available" if kernel_tls_loaded()
+            else "the kernel's `tls` module is not loaded")
+    assert f"listeners.0.tls.ktls: {said}" in r.stderr
+
+    server = serve("listen_app:app", listener=listener, log={"level": "debug"})
+    for _ in range(2):
+        facts, status, body = request(port, client_ctx(certs))
+        assert status == 200 and body["scheme"] == "https"
+    with httpx.Client(verify=str(certs / "ca.pem")) as c:  # keep-alive
+        for _ in range(3):
+            assert c.get(f"https://localhost:{port}/").status_code == 200
+    log = server.stderr()
+    assert f"listeners.0.tls.ktls: {said}" in log
+    assert "tls ktls fd " in log
+    if not kernel_tls_loaded():
+        assert "send openssl, receive openssl" in log
+
+
 # ---- byte-level behaviour ------------------------------------------------------
 
 
