@@ -421,6 +421,24 @@ def test_stalled_handshake_is_reaped_at_the_handshake_timeout(serve, certs):
     assert "not done within timeouts.handshake" in server.stderr()
 
 
+def test_handshake_timeout_starts_after_a_proxy_header(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["proxy"] = {"protocol": "v1"}
+    listener["timeouts"] = {"handshake": "1s", "header": "30s"}
+    server = serve("listen_app:app", listener=listener)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+    sock.sendall(b"PROXY TCP4 203.0.113.50 10.0.0.1 999 443\r\n" + partial_client_hello(certs))
+    start = time.monotonic()
+    try:
+        assert sock.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - start < 15
+    sock.close()
+    assert "tls handshake 203.0.113.50:999: not done within timeouts.handshake" in server.stderr()
+
+
 def test_header_timeout_starts_when_the_handshake_is_done(serve, certs):
     """A completed handshake disarms timeouts.handshake: the request may
     come later than it, within timeouts.header."""
