@@ -41,6 +41,7 @@ struct sl_timeouts {
     uint32_t write_ms;      /* max time a write may make no progress */
     uint32_t shutdown_ms;   /* graceful drain bound on SIGTERM/SIGINT */
     uint32_t app_ms;        /* request head to the app's end of response; 0 = no limit */
+    uint32_t handshake_ms;  /* TLS: accept (or PROXY header) to handshake done */
 };
 
 struct sl_limits {
@@ -95,6 +96,7 @@ struct sl_tls_config {
     enum sl_verify_client verify_client;
     uint32_t verify_depth; /* intermediate CAs allowed in a client chain */
     const char *crl;       /* PEM CRL(s) checked against client chains; NULL = none */
+    bool ktls;             /* ask OpenSSL for kernel TLS (falls back silently) */
 };
 
 /* ---- intercept routes (config/route.c) ------------------------------------ */
@@ -351,6 +353,7 @@ enum sl_tls_check {
     SL_TLS_CHECK_CRL,          /* file: CRLs */
     SL_TLS_CHECK_CIPHERS,      /* file: a TLS 1.2 cipher list */
     SL_TLS_CHECK_CIPHERSUITES, /* file: TLS 1.3 suites */
+    SL_TLS_CHECK_KTLS,         /* file: the key's path; warns when kTLS cannot work */
 };
 
 /*

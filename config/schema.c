@@ -40,6 +40,12 @@ static const struct sl__key timeouts_keys[] = {
      .def = "5s",
      .doc = "From a connection's (or a keep-alive request's) first byte to the end of the "
             "request head; 408 and close after it."},
+    {.name = "handshake",
+     TIMEOUT(handshake_ms),
+     .def = "10s",
+     .doc = "TLS listeners: from accept (or the end of the PROXY header) to the end of the "
+            "TLS handshake; a client still handshaking is closed (logged at `info`). The "
+            "`header` timeout starts when the handshake is done."},
     {.name = "keep_alive",
      TIMEOUT(keep_alive_ms),
      .def = "5s",
@@ -814,6 +820,16 @@ static const struct sl__key tls_keys[] = {
      .def = "true",
      .doc = "Resumption by session tickets. Ticket keys are made once at start and shared by "
             "all workers, and rotated every 12 hours (the previous key still decrypts)."},
+    {.name = "ktls",
+     TLS(ktls),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Kernel TLS: OpenSSL hands the session's keys to the kernel's `tls` module after "
+            "the handshake, so records are made and read in the kernel. Needs OpenSSL 3 built "
+            "with kTLS and the kernel's `tls` module; without them connections silently use "
+            "OpenSSL's own records. `-t` and startup warn when either is missing; whether a "
+            "connection got it is logged at `debug` level. Not measured yet (no `tls` "
+            "module where saltare was benchmarked)."},
     {.name = "sni",
      TLS(sni),
      .shape = SL__SECTIONS,
@@ -893,6 +909,10 @@ static void tls_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
     check_tls(cx, map, path, SL_TLS_CHECK_CIPHERS, "ciphers", t->ciphers, NULL, NULL);
     check_tls(cx, map, path, SL_TLS_CHECK_CIPHERSUITES, "ciphersuites", t->ciphersuites, NULL,
               NULL);
+    if (t->ktls && t->cert && cx->check_tls) { /* only warns */
+        char why[8];
+        cx->check_tls(SL_TLS_CHECK_KTLS, sl__path_join(cx, path, "ktls"), NULL, why, sizeof(why));
+    }
     const struct sl__node *alpn = sl__map_get(map, "alpn");
     for (size_t i = 0; i < t->nalpn; i++)
         if (strcmp(t->alpn[i], "http/1.1") != 0)
@@ -909,7 +929,7 @@ static const struct sl__section tls_section = {
     .finish = tls_finish,
     .present = tls_present,
     .doc = "TLS for one listener (OpenSSL 3). Without `cert` the listener is plain. The "
-           "handshake must finish within the listener's `timeouts.header`; a client that "
+           "handshake must finish within the listener's `timeouts.handshake`; a client that "
            "sends plain HTTP to a TLS listener is disconnected without an answer (logged "
            "once, at info level, with its address). The app sees `scheme: https` and "
            "`scope[\"extensions\"][\"tls\"]` (ASGI TLS extension).",

@@ -78,6 +78,7 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
         }
         ev.events |= EPOLLOUT;
         c->epout = true;
+        c->hs_pending = true;
     }
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         if (c->tp_ctx)
@@ -90,7 +91,8 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
-    sl__timer_arm(c, &c->rtimer, l->cfg->timeouts.header_ms);
+    const struct sl_timeouts *to = &l->cfg->timeouts;
+    sl__timer_arm(c, &c->rtimer, c->hs_pending ? to->handshake_ms : to->header_ms);
     return c;
 }
 
@@ -137,6 +139,10 @@ static ssize_t rbuf_read(struct sl_conn *c)
 {
     size_t room = sl__conn_rcap(c) - c->rlen;
     ssize_t n = c->tp->read(c->fd, c->tp_ctx, c->rbuf + c->rlen, room);
+    if (c->hs_pending && sl_tls_handshake_done(c->tp_ctx)) {
+        c->hs_pending = false; /* the first request head's time starts now */
+        sl__timer_arm(c, &c->rtimer, c->l->cfg->timeouts.header_ms);
+    }
     if (n > 0) {
         c->rlen += (uint32_t)n;
         if ((size_t)n < room)
@@ -380,6 +386,13 @@ static void rtimer_fired(struct sl_timer *t)
     }
     if (c->need_proxy) {
         proxy_reject(c, "no PROXY header within timeouts.header");
+        return;
+    }
+    if (c->hs_pending) {
+        char client[64];
+        sl__conn_client(c, client, sizeof(client));
+        sl_log(SL_LOG_INFO, "tls handshake %s: not done within timeouts.handshake", client);
+        sl__conn_close(c);
         return;
     }
     /* Part of a request head came but not all of it in time: say so (408,
@@ -809,6 +822,8 @@ static int proxy_done(struct sl_conn *c, const struct sl_proxy_info *pi)
     if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
         return -errno;
     c->epout = true;
+    c->hs_pending = true;
+    sl__timer_arm(c, &c->rtimer, l->cfg->timeouts.handshake_ms);
     return 0;
 }
 

@@ -95,6 +95,7 @@ struct sl_conn {
     bool batched : 1;    /* on the worker's batch list: output waits for a flush */
     bool need_proxy : 1; /* proxy.protocol: the PROXY header is still to come */
     bool proxy_ssl : 1;  /* the PROXY v2 header said the client spoke TLS */
+    bool hs_pending : 1; /* TLS: the handshake runs under timeouts.handshake */
     int fd;
     const struct sl_transport *tp; /* all socket I/O goes through it */
     void *tp_ctx;                  /* the transport's state (NULL: plain) */

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -281,6 +282,16 @@ static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const cha
      * without AES instructions), as Mozilla's guidelines advise. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
+#ifdef SSL_OP_ENABLE_KTLS
+    /* Tried per connection after the handshake; no module: plain records.
+     * A kTLS socket is written by OpenSSL's write(2) (see nosig_write):
+     * SIGPIPE is ignored unless the embedder handles it (CPython ignores it). */
+    struct sigaction sa;
+    if (t->ktls && sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    if (t->ktls)
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#endif
     /* Released buffers: an idle connection holds no 16 KiB record buffers.
      * Partial and moving writes: the output queue retries from its own
      * copy, possibly with more bytes (never fewer). */
@@ -437,6 +448,36 @@ static int add(struct sl_tls_listener *tl)
     return 0;
 }
 
+/* Says (as a warning) why `ktls: true` cannot take effect here: an
+ * OpenSSL without kTLS, or a kernel whose `tls` module is not loaded
+ * (it may still load on first use when module autoloading is allowed). */
+static void ktls_report(const char *where)
+{
+#if defined(SSL_OP_ENABLE_KTLS) && !defined(OPENSSL_NO_KTLS)
+    char ulp[256] = "";
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+    if (f) {
+        if (!fgets(ulp, sizeof(ulp), f))
+            ulp[0] = '\0';
+        fclose(f);
+        ulp[strcspn(ulp, "\n")] = '\0';
+    }
+    bool loaded = false;
+    for (char *p = ulp; (p = strstr(p, "tls")) != NULL; p += 3)
+        if ((p == ulp || p[-1] == ' ') && (p[3] == ' ' || p[3] == '\0'))
+            loaded = true;
+    if (loaded)
+        sl_log(SL_LOG_INFO, "%s: kernel TLS available (the `tls` module is loaded)", where);
+    else
+        sl_log(SL_LOG_WARNING,
+               "%s: the kernel's `tls` module is not loaded (tcp_available_ulp: \"%s\"); "
+               "connections use OpenSSL's own records",
+               where, ulp);
+#else
+    sl_log(SL_LOG_WARNING, "%s: this OpenSSL has no kernel TLS support; ignored", where);
+#endif
+}
+
 int sl_tls_init(const struct sl_config *cfg)
 {
     int rc = 0;
@@ -451,6 +492,11 @@ int sl_tls_init(const struct sl_config *cfg)
         }
         if (add(tl) < 0)
             free_listener(tl);
+        if (l->tls.ktls) {
+            char where[64];
+            snprintf(where, sizeof(where), "listeners.%zu.tls.ktls", i);
+            ktls_report(where);
+        }
     }
     if (rc < 0)
         sl_tls_fini();
@@ -520,6 +566,9 @@ int sl_tls_check(int what, const char *file, const char *key, char *err, size_t 
         if (SSL_CTX_set_ciphersuites(ctx, file) != 1)
             return check_fail(ctx, -1, err, cap);
         break;
+    case SL_TLS_CHECK_KTLS:
+        ktls_report(file);
+        break;
     default:
         break;
     }
@@ -555,6 +604,12 @@ static int nosig_write(BIO *b, const char *buf, int len)
 {
     int fd = (int)BIO_get_fd(b, NULL);
     ssize_t n;
+#ifdef SSL_OP_ENABLE_KTLS
+    /* kTLS sends non-data records (alerts, tickets) with a control message
+     * only OpenSSL's own write knows; SIGPIPE is ignored for it (ktls). */
+    if (BIO_get_ktls_send(b))
+        return BIO_meth_get_write(BIO_s_socket())(b, buf, len);
+#endif
     BIO_clear_retry_flags(b);
     do
         n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
@@ -640,6 +695,12 @@ static ssize_t handshake(int fd, struct sl_tls_conn *t)
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
         t->hs_done = true;
+#ifdef SSL_OP_ENABLE_KTLS
+        if ((SSL_get_options(t->ssl) & SSL_OP_ENABLE_KTLS) && sl_log_enabled(SL_LOG_DEBUG))
+            sl_log(SL_LOG_DEBUG, "tls ktls fd %d: send %s, receive %s", fd,
+                   BIO_get_ktls_send(SSL_get_wbio(t->ssl)) ? "kernel" : "openssl",
+                   BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) ? "kernel" : "openssl");
+#endif
         return 1;
     }
     ssize_t r = fail_or_wait(fd, t, rc, true);
@@ -753,6 +814,12 @@ static void tls_close(int fd, void *ctx)
         free(t);
     }
     close(fd);
+}
+
+bool sl_tls_handshake_done(const void *ctx)
+{
+    const struct sl_tls_conn *t = ctx;
+    return t->hs_done;
 }
 
 /* A read that waited for writability becomes possible on EPOLLOUT, and a

@@ -5,7 +5,7 @@
  * master before workers fork, so every worker holds the same session-ticket
  * secret and a ticket issued by one worker resumes on any other. Connections
  * get the sl_transport_tls ops: the handshake runs inside the first reads
- * (non-blocking, under the connection's header timer), SSL_read/SSL_write
+ * (non-blocking, under the connection's timeouts.handshake), SSL_read/SSL_write
  * retries are driven by the epoll edges, and an idle connection keeps no
  * OpenSSL record buffers (SSL_MODE_RELEASE_BUFFERS).
  */
@@ -44,6 +44,10 @@ int sl_tls_check(int what, const char *file, const char *key, char *err, size_t 
 
 /* The contexts for listener `l` (built by sl_tls_init, else built now). */
 struct sl_tls_listener *sl_tls_for(const struct sl_listener_config *l);
+
+/* True once the handshake of a connection's session (its transport ctx)
+ * has completed. */
+bool sl_tls_handshake_done(const void *ctx);
 
 /* Frees every context. */
 void sl_tls_fini(void);

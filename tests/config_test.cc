@@ -455,6 +455,7 @@ TEST(ConfigDefaults, AreTheDocumentedValues)
     EXPECT_EQ(htons(8000), sin->sin_port);
     EXPECT_EQ(5000u, c->timeouts.header_ms);
     EXPECT_EQ(5000u, c->timeouts.keep_alive_ms);
+    EXPECT_EQ(10000u, c->timeouts.handshake_ms);
     EXPECT_EQ(30000u, c->timeouts.body_ms);
     EXPECT_EQ(30000u, c->timeouts.write_ms);
     EXPECT_EQ(30000u, c->timeouts.shutdown_ms);
@@ -479,7 +480,7 @@ TEST(ConfigListeners, InheritUnsetKeysFromTheGlobalSections)
                                   "listeners:\n"
                                   "  - tcp: \":8000\"\n"
                                   "    limits: {max_body: 1KiB}\n"
-                                  "    timeouts: {write: 1s}\n"
+                                  "    timeouts: {write: 1s, handshake: 2s}\n"
                                   "  - unix: /tmp/x.sock\n"
                                   "    mode: \"0600\"\n");
     ASSERT_TRUE(load.ok()) << load.errors();
@@ -489,6 +490,8 @@ TEST(ConfigListeners, InheritUnsetKeysFromTheGlobalSections)
     EXPECT_EQ(9000u, a.timeouts.header_ms);
     EXPECT_EQ(1000u, a.timeouts.write_ms);
     EXPECT_EQ(30000u, a.timeouts.body_ms);
+    EXPECT_EQ(2000u, a.timeouts.handshake_ms);
+    EXPECT_EQ(10000u, b.timeouts.handshake_ms);
     EXPECT_EQ(10u << 20, b.limits.max_body);
     EXPECT_EQ(SL_LISTENER_UNIX, b.kind);
     EXPECT_STREQ("/tmp/x.sock", b.path);
@@ -1022,6 +1025,7 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "    reuseport: false\n"
               "timeouts:\n"
               "  header: 5s\n"
+              "  handshake: 10s\n"
               "  keep_alive: 5s\n"
               "  body: 30s\n"
               "  write: 30s\n"
@@ -1085,8 +1089,8 @@ TEST(ConfigPrint, RoundTripsEveryNonDefaultValue)
               "listeners:\n"
               "  - tcp: \"[::1]:1\"\n    timeouts: {header: 1ms}\n"
               "  - unix: /tmp/u.sock\n    mode: 0\n    limits: {max_body: 0}\n"
-              "timeouts: {header: 0, keep_alive: 1h, body: 2m, write: 1500ms, app: 90s, "
-              "shutdown: 24h}\n"
+              "timeouts: {header: 0, handshake: 3s, keep_alive: 1h, body: 2m, write: 1500ms, "
+              "app: 90s, shutdown: 24h}\n"
               "limits: {max_body: 1TiB, max_header_bytes: 8KiB, max_headers: 1, "
               "max_connections: 1000000, max_keepalive_requests: 0}\n"
               "http: {server_header: \"\"}\n"
@@ -1281,6 +1285,7 @@ TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
                                                       key +
                                                       "\n"
                                                       "      ciphersuites: bad-suite\n"
+                                                      "      ktls: true\n"
                                                       "      sni: [{names: [a.b], cert: " +
                                                       sni + ", key: " + sni + "}]\n"}},
         {}, {}, true);
@@ -1289,9 +1294,9 @@ TEST(ConfigTls, AsksTheProgramToCheckCertsAndPointsAtTheKey)
                   ": key values mismatch\n"
                   "test.yaml:7:21: listeners.0.tls.ciphersuites: bad-suite: cannot load\n",
               load.errors());
-    EXPECT_EQ(
-        (std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key, "4:bad-suite"}),
-        g_tls_checks);
+    EXPECT_EQ((std::vector<std::string>{"0:" + sni + "," + sni, "0:" + cert + "," + key,
+                                        "4:bad-suite", "5:listeners.0.tls.ktls"}),
+              g_tls_checks);
 }
 
 TEST(ConfigTls, NeedsCertForAnyOtherKey)

@@ -297,6 +297,46 @@ def test_check_accepts_good_tls_and_warns_of_expiry(certs, tmp_path):
     assert f"{tmp_path / 'soon.pem'}: certificate expires within 14 days" in r.stderr
 
 
+
+def kernel_tls_loaded():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+            return "tls" in f.read().split()
+    except OSError:
+        return False
+
+
+def test_ktls_is_reported_and_served_with_or_without_the_kernel_module(serve, certs, tmp_path):
+    """`ktls: true` never stops a listener: without the kernel's `tls`
+    module (this test VM) OpenSSL keeps its own records. -t and startup
+    say which case applies; each connection's outcome is a debug line."""
+    from conftest import BIN
+
+    port = free_port()
+    listener = tls_listener(certs, port, ktls=True)
+    cfg = tmp_path / "ktls.yaml"
+    cfg.write_text(json.dumps({"app": {"target": "listen_app:app"}, "listeners": [listener]}))
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "configuration OK\n"
+    said = ("kernel TLS available" if kernel_tls_loaded()
+            else "the kernel's `tls` module is not loaded")
+    assert f"listeners.0.tls.ktls: {said}" in r.stderr
+
+    server = serve("listen_app:app", listener=listener, log={"level": "debug"})
+    for _ in range(2):
+        facts, status, body = request(port, client_ctx(certs))
+        assert status == 200 and body["scheme"] == "https"
+    with httpx.Client(verify=str(certs / "ca.pem")) as c:  # keep-alive
+        for _ in range(3):
+            assert c.get(f"https://localhost:{port}/").status_code == 200
+    log = server.stderr()
+    assert f"listeners.0.tls.ktls: {said}" in log
+    assert "tls ktls fd " in log
+    if not kernel_tls_loaded():
+        assert "send openssl, receive openssl" in log
+
+
 # ---- byte-level behaviour ------------------------------------------------------
 
 
@@ -351,27 +391,69 @@ def test_tls_bytes_split_at_every_boundary(tls_server, certs):
     assert b'"scheme": "https"' in body
 
 
-def test_stalled_handshake_is_reaped_at_the_header_timeout(serve, certs):
-    port = free_port()
-    listener = tls_listener(certs, port)
-    listener["timeouts"] = {"header": "1s"}
-    serve("listen_app:app", listener=listener)
-    ctx = client_ctx(certs)
+def partial_client_hello(certs):
+    """The first half of a real ClientHello: a handshake that stalls."""
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    obj = client_ctx(certs).wrap_bio(inc, out, server_hostname="localhost")
     with pytest.raises(ssl.SSLWantReadError):
         obj.do_handshake()
     hello = out.read()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(hello[: len(hello) // 2])  # then nothing more
+    return hello[: len(hello) // 2]
+
+
+def test_stalled_handshake_is_reaped_at_the_handshake_timeout(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["timeouts"] = {"handshake": "1s", "header": "30s"}
+    server = serve("listen_app:app", listener=listener)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+    sock.sendall(partial_client_hello(certs))  # then nothing more
     start = time.monotonic()
     try:
         assert sock.recv(100) == b""
     except ConnectionResetError:
         pass
-    assert time.monotonic() - start < 9  # reaped, not left to the client
+    # timeouts.handshake (1 s), not timeouts.header (30 s), closed it
+    assert time.monotonic() - start < 15
     sock.close()
     assert request(port, client_ctx(certs))[1] == 200
+    assert "tls handshake 127.0.0.1:" in server.stderr()
+    assert "not done within timeouts.handshake" in server.stderr()
+
+
+def test_handshake_timeout_starts_after_a_proxy_header(serve, certs):
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["proxy"] = {"protocol": "v1"}
+    listener["timeouts"] = {"handshake": "1s", "header": "30s"}
+    server = serve("listen_app:app", listener=listener)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=25)
+    sock.sendall(b"PROXY TCP4 203.0.113.50 10.0.0.1 999 443\r\n" + partial_client_hello(certs))
+    start = time.monotonic()
+    try:
+        assert sock.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - start < 15
+    sock.close()
+    assert "tls handshake 203.0.113.50:999: not done within timeouts.handshake" in server.stderr()
+
+
+def test_header_timeout_starts_when_the_handshake_is_done(serve, certs):
+    """A completed handshake disarms timeouts.handshake: the request may
+    come later than it, within timeouts.header."""
+    port = free_port()
+    listener = tls_listener(certs, port)
+    listener["timeouts"] = {"handshake": "1s", "header": "30s"}
+    serve("listen_app:app", listener=listener)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=25)
+    with client_ctx(certs).wrap_socket(raw, server_hostname="localhost") as s:
+        time.sleep(3)  # three handshake timeouts
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 "), data[:100]
 
 
 def test_tickets_resume_on_any_worker(serve, certs):
