@@ -321,7 +321,11 @@ static void report_unknown(struct sl__cx *cx, const struct sl__section *sec,
         sl__error(cx, key, kpath, "unknown key, did you mean \"%s\"?", hint);
         return;
     }
-    char known[512];
+    if (sec->nkeys == 0) { /* e.g. a route's `app: {}` or `health: {}` */
+        sl__error(cx, key, kpath, "unknown key, this section takes no keys: write {}");
+        return;
+    }
+    char known[512] = "";
     size_t o = 0;
     for (size_t i = 0; i < sec->nkeys && o < sizeof(known); i++)
         o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",

@@ -204,6 +204,10 @@ static void finish_source(struct sl__cx *cx, const struct sl__node *map, struct 
     struct sl_route_cidr *c = sl__arena_alloc(cx->out, r->nsource * sizeof(*c));
     for (size_t i = 0; i < r->nsource; i++) {
         const char *why;
+        if (r->source[i] == NULL) { /* its value failed (${UNSET}): already reported */
+            c[i] = (struct sl_route_cidr){.family = AF_UNSPEC};
+            continue;
+        }
         if (parse_cidr(r->source[i], &c[i], &why))
             continue;
         const char *ipath = sl__path_index(cx, sl__path_join(cx, path, "source"), i);
@@ -223,7 +227,7 @@ static void finish_methods(struct sl__cx *cx, const struct sl__node *map, const 
                            const char *const *m, size_t n, const char *path)
 {
     for (size_t i = 0; i < n; i++)
-        if (!is_token(m[i]))
+        if (m[i] && !is_token(m[i])) /* NULL: a failed value, already reported */
             sl__error(cx, item_at(map, key, i), sl__path_index(cx, sl__path_join(cx, path, key), i),
                       "expected an HTTP method like \"GET\" (a token), got \"%s\"", m[i]);
 }
@@ -246,6 +250,8 @@ void sl__route_return_finish(struct sl__cx *cx, const struct sl__node *map, void
 {
     struct sl_route_return *ret = obj;
     for (size_t i = 0; i < ret->nheaders; i++) {
+        if (ret->headers[i] == NULL) /* a failed value, already reported */
+            continue;
         const char *h = ret->headers[i], *colon = strchr(h, ':');
         char *name = colon ? sl__arena_strndup(&cx->tmp, h, (size_t)(colon - h)) : NULL;
         const char *ipath = sl__path_index(cx, sl__path_join(cx, path, "headers"), i);
@@ -332,23 +338,23 @@ void sl__route_preflight_finish(struct sl__cx *cx, const struct sl__node *map, v
 {
     struct sl_route_preflight *pf = obj;
     for (size_t i = 0; i < pf->norigins; i++)
-        if (!origin_ok(pf->origins[i]))
+        if (pf->origins[i] && !origin_ok(pf->origins[i])) /* NULL: failed, reported */
             sl__error(cx, item_at(map, "origins", i),
                       sl__path_index(cx, sl__path_join(cx, path, "origins"), i),
                       "expected an origin like \"https://app.example.com\" or \"*\", got \"%s\"",
                       pf->origins[i]);
     finish_methods(cx, map, "methods", pf->methods, pf->nmethods, path);
     for (size_t i = 0; i < pf->nheaders; i++)
-        if (!is_token(pf->headers[i]))
+        if (pf->headers[i] && !is_token(pf->headers[i])) /* NULL: failed, reported */
             sl__error(cx, item_at(map, "headers", i),
                       sl__path_index(cx, sl__path_join(cx, path, "headers"), i),
                       "expected a header name or \"*\", got \"%s\"", pf->headers[i]);
     size_t len = 1;
     for (size_t i = 0; i < pf->nmethods; i++)
-        len += strlen(pf->methods[i]) + 2;
+        len += (pf->methods[i] ? strlen(pf->methods[i]) : 0) + 2;
     char *line = sl__arena_alloc(cx->out, len);
     for (size_t i = 0; i < pf->nmethods; i++)
-        strcat(strcat(line, i ? ", " : ""), pf->methods[i]);
+        strcat(strcat(line, i ? ", " : ""), pf->methods[i] ? pf->methods[i] : "");
     pf->methods_line = line;
 }
 

@@ -587,7 +587,9 @@ static void proxy_finish(struct sl__cx *cx, const struct sl__node *map, void *ob
     p->ncidrs = 0;
     p->trust_unix = false;
     for (size_t i = 0; i < p->ntrusted; i++) {
-        if (strcmp(p->trusted[i], "unix") == 0) {
+        if (p->trusted[i] == NULL) { /* its value failed (${UNSET}): already reported */
+            continue;
+        } else if (strcmp(p->trusted[i], "unix") == 0) {
             p->trust_unix = true;
         } else if (parse_cidr(p->trusted[i], &cidrs[p->ncidrs])) {
             p->ncidrs++;

@@ -677,6 +677,35 @@ TEST(ConfigInterp, AnUnsetVariableInAnSniNameIsOneError)
                      "key: /k.pem}]\n"));
 }
 
+/* Same class, found by the fuzz smoke run: list items of routes and proxy
+ * whose value failed are skipped by the checks that follow. */
+TEST(ConfigInterp, UnsetVariablesInRouteAndProxyListsAreOneErrorEach)
+{
+    std::string errs =
+        Errors(std::string(kApp) +
+               "routes:\n"
+               "  - {path: /a, preflight: {origins: [\"${NOPE}\"], headers: [\"${NOPE}\"],\n"
+               "     methods: [\"${NOPE}\"]}}\n"
+               "  - {path: /b, source: [\"${NOPE}\"], methods: [\"${NOPE}\"], app: {}}\n"
+               "  - {path: /c, return: {headers: [\"${NOPE}\"]}}\n"
+               "proxy: {trusted: [\"${NOPE}\"]}\n");
+    size_t n = 0;
+    for (size_t at = 0;
+         (at = errs.find("environment variable NOPE is not set", at)) != std::string::npos; at++)
+        n++;
+    EXPECT_EQ(7u, n) << errs;
+    EXPECT_EQ(std::string::npos, errs.find("got \"(null)\"")) << errs;
+}
+
+/* Found by the config fuzzer: an unknown key in a section without keys
+ * printed an uninitialised key list. */
+TEST(ConfigLoad, AnUnknownKeyInASectionWithoutKeysSaysSo)
+{
+    EXPECT_EQ("test.yaml:2:30: routes.0.health.x: unknown key, this section takes no keys: "
+              "write {}\n",
+              Errors(std::string(kApp) + "routes: [{path: /h, health: {x: 1}}]\n"));
+}
+
 TEST(ConfigInterp, NamesTheVariableAValueCameFrom)
 {
     EXPECT_EQ("test.yaml:3:13: limits.max_body: expected a size like \"1MiB\", got \"lots\" (from "
