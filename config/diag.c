@@ -80,10 +80,33 @@ static void push(struct sl__cx *cx, const struct sl__origin *o, uint32_t line, u
         .rank = o ? o->rank : -1, .line = line, .col = col, .seq = cx->seq++, .text = text};
 }
 
+/* A message holds values from the input (and the environment): escape
+ * what would break the one-line format, whatever the caller formatted. */
+static char *one_line(char *msg)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+        n += *p < 0x20 || *p == 0x7f;
+    if (n == 0)
+        return msg;
+    char *out = sl__xrealloc(NULL, strlen(msg) + 4 * n + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p == '\n')
+            o += sprintf(o, "\\n");
+        else if (*p < 0x20 || *p == 0x7f)
+            o += sprintf(o, "\\x%02x", *p);
+        else
+            *o++ = (char)*p;
+    }
+    *o = '\0';
+    free(msg);
+    return out;
+}
+
 static void verror(struct sl__cx *cx, const struct sl__origin *o, uint32_t line, uint32_t col,
                    const char *path, const char *env, const char *fmt, va_list ap)
 {
-    char *msg = vformat(fmt, ap), *where, *text;
+    char *msg = one_line(vformat(fmt, ap)), *where, *text;
     if (o == NULL)
         where = format("saltare");
     else if (o->is_set)

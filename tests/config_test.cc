@@ -706,6 +706,16 @@ TEST(ConfigLoad, AnUnknownKeyInASectionWithoutKeysSaysSo)
               Errors(std::string(kApp) + "routes: [{path: /h, health: {x: 1}}]\n"));
 }
 
+/* Found by the config fuzzer: a value with a newline from the environment,
+ * quoted raw by a check, broke the one-line format. */
+TEST(ConfigInterp, AMessageQuotingAValueWithANewlineStaysOneLine)
+{
+    EXPECT_EQ(
+        "test.yaml:2:19: proxy.trusted.0: expected an IP address, a CIDR range like "
+        "\"10.0.0.0/8\" or \"unix\", got \"host\\n\" (from ${NL})\n",
+        Errors(std::string(kApp) + "proxy: {trusted: [\"host${NL}\"]}\n", {}, {{"NL", "\n"}}));
+}
+
 TEST(ConfigInterp, NamesTheVariableAValueCameFrom)
 {
     EXPECT_EQ("test.yaml:3:13: limits.max_body: expected a size like \"1MiB\", got \"lots\" (from "
