@@ -264,7 +264,7 @@ void sl__route_return_finish(struct sl__cx *cx, const struct sl__node *map, void
             sl__error(cx, item_at(map, "headers", i), ipath, "\"%s\" is set by the server%s", name,
                       strcasecmp(name, "content-type") == 0 ? " (use content_type)" : "");
     }
-    if (!is_field_text(ret->content_type))
+    if (ret->content_type && !is_field_text(ret->content_type)) /* NULL: failed, reported */
         sl__error(cx, key_at(map, "content_type"), sl__path_join(cx, path, "content_type"),
                   "expected a header value without control characters");
 }
