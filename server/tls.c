@@ -839,7 +839,6 @@ static uint32_t tls_events(void *ctx, uint32_t ev)
 }
 
 const struct sl_transport sl_transport_tls = {
-    .name = "tls",
     .open = tls_open,
     .events = tls_events,
     .read = tls_read,

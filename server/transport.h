@@ -26,7 +26,6 @@ extern "C" {
 #endif
 
 struct sl_transport {
-    const char *name; /* "plain", "tls", for logs */
     /* NULL (plain), or: the per-connection ctx for a freshly accepted fd,
      * given the listener's `arg` (struct sl__listener.tp_arg); NULL = refuse
      * the connection. */
