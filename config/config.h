@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "base/log.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -29,9 +31,6 @@ enum sl_loop_kind { SL_LOOP_AUTO, SL_LOOP_ASYNCIO, SL_LOOP_UVLOOP };
 enum sl_listener_kind { SL_LISTENER_TCP, SL_LISTENER_UNIX, SL_LISTENER_FD, SL_LISTENER_SYSTEMD };
 enum sl_tls_version { SL_TLS_1_2, SL_TLS_1_3 };
 enum sl_verify_client { SL_VERIFY_OFF, SL_VERIFY_OPTIONAL, SL_VERIFY_REQUIRED };
-enum sl_log_level { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARNING, SL_LOG_ERROR };
-enum sl_access_format { SL_ACCESS_JSON, SL_ACCESS_COMBINED, SL_ACCESS_CUSTOM };
-enum sl_time_format { SL_TIME_RFC3339, SL_TIME_UNIX };
 
 /* All durations are milliseconds; 0 means "no timeout". */
 struct sl_timeouts {

@@ -1217,7 +1217,7 @@ static const char *const loop_names[] = {"auto", "asyncio", "uvloop", NULL};
 static const char *const level_names[] = {"debug", "info", "warning", "error", NULL};
 static const char *const access_format_names[] = {"json", "combined", "custom", NULL};
 static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
-/* Fields of an access-log line (server/log.c renders them). */
+/* Fields of an access-log line (base/log.c renders them). */
 static const char *const access_fields[] = {
     "time",     "client",     "method",  "path",     "query", "status",   "bytes_in", "bytes_out",
     "duration", "user_agent", "referer", "listener", "pid",   "protocol", "tls",      NULL};

@@ -18,7 +18,7 @@
 
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
-#include "server/log.h"
+#include "base/log.h"
 
 struct sl__py sl__py;
 
@@ -108,7 +108,7 @@ void sl__py_log(enum sl_log_level level, const char *fmt, ...)
 
 /*
  * Logs exc's traceback as one block through the error log's buffer, so a
- * slow stderr consumer never blocks the worker (server/log.h). Only if it
+ * slow stderr consumer never blocks the worker (base/log.h). Only if it
  * cannot be formatted does PyErr_Display print it (which, unlike
  * PyErr_Print, does not exit the process on SystemExit).
  */

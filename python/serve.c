@@ -26,7 +26,7 @@
 
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "server/notify.h"
 
 #define POLL_BUDGET 64 /* events per poll before other callbacks get a turn */
@@ -348,7 +348,7 @@ static void signals_install(void (*handler)(int))
         sl__py_log(SL_LOG_ERROR, "cannot install the stop signal handlers: %s", strerror(errno));
         return;
     }
-    /* A forked worker starts with both blocked (server/main.c): one that
+    /* A forked worker starts with both blocked (program/main.c): one that
      * came before this point is delivered now, to the handler. */
     if (sigprocmask(SIG_UNBLOCK, &set, NULL) < 0)
         sl__py_log(SL_LOG_ERROR, "cannot unblock the stop signals: %s", strerror(errno));

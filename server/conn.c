@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/clock.h"
+#include "base/clock.h"
 #include "server/proxy.h"
 #include "server/route_internal.h"
 #include "server/tls.h"

@@ -20,7 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "server/log.h"
+#include "base/log.h"
 
 #define SD_FDS_START 3  /* SD_LISTEN_FDS_START */
 #define SD_FDS_MAX 1024 /* passed fds we look at */

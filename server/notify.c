@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "server/log.h"
+#include "base/log.h"
 
 static struct {
     int sock; /* datagram socket to systemd, -1 = none */

@@ -27,7 +27,7 @@
 #include <sys/uio.h>
 
 #include "server/date.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "server/pool.h"
 #include "server/server.h"
 #include "server/timer.h"

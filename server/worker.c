@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/clock.h"
+#include "base/clock.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
 

@@ -26,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/clock.h"
+#include "base/clock.h"
 #include "server/server_internal.h"
 #include "server/ws.h"
 

@@ -1,5 +1,5 @@
 // The error and access logs: escaping, and writes that never block on a
-// consumer that stopped reading (server/log.h).
+// consumer that stopped reading (base/log.h).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "server/log.h"
+#include "base/log.h"
 
 static std::string Escape(const std::string &in, size_t cap = 4096)
 {

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "server/log.h"
+#include "base/log.h"
 #include "server/route.h"
 #include "server/route_path.h"
 #include "tests/config_testing.h"

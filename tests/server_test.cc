@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "server/listen.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "server/server.h"
 #include "server/transport.h"
 

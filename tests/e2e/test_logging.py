@@ -1,5 +1,5 @@
 """The error and access logs: a client or an app cannot forge a line, and a
-log consumer that stops reading never stalls the server (server/log.h)."""
+log consumer that stops reading never stalls the server (base/log.h)."""
 
 import json
 import os

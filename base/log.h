@@ -38,19 +38,22 @@
  * Not thread-safe beyond a mutex around each buffer: lines from several
  * threads never tear, the flush hook belongs to one worker.
  */
-#ifndef SL_SERVER_LOG_H
-#define SL_SERVER_LOG_H
+#ifndef SL_BASE_LOG_H
+#define SL_BASE_LOG_H
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+enum sl_log_level { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARNING, SL_LOG_ERROR };
+enum sl_access_format { SL_ACCESS_JSON, SL_ACCESS_COMBINED, SL_ACCESS_CUSTOM };
+enum sl_time_format { SL_TIME_RFC3339, SL_TIME_UNIX };
 
 #define SL_LOG_BUFFER (64 << 10) /* bytes buffered per destination */
 #define SL_LOG_LINE_MAX 1024     /* one error-log line, escapes included */

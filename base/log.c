@@ -2,8 +2,8 @@
  * log: error-log and JSON access-log lines, escaped, buffered per
  * destination and written without blocking (the design is in log.h).
  */
-#include "server/log.h"
-#include "server/clock.h"
+#include "base/log.h"
+#include "base/clock.h"
 
 #include <assert.h>
 #include <errno.h>

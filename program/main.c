@@ -21,7 +21,7 @@
 #include "config/config.h"
 #include "python/bridge.h"
 #include "server/listen.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "server/notify.h"
 #include "server/tls.h"
 

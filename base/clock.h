@@ -2,8 +2,8 @@
  * clock: the monotonic clock the core reads (timers, latencies, deadlines).
  * One definition, so every part of the core agrees on what "now" is.
  */
-#ifndef SL_SERVER_CLOCK_H
-#define SL_SERVER_CLOCK_H
+#ifndef SL_BASE_CLOCK_H
+#define SL_BASE_CLOCK_H
 
 #include <stdint.h>
 #include <time.h>
