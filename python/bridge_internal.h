@@ -116,6 +116,15 @@ PyObject *sl__scope_asgi(const char *spec_version);
 int sl__scope_init(void);
 void sl__scope_fini(void);
 
+/* ---- tls_chain.c ------------------------------------------------------ */
+
+struct sl_tls_conn;
+/* scope["extensions"]["tls"]["client_cert_chain"] of a TLS connection (new
+ * reference): a read-only sequence of PEM strings encoded on first use, or
+ * an empty list when the client sent no certificate. */
+PyObject *sl__tls_chain_new(const struct sl_tls_conn *t);
+int sl__tls_chain_init(void);
+
 /* ---- request.c -------------------------------------------------------- */
 
 enum sl__resp_state {

@@ -146,14 +146,6 @@ void sl__scope_fini(void)
 
 static PyObject *https_str; /* "https" */
 
-static int chain_add(void *arg, const char *pem, size_t len)
-{
-    PyObject *s = PyUnicode_DecodeASCII(pem, (Py_ssize_t)len, "replace"); /* new */
-    int rc = s ? PyList_Append(arg, s) : -1;
-    Py_XDECREF(s);
-    return rc < 0 ? -1 : 0;
-}
-
 /* The server certificate PEM as a str (new reference, cached per cert). */
 static PyObject *server_cert(const struct sl_tls_conn *t)
 {
@@ -176,8 +168,8 @@ static PyObject *tls_dict(const struct sl_tls_conn *t)
 {
     char name[1024];
     const char *err = sl_tls_client_error(t);
-    PyObject *chain = PyList_New(0), *d = NULL;
-    if (chain == NULL || sl_tls_client_chain(t, chain_add, chain) < 0)
+    PyObject *chain = sl__tls_chain_new(t), *d = NULL; /* PEM encoded when read */
+    if (chain == NULL)
         goto out;
     PyObject *cname = sl_tls_client_name(t, name, sizeof(name))
                           ? PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name), "replace")

@@ -2,8 +2,8 @@
  * route_files: the `files` action. Opens the file below the route's root
  * with openat2(RESOLVE_BENEATH) (no path, symlink or ".." leaves the root),
  * answers conditionals and one byte range, and sends the body from the file
- * with the transport's sendfile (a TLS transport has none: read + write
- * through the output queue). The body is pumped as the socket takes it:
+ * with the transport's sendfile (TLS: SSL_sendfile when kTLS sends, else
+ * read + write through the output queue). The body is pumped as the socket takes it:
  * from after_write (EPOLLOUT) and from the connection's step, a few MiB at a
  * time so that one big file does not starve the other connections.
  */
@@ -294,7 +294,8 @@ void sl__route_file_close(struct sl_req *r)
     r->file_left = 0;
 }
 
-/* Reads and writes through the output queue (transports without sendfile).
+/* Reads and writes through the output queue (transports without sendfile,
+ * TLS connections without kTLS).
  * Returns bytes taken, 0 when the socket is full, or -errno. */
 static ssize_t copy_some(struct sl_conn *c, struct sl_req *r, size_t want)
 {
@@ -318,7 +319,7 @@ void sl__route_file_pump(struct sl_req *r)
         return;
     while (r->file_left && budget) {
         size_t want = r->file_left < budget ? (size_t)r->file_left : budget;
-        ssize_t n;
+        ssize_t n = -EOPNOTSUPP;
         bool blocked = false;
         if (c->tp->sendfile) {
             off_t off = (off_t)r->file_off;
@@ -335,7 +336,8 @@ void sl__route_file_pump(struct sl_req *r)
             }
             if (n == 0)
                 n = -EIO; /* the file shrank */
-        } else {
+        }
+        if (n == -EOPNOTSUPP) {
             n = copy_some(c, r, want);
             if (n < -1) { /* taken, the rest queued: EPOLLOUT resumes */
                 n = -n - 1;

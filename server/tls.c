@@ -790,6 +790,32 @@ static ssize_t tls_writev(int fd, void *ctx, const struct iovec *iov, int iovcnt
     return (ssize_t)taken;
 }
 
+#ifdef SSL_OP_ENABLE_KTLS
+/*
+ * With kTLS sending (tls.ktls and the kernel's tls module), the kernel
+ * frames the records: the file goes from the page cache to the socket
+ * without a copy through user space. Otherwise -EOPNOTSUPP, and the caller
+ * reads the file and writes through tls_writev.
+ */
+static ssize_t tls_sendfile(int fd, void *ctx, int file_fd, off_t *off, size_t len)
+{
+    struct sl_tls_conn *t = ctx;
+    if (t->failed)
+        return -EPIPE;
+    if (!t->hs_done || !BIO_get_ktls_send(SSL_get_wbio(t->ssl)))
+        return -EOPNOTSUPP;
+    ossl_ssize_t n = SSL_sendfile(t->ssl, file_fd, *off, len, 0);
+    if (n > 0) {
+        *off += (off_t)n;
+        return (ssize_t)n;
+    }
+    if (n == 0)
+        return 0; /* end of the file */
+    ssize_t rc = fail_or_wait(fd, t, (int)n, false);
+    return rc == 0 ? -EPIPE : rc;
+}
+#endif
+
 static void send_close_notify(struct sl_tls_conn *t)
 {
     if (t->shut || t->failed || !t->hs_done)
@@ -843,6 +869,9 @@ const struct sl_transport sl_transport_tls = {
     .events = tls_events,
     .read = tls_read,
     .writev = tls_writev,
+#ifdef SSL_OP_ENABLE_KTLS
+    .sendfile = tls_sendfile,
+#endif
     .shutdown = tls_shutdown,
     .close = tls_close,
 };
@@ -883,29 +912,55 @@ static int emit_pem(X509 *x, int (*fn)(void *, const char *, size_t), void *arg)
         rc = fn(arg, data, (size_t)len);
     }
     BIO_free(b);
+    ERR_clear_error();
     return rc;
 }
 
-int sl_tls_client_chain(const struct sl_tls_conn *t, int (*fn)(void *, const char *, size_t),
-                        void *arg)
+/* The handle is the session itself (SSL objects are reference counted):
+ * no copy of the chain is made for requests that never look at it. */
+struct sl_tls_peer *sl_tls_peer_get(const struct sl_tls_conn *t)
 {
-    X509 *leaf = SSL_get0_peer_certificate(t->ssl);
+    if (!SSL_get0_peer_certificate(t->ssl) || SSL_up_ref(t->ssl) != 1)
+        return NULL;
+    return (struct sl_tls_peer *)t->ssl;
+}
+
+void sl_tls_peer_free(struct sl_tls_peer *p)
+{
+    SSL_free((SSL *)p); /* drops one reference; NULL is a no-op */
+}
+
+/* Calls fn per certificate, leaf first; on the server side the chain
+ * OpenSSL keeps leaves the leaf out (kept defensively if it is there). */
+static int each_cert(SSL *ssl, int (*fn)(void *, const char *, size_t), void *arg, bool encode)
+{
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
     if (!leaf)
         return 0;
-    if (emit_pem(leaf, fn, arg) < 0)
-        return -ENOMEM;
-    int count = 1;
-    /* On the server side the sent chain leaves the leaf out. */
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(t->ssl);
+    int rc, count = 1;
+    if (encode && (rc = emit_pem(leaf, fn, arg)) < 0)
+        return rc;
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
     for (int i = 0; chain && i < sk_X509_num(chain); i++) {
         X509 *x = sk_X509_value(chain, i);
         if (X509_cmp(x, leaf) == 0)
             continue;
-        if (emit_pem(x, fn, arg) < 0)
-            return -ENOMEM;
+        if (encode && (rc = emit_pem(x, fn, arg)) < 0)
+            return rc;
         count++;
     }
     return count;
+}
+
+int sl_tls_peer_count(const struct sl_tls_peer *p)
+{
+    return p ? each_cert((SSL *)p, NULL, NULL, false) : 0;
+}
+
+int sl_tls_peer_chain(const struct sl_tls_peer *p, int (*fn)(void *, const char *, size_t),
+                      void *arg)
+{
+    return p ? each_cert((SSL *)p, fn, arg, true) : 0;
 }
 
 bool sl_tls_client_name(const struct sl_tls_conn *t, char *buf, size_t cap)

@@ -65,12 +65,27 @@ int sl_tls_cipher(const struct sl_tls_conn *t);
 /* PEM of the certificate the server presented (borrowed, lives with the
  * listener), or NULL. */
 const char *sl_tls_server_pem(const struct sl_tls_conn *t);
+
 /*
- * The client's chain as PEM, leaf first: calls fn(arg, pem, len) per
- * certificate. Returns the count (0: no client certificate), or -ENOMEM.
+ * The client's certificates, held past the connection so that the PEM
+ * encoding can wait until the app asks for it (the ASGI extension's
+ * client_cert_chain is lazy). A handle costs one reference count: it
+ * shares the session of the connection. NULL when the client sent no
+ * certificate. The caller owns the handle (sl_tls_peer_free).
  */
-int sl_tls_client_chain(const struct sl_tls_conn *t,
-                        int (*fn)(void *arg, const char *pem, size_t len), void *arg);
+struct sl_tls_peer;
+struct sl_tls_peer *sl_tls_peer_get(const struct sl_tls_conn *t);
+/* The number of certificates in the chain, leaf included (no encoding). */
+int sl_tls_peer_count(const struct sl_tls_peer *p);
+/*
+ * The chain as PEM, leaf first: calls fn(arg, pem, len) per certificate
+ * (fn returns 0, or < 0 to stop). Returns the count, or -ENOMEM, or fn's
+ * error.
+ */
+int sl_tls_peer_chain(const struct sl_tls_peer *p,
+                      int (*fn)(void *arg, const char *pem, size_t len), void *arg);
+/* Releases the handle; NULL is a no-op. */
+void sl_tls_peer_free(struct sl_tls_peer *p);
 /* RFC 4514 subject of the client certificate into buf; false if none. */
 bool sl_tls_client_name(const struct sl_tls_conn *t, char *buf, size_t cap);
 /* NULL when the client certificate verified (or none was sent), else why not. */

@@ -41,9 +41,10 @@ struct sl_transport {
      * offered), -EAGAIN when none could be, or another -errno (-EPIPE,
      * -ECONNRESET: the peer is gone). */
     ssize_t (*writev)(int fd, void *ctx, const struct iovec *iov, int iovcnt);
-    /* NULL when the transport cannot send from a file directly (TLS: the
-     * caller reads and writes), or: sends up to len bytes of file_fd from
-     * *off (advanced), like writev's results. */
+    /* NULL when the transport cannot send from a file directly, or: sends
+     * up to len bytes of file_fd from *off (advanced), like writev's
+     * results (0: the file ended). -EOPNOTSUPP when this connection cannot
+     * (TLS without kTLS sending): the caller reads and writes instead. */
     ssize_t (*sendfile)(int fd, void *ctx, int file_fd, off_t *off, size_t len);
     /* Ends the write side after the bytes written so far; reading goes on.
      * Returns 0 or -errno. */

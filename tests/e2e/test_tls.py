@@ -227,6 +227,31 @@ def test_mtls_required_valid_cert(mtls, certs):
     assert tls["client_cert_chain"][0] == (certs / "client.pem").read_text()
 
 
+def test_client_cert_chain_is_a_sequence_of_pem_strings(serve, certs):
+    """client_cert_chain is encoded when first read (a lazy sequence): the
+    whole sequence protocol gives the PEM strings, leaf first, also when
+    read from a later request after its connection has closed."""
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(
+        certs, port, client_ca=str(certs / "ca.pem"), verify_client="required"))
+    leaf = (certs / "deep-leaf.pem").read_text()
+    inter = (certs / "inter.pem").read_text()
+    _, status, body = request(port, client_ctx(certs, "deep"), path="/chain")
+    assert status == 200
+    assert body["chain"] == {
+        "type": "CertChain", "len": 2, "bool": True, "sequence": True,
+        "first": leaf, "last": inter, "slice": [inter], "contains": True,
+        "index": 0, "count": 1, "eq_list": True, "eq_tuple": True, "ne_other": True,
+        "items": [leaf, inter],
+    }
+    _, status, _ = request(port, client_ctx(certs, "deep"), path="/keep")
+    assert status == 200
+    _, status, body = request(port, client_ctx(certs, "client"), path="/kept")
+    assert status == 200
+    assert body["chain"]["items"] == [leaf, inter]
+    assert body["chain"]["len"] == 2
+
+
 @pytest.mark.parametrize("cert", [None, "untrusted", "revoked"])
 def test_mtls_required_refuses(mtls, certs, cert):
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
