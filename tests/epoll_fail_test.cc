@@ -15,8 +15,8 @@
 #include <cstring>
 #include <string>
 
-#include "server/listen.h"
 #include "server/server.h"
+#include "tests/test_server.h"
 
 extern "C" {
 int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
@@ -65,35 +65,16 @@ struct BigApp {
 
 TEST(EpollFailure, AWriteThatCannotWaitForEpolloutClosesTheConnection)
 {
-    sl_listener_config lc{};
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    memcpy(&lc.addr, &a, sizeof(a));
-    lc.addrlen = sizeof(a);
-    lc.kind = SL_LISTENER_TCP;
-    lc.name = "127.0.0.1:0";
-    lc.mode = -1;
-    lc.limits.max_body = 1 << 20;
-    lc.limits.max_header_bytes = 8192;
-    lc.limits.max_headers = 64;
-    lc.limits.max_request_target = 8192;
-    // no write timeout (the 4th): nothing else would end it
-    lc.timeouts = {5000, 5000, 5000, 0, 1000, 0, 10000};
-    sl_config cfg{};
-    cfg.listeners = &lc;
-    cfg.nlisteners = 1;
-    cfg.limits = lc.limits;
-    cfg.timeouts = lc.timeouts;
-    int lfd = sl_listen_open(&lc);
-    ASSERT_GE(lfd, 0);
     BigApp app;
-    sl_worker *w = sl_worker_new(&cfg, &lfd, &app.ops, &app);
-    ASSERT_NE(w, nullptr);
+    sl_testing::TestServer s;
+    s.lc.timeouts.write_ms = 0; // no write timeout: nothing else would end it
+    ASSERT_TRUE(s.Open(&app.ops, &app));
+    sl_worker *w = s.w;
 
     sockaddr_in bound{};
-    socklen_t blen = sizeof(bound);
-    getsockname(lfd, reinterpret_cast<sockaddr *>(&bound), &blen);
+    bound.sin_family = AF_INET;
+    bound.sin_port = htons(s.port);
+    bound.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int small = 4096;
     setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)); /* and it never reads */
@@ -115,8 +96,7 @@ TEST(EpollFailure, AWriteThatCannotWaitForEpolloutClosesTheConnection)
     EXPECT_EQ(app.rc, -EPIPE); /* and, refused, the connection closed */
     EXPECT_EQ(st.conns, 0u);
     close(c);
-    sl_worker_free(w);
-    sl_listen_close_all(&cfg, &lfd);
+    s.Close(); // while app lives
 }
 
 } // namespace

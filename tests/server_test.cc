@@ -37,6 +37,7 @@
 #include "base/log.h"
 #include "server/server.h"
 #include "server/transport.h"
+#include "tests/test_server.h"
 
 namespace
 {
@@ -326,84 +327,35 @@ struct Options {
     uint32_t max_keepalive_requests = 0;
 };
 
-class Server
+class Server : public sl_testing::TestServer
 {
   public:
-    explicit Server(const Options &o) : opt(o)
+    explicit Server(const Options &o)
+        : TestServer(o.kind == SL_LISTENER_UNIX ? Addr::kUnix : o.ipv6 ? Addr::kIpv6 : Addr::kIpv4,
+                     o.unix_path),
+          opt(o)
     {
-        lc.kind = o.kind;
         lc.mode = o.mode;
-        if (o.kind == SL_LISTENER_UNIX) {
-            lc.path = opt.unix_path.c_str();
-            lc.name = lc.path;
-        } else if (o.ipv6) {
-            sockaddr_in6 a{};
-            a.sin6_family = AF_INET6;
-            a.sin6_addr = in6addr_loopback;
-            memcpy(&lc.addr, &a, sizeof(a));
-            lc.addrlen = sizeof(a);
-            lc.name = "[::1]:0";
-        } else {
-            sockaddr_in a{};
-            a.sin_family = AF_INET;
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            memcpy(&lc.addr, &a, sizeof(a));
-            lc.addrlen = sizeof(a);
-            lc.name = "127.0.0.1:0";
-        }
         lc.limits.max_body = o.max_body;
-        lc.limits.max_header_bytes = 8192;
-        lc.limits.max_request_target = 8192;
-        lc.limits.max_headers = 64;
         lc.limits.max_connections = o.max_connections;
         lc.limits.max_keepalive_requests = o.max_keepalive_requests;
         lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms, 10000};
-        cfg.listeners = &lc;
-        cfg.nlisteners = 1;
         cfg.http.server_header = "saltare-test";
         cfg.log.access = opt.access_log.empty() ? nullptr : opt.access_log.c_str();
-        cfg.limits = lc.limits;
-        cfg.timeouts = lc.timeouts;
-
-        fd = sl_listen_open(&lc);
-        if (fd < 0)
+        if (!Open(&app.ops, &app))
             return;
-        w = sl_worker_new(&cfg, &fd, &app.ops, &app);
         app.w = w;
-        if (o.kind == SL_LISTENER_TCP) {
-            sockaddr_storage ss{};
-            socklen_t len = sizeof(ss);
-            getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
-            port = ntohs(o.ipv6 ? reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port
-                                : reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
-        }
         cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        thread =
-            std::thread([this] { opt.external_loop ? ExternalLoop() : (void)sl_worker_run(w); });
+        if (opt.external_loop)
+            Start([this] { ExternalLoop(); });
+        else
+            Start();
     }
 
-    ~Server()
+    ~Server() override
     {
-        Stop();
-        sl_worker_free(w);
-        if (fd >= 0) {
-            int fds[1] = {fd};
-            sl_listen_close_all(&cfg, fds);
-        }
+        Close(); /* while app and cmd_fd (the external loop polls it) live */
         close(cmd_fd);
-    }
-
-    bool ok() const
-    {
-        return fd >= 0 && w != nullptr;
-    }
-
-    void Stop()
-    {
-        if (!thread.joinable())
-            return;
-        sl_worker_signal_drain(w);
-        thread.join();
     }
 
     /*
@@ -455,11 +407,6 @@ class Server
 
     Options opt;
     App app;
-    sl_listener_config lc{};
-    sl_config cfg{};
-    int fd = -1;
-    int port = 0;
-    sl_worker *w = nullptr;
 
   private:
     void ExternalLoop()
@@ -504,7 +451,6 @@ class Server
     std::mutex cmd_mu;
     uint64_t cmd_seq = 0; /* guarded by cmd_mu */
     std::deque<Cmd> cmds; /* guarded by cmd_mu */
-    std::thread thread;
 };
 
 /* ---- a small blocking HTTP client --------------------------------------- */

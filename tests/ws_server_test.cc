@@ -23,6 +23,7 @@
 #include "server/listen.h"
 #include "server/server.h"
 #include "server/ws.h"
+#include "tests/test_server.h"
 
 namespace
 {
@@ -119,65 +120,28 @@ struct App {
 
 // ---- the server -------------------------------------------------------------
 
-class Server
+class Server : public sl_testing::TestServer
 {
   public:
     explicit Server(uint64_t max_message = 1 << 20, uint32_t ping_interval_ms = 0,
                     uint32_t ping_timeout_ms = 0)
     {
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        memcpy(&lc.addr, &a, sizeof(a));
-        lc.addrlen = sizeof(a);
-        lc.kind = SL_LISTENER_TCP;
-        lc.name = "127.0.0.1:0";
-        lc.mode = -1;
-        lc.limits.max_body = 1 << 20;
-        lc.limits.max_header_bytes = 8192;
-        lc.limits.max_request_target = 8192;
-        lc.limits.max_headers = 64;
-        lc.timeouts = {5000, 5000, 5000, 5000, 1000, 0, 10000};
         lc.websocket.max_message = max_message;
         lc.websocket.ping_interval_ms = ping_interval_ms;
         lc.websocket.ping_timeout_ms = ping_timeout_ms;
-        cfg.listeners = &lc;
-        cfg.nlisteners = 1;
         cfg.http.server_header = "saltare-test";
-        cfg.limits = lc.limits;
-        cfg.timeouts = lc.timeouts;
-        cfg.websocket = lc.websocket;
-        fd = sl_listen_open(&lc);
-        if (fd < 0)
+        if (!Open(&app.ops, &app))
             return;
-        w = sl_worker_new(&cfg, &fd, &app.ops, &app);
         app.w = w;
-        sockaddr_in ss{};
-        socklen_t len = sizeof(ss);
-        getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
-        port = ntohs(ss.sin_port);
-        thread = std::thread([this] { sl_worker_run(w); });
+        Start();
     }
 
-    ~Server()
+    ~Server() override
     {
-        if (thread.joinable()) {
-            sl_worker_signal_drain(w);
-            thread.join();
-        }
-        sl_worker_free(w);
-        if (fd >= 0) {
-            int fds[1] = {fd};
-            sl_listen_close_all(&cfg, fds);
-        }
+        Close(); /* while app lives */
     }
 
     App app;
-    sl_listener_config lc{};
-    sl_config cfg{};
-    int fd = -1, port = 0;
-    sl_worker *w = nullptr;
-    std::thread thread;
 };
 
 // ---- the client ---------------------------------------------------------------
