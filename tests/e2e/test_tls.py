@@ -149,6 +149,22 @@ def test_session_resumption_across_connections(tls_server, certs):
         assert second["reused"], version
 
 
+def test_a_resumed_tls13_session_gets_a_fresh_ticket(tls_server, certs):
+    """RFC 8446 C.4: a client should use a ticket once, so a resumption
+    brings a new one (a Python client names a session by its ticket's
+    hash). Sent right after the client's Finished, it also spares clients
+    with Nagle on a delayed-ACK wait before their request goes out."""
+    _, port = tls_server
+    ctx = client_ctx(certs, minimum_version=ssl.TLSVersion.TLSv1_3)
+    first, status, _ = request(port, ctx)
+    assert status == 200 and not first["reused"]
+    again, status, _ = request(port, ctx, session=first["session"])
+    assert status == 200 and again["reused"]
+    assert again["session"].id != first["session"].id
+    third, status, _ = request(port, ctx, session=again["session"])
+    assert status == 200 and third["reused"]
+
+
 def test_plain_http_to_tls_port_is_closed(tls_server, certs):
     server, port = tls_server
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
