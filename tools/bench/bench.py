@@ -33,6 +33,21 @@ thread pool), `transfer.py` upload/download) it measures:
   100 MiB slow-reader download (64 KiB chunks out; client reads 1 MiB per 15 ms): the
   tree's VmRSS is sampled every 10 ms, growth = max - baseline.
 
+HTTPS (`--phases tls`, or any of tls-load, tls-handshake, tls-resumed, tls-conns): for
+each certificate of --tls-certs (ECDSA P-256, RSA-2048; self-signed, made by the openssl
+CLI for the run) every server serves hello.py with the same certificate and key
+(saltare: `tls: {cert, key}` on its listener; uvicorn --ssl-certfile/--ssl-keyfile;
+hypercorn --certfile/--keyfile), and the harness measures:
+
+- tls-load: wrk over HTTPS keep-alive as above, plus the server's CPU per request;
+- tls-handshake: --handshakes TLS 1.3 connections in a row from one Python client, each
+  a full handshake (no session offered) carrying one `Connection: close` GET: the rate
+  (bounded by the client as much as by the server) and the server's CPU per handshake
+  (utime + stime of its process tree from /proc/PID/stat over the phase);
+- tls-resumed: the same, every connection resuming one ticket (no certificate sent);
+- tls-conns: Pss per idle TLS keep-alive connection with --tls-conns open (first
+  certificate only).
+
 --runs N alternates the servers (A B C A B C ...) and reports the median of each metric;
 the machine is noisy, so quote at least `--runs 3`. The output is a Markdown table of
 the medians, the ratios saltare/peer for every metric, and the project's targets
@@ -48,6 +63,8 @@ Examples:
     /usr/bin/python3 tools/bench/bench.py --servers saltare,uvicorn-uvloop --phases hello
     /usr/bin/python3 tools/bench/bench.py --servers saltare,uvicorn-uvloop \
         --phases fastapi,fastapi-sync --runs 3
+    /usr/bin/python3 tools/bench/bench.py --servers saltare,uvicorn-uvloop --phases tls \
+        --runs 3
 
 saltare serves this file (written to a temporary directory, fresh port each start):
 
@@ -81,6 +98,7 @@ import select
 import shlex
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -137,10 +155,10 @@ APPS = {
 }
 
 
-def saltare_yaml(app, port, max_conns, minimal=False):
+def saltare_yaml(app, port, max_conns, minimal=False, tls=None):
     """The config saltare serves. The timeouts/limits keep held connections open, allow the
     10,000-connection check and the 100 MiB upload; `minimal` leaves them out (fallback for
-    a build whose schema rejects them)."""
+    a build whose schema rejects them). `tls`: (cert, key) files for the listener."""
     text = (
         "app:\n"
         "  target: %s\n"
@@ -149,8 +167,11 @@ def saltare_yaml(app, port, max_conns, minimal=False):
         "workers: 1\n"
         "listeners:\n"
         '  - tcp: "%s:%d"\n'
+        "%s"
         "log:\n"
-        "  access: off\n" % (app.target, json.dumps(APPS_DIR), HOST, port)
+        "  access: off\n" % (app.target, json.dumps(APPS_DIR), HOST, port,
+                            "    tls: {cert: %s, key: %s}\n" % tuple(map(json.dumps, tls))
+                            if tls else "")
     )
     if not minimal:
         text += "timeouts:\n  keep_alive: %ds\n" % KEEPALIVE_S
@@ -164,35 +185,37 @@ class Server:
     def __init__(self, name, label, argv_fn):
         self.name = name
         self.label = label
-        self.argv_fn = argv_fn  # (app, port, workdir, opts) -> argv
+        self.argv_fn = argv_fn  # (app, port, workdir, opts, tls) -> argv
 
-    def argv(self, app, port, workdir, opts):
-        return self.argv_fn(app, port, workdir, opts)
+    def argv(self, app, port, workdir, opts, tls=None):
+        """tls: None, or (cert, key) files: the server listens with HTTPS."""
+        return self.argv_fn(app, port, workdir, opts, tls)
 
 
 def uvicorn_argv(loop, http):
-    def build(app, port, workdir, opts):
+    def build(app, port, workdir, opts, tls):
         return [
             PYTHON, "-m", "uvicorn", app.target, "--app-dir", APPS_DIR,
             "--host", HOST, "--port", str(port), "--loop", loop, "--http", http,
             "--no-access-log", "--log-level", "warning",
             "--timeout-keep-alive", str(KEEPALIVE_S),
-        ]  # fmt: skip
+        ] + (["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]] if tls else [])  # fmt: skip
 
     return build
 
 
-def hypercorn_argv(app, port, workdir, opts):
+def hypercorn_argv(app, port, workdir, opts, tls):
     return [
         PYTHON, "-m", "hypercorn", app.target, "--bind", "%s:%d" % (HOST, port),
         "--keep-alive", str(KEEPALIVE_S), "--log-level", "warning",
-    ]  # fmt: skip
+    ] + (["--certfile", tls[0], "--keyfile", tls[1]] if tls else [])  # fmt: skip
 
 
-def saltare_argv(app, port, workdir, opts):
+def saltare_argv(app, port, workdir, opts, tls):
     path = os.path.join(workdir, "saltare-%s-%d.yaml" % (app.name, port))
     with open(path, "w") as f:
-        f.write(saltare_yaml(app, port, max(opts.conns + [1024]) + 1024, opts.saltare_minimal))
+        f.write(saltare_yaml(app, port, max(opts.conns + [opts.tls_conns, 1024]) + 1024,
+                             opts.saltare_minimal, tls))
     return [opts.saltare, "-c", path]
 
 
@@ -206,6 +229,25 @@ SERVERS = {
     ]
 }
 REFERENCE_PEER = "uvicorn-uvloop"
+
+TLS_PHASES = ("tls-load", "tls-handshake", "tls-resumed", "tls-conns")
+PHASES = ("hello", "fastapi", "fastapi-sync", "conns", "upload", "download") + TLS_PHASES
+CERT_LABELS = {"ecdsa": "ECDSA P-256", "rsa": "RSA-2048"}
+CERT_KEYS = {"ecdsa": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+             "rsa": ["-newkey", "rsa:2048"]}
+
+
+def make_certs(workdir, names):
+    """Self-signed certificates for 127.0.0.1 (openssl CLI): {name: (cert, key)}."""
+    files = {}
+    for name in names:
+        cert, key = (os.path.join(workdir, "%s.%s" % (name, ext)) for ext in ("pem", "key"))
+        subprocess.run(["openssl", "req", "-x509"] + CERT_KEYS[name] + [
+            "-nodes", "-days", "2", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout", key, "-out", cert], check=True, capture_output=True)
+        files[name] = (cert, key)
+    return files
 
 
 # ---------------------------------------------------------------------------------------
@@ -361,9 +403,14 @@ def tree_rss_kib(root):
 # HTTP probing and wrk
 
 
-def http_get_status(port, path, timeout):
+def http_get_status(port, path, timeout, tls=False):
     """One GET with Connection: close; returns the status code (raises OSError)."""
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        sock = ctx.wrap_socket(sock)
+    with sock:
         req = "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n" % (path, HOST, port)
         sock.sendall(req.encode())
         buf = b""
@@ -392,11 +439,11 @@ def log_tail(path, lines=15):
 class Running:
     """A started server: process, port, log and the measured startup time."""
 
-    def __init__(self, server, app, opts, workdir):
-        self.server, self.app, self.opts = server, app, opts
+    def __init__(self, server, app, opts, workdir, tls=None):
+        self.server, self.app, self.opts, self.tls = server, app, opts, tls
         self.port = free_port()
         self.log_path = os.path.join(workdir, "%s-%s-%d.log" % (server.name, app.name, self.port))
-        argv = server.argv(app, self.port, workdir, opts)
+        argv = server.argv(app, self.port, workdir, opts, tls)
         self.cmd = " ".join(shlex.quote(a) for a in argv)
         env = dict(os.environ, PYTHONPATH=APPS_DIR, PYTHONDONTWRITEBYTECODE="1")
         with open(self.log_path, "wb") as log:
@@ -417,7 +464,7 @@ class Running:
                 raise BenchError("%s exited with status %s before serving\n  command: %s\n%s" % (
                     self.server.name, self.proc.returncode, self.cmd, log_tail(self.log_path)))
             try:
-                status = http_get_status(self.port, self.app.probe, timeout=2.0)
+                status = http_get_status(self.port, self.app.probe, 2.0, bool(self.tls))
                 if status == 200:
                     return time.monotonic() - t0
                 last_error = "status %d" % status
@@ -465,8 +512,8 @@ def parse_wrk(text):
     }
 
 
-def run_wrk(port, path, seconds):
-    url = "http://%s:%d%s" % (HOST, port, path)
+def run_wrk(port, path, seconds, scheme="http"):
+    url = "%s://%s:%d%s" % (scheme, HOST, port, path)
     argv = ["wrk", "-t1", "-c64", "-d%ds" % seconds, "--timeout", "5s", "--latency", url]
     proc = spawn(argv, CLIENT_CPU, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -485,13 +532,15 @@ def run_wrk(port, path, seconds):
 
 
 def measure_load(run, opts):
+    scheme = "https" if run.tls else "http"
     if opts.warmup > 0:
-        run_wrk(run.port, run.app.load_path, opts.warmup)
+        run_wrk(run.port, run.app.load_path, opts.warmup, scheme)
     cpu0 = tree_cpu_s(run.proc.pid)
-    result = run_wrk(run.port, run.app.load_path, opts.duration)
+    result = run_wrk(run.port, run.app.load_path, opts.duration, scheme)
     cpu = tree_cpu_s(run.proc.pid) - cpu0
     out = {"rps": result["rps"], "p99_ms": result["p99_ms"], "notes": []}
     out["req_per_cpu_s"] = result["requests"] / cpu if cpu > 0 else None
+    out["cpu_us_per_req"] = cpu / result["requests"] * 1e6 if result["requests"] else None
     if result["errors"]:
         note = "wrk: %s in %d requests" % ("; ".join(result["errors"]), result["requests"])
         if result["read_errors"] >= 0.9 * result["requests"]:
@@ -517,7 +566,8 @@ def measure_conns(run, n):
     """Pss per idle keep-alive connection with n connections open."""
     before = settled_pss_kib(run.proc.pid)
     env = dict(os.environ, BENCH_PATH=run.app.load_path)
-    client = spawn([PYTHON, CLIENT, "hold", str(run.port), str(n)], CLIENT_CPU, env=env,
+    mode = "tlshold" if run.tls else "hold"
+    client = spawn([PYTHON, CLIENT, mode, str(run.port), str(n)], CLIENT_CPU, env=env,
                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         opened = read_json_line(client, HOLD_TIMEOUT)
@@ -575,12 +625,37 @@ def measure_transfer(run, kind, opts):
             "notes": []}
 
 
-def session(server, app_name, prefix, opts, workdir, steps):
+def measure_handshakes(run, n, resumed):
+    """n TLS 1.3 connections in a row from one client on CPU 1, each carrying one
+    `Connection: close` GET: full handshakes (no session offered) or resumptions of one
+    ticket. The rate is bounded by the Python client as much as by the server; the
+    server's CPU (utime + stime of its tree, /proc/PID/stat) per handshake is not."""
+    kind = "resumed" if resumed else "handshakes"
+    cpu0 = tree_cpu_s(run.proc.pid)
+    client = spawn([PYTHON, CLIENT, kind, str(run.port), str(n)], CLIENT_CPU,
+                   stdout=subprocess.PIPE, text=True)
+    try:
+        report = read_json_line(client, 30 + n * 0.05)
+        client.wait(timeout=30)
+    finally:
+        stop_process(client)
+    cpu = tree_cpu_s(run.proc.pid) - cpu0
+    if not report.get("ok"):
+        raise BenchError("%s client failed: %s" % (kind, report))
+    key = "resumed_hs" if resumed else "full_hs"
+    out = {key + "_per_s": n / report["seconds"], key + "_cpu_us": cpu / n * 1e6, "notes": []}
+    if report["reused"] != (n if resumed else 0):
+        out["notes"].append("%s: %d of %d connections resumed a session" % (
+            kind, report["reused"], n))
+    return out
+
+
+def session(server, app_name, prefix, opts, workdir, steps, tls=None):
     """Starts `server` on one app, runs the measurement `steps`, always stops it.
 
     Metric keys are prefixed with `prefix` ("hello.", "upload.", ...).
     """
-    run = Running(server, APPS[app_name], opts, workdir)
+    run = Running(server, APPS[app_name], opts, workdir, tls)
     metrics = {prefix + "startup_ms": run.startup_s * 1000.0, "notes": []}
     try:
         metrics[prefix + "idle_pss_kib"] = settled_pss_kib(run.proc.pid)
@@ -624,9 +699,22 @@ def measure_server(server, opts, workdir):
         if kind in opts.phases:
             step = named("transfer", lambda r, k=kind: measure_transfer(r, k, opts))
             plan.append(("transfer", kind + ".", [step]))
+    for cert in opts.tls_certs:
+        steps = []
+        if "tls-load" in opts.phases:
+            steps.append(named("load", lambda r: measure_load(r, opts)))
+        if "tls-handshake" in opts.phases:
+            steps.append(named("handshakes",
+                               lambda r: measure_handshakes(r, opts.handshakes, False)))
+        if "tls-resumed" in opts.phases:
+            steps.append(named("resumed", lambda r: measure_handshakes(r, opts.handshakes, True)))
+        if "tls-conns" in opts.phases and cert == opts.tls_certs[0]:
+            steps.append(named("conns", lambda r: measure_conns(r, opts.tls_conns)))
+        if steps:
+            plan.append(("hello", "tls-%s." % cert, steps, opts.tls_files[cert]))
     metrics = {"notes": []}
-    for app_name, prefix, steps in plan:
-        part = session(server, app_name, prefix, opts, workdir, steps)
+    for app_name, prefix, steps, *tls in plan:
+        part = session(server, app_name, prefix, opts, workdir, steps, *tls)
         metrics["notes"].extend(part.pop("notes"))
         metrics.update(part)
     return metrics
@@ -659,6 +747,28 @@ def metric_rows(opts):
             rows.append(("hello.conn_bytes_%d" % n, "Pss per idle keep-alive conn @%d (bytes)" % n,
                          "lower", "%.0f"))
             rows.append(("hello.conn_held_%d" % n, "keep-alive conns held @%d" % n, "higher", "%d"))
+    for cert in opts.tls_certs:
+        p, name = "tls-%s." % cert, "HTTPS %s" % CERT_LABELS[cert]
+        if "tls-load" in opts.phases:
+            rows += [
+                (p + "rps", "%s keep-alive: requests/s" % name, "higher", "%.0f"),
+                (p + "cpu_us_per_req", "%s keep-alive: CPU per request (us)" % name, "lower",
+                 "%.1f"),
+                (p + "p99_ms", "%s keep-alive: p99 latency (ms)" % name, "lower", "%.2f"),
+            ]
+        for key, label in (("full_hs", "full handshake"), ("resumed_hs", "resumed handshake")):
+            if ("tls-handshake" if key == "full_hs" else "tls-resumed") in opts.phases:
+                rows += [
+                    (p + key + "_per_s", "%s: %ss/s (one client)" % (name, label), "higher",
+                     "%.0f"),
+                    (p + key + "_cpu_us", "%s: CPU per %s (us)" % (name, label), "lower", "%.0f"),
+                ]
+        if "tls-conns" in opts.phases and cert == opts.tls_certs[0]:
+            n = opts.tls_conns
+            rows += [(p + "conn_bytes_%d" % n, "%s: Pss per idle TLS conn @%d (bytes)" % (name, n),
+                      "lower", "%.0f"),
+                     (p + "conn_held_%d" % n, "%s: TLS conns held @%d" % (name, n), "higher",
+                      "%d")]
     for kind in ("upload", "download"):
         if kind in opts.phases:
             rows.append(("%s.growth_kib" % kind, "%d MiB %s: peak RSS growth (MiB)" % (
@@ -698,6 +808,12 @@ TARGETS = [
     ("hello.conn_bytes_1000", "idle keep-alive conn <= 1 KiB Pss (@1000)", "abs<=", 1024),
     ("hello.conn_bytes_10000", "idle keep-alive conn <= 1 KiB Pss (@10000)", "abs<=", 1024),
     ("upload.growth_kib", "upload peak RSS growth <= 4 MiB", "abs<=", 4096),
+    ("tls-ecdsa.cpu_us_per_req", "HTTPS ECDSA keep-alive CPU/request <= 0.6x uvicorn", "ratio<=",
+     0.6),
+    ("tls-rsa.cpu_us_per_req", "HTTPS RSA keep-alive CPU/request <= 0.6x uvicorn", "ratio<=", 0.6),
+    ("tls-ecdsa.full_hs_cpu_us", "ECDSA full handshake CPU <= 0.7x uvicorn", "ratio<=", 0.7),
+    ("tls-rsa.full_hs_cpu_us", "RSA full handshake CPU <= 0.7x uvicorn", "ratio<=", 0.7),
+    ("tls-ecdsa.conn_bytes_1000", "idle TLS conn <= 14 KiB Pss (@1000, ECDSA)", "abs<=", 14336),
     ("download.growth_kib", "download peak RSS growth <= 4 MiB", "abs<=", 4096),
 ]
 
@@ -828,7 +944,14 @@ def parse_args(argv):
     p.add_argument("--servers", default=",".join(SERVERS),
                    help="comma-separated subset of: %s" % ", ".join(SERVERS))
     p.add_argument("--phases", default="hello,fastapi,fastapi-sync,conns,upload,download",
-                   help="comma-separated subset of: hello, fastapi, fastapi-sync, conns, upload, download")
+                   help="comma-separated subset of: %s; `tls` stands for every tls-* phase"
+                   % ", ".join(PHASES))
+    p.add_argument("--tls-certs", default="ecdsa,rsa",
+                   help="certificates for the tls-* phases: ecdsa (P-256), rsa (2048)")
+    p.add_argument("--handshakes", type=int,
+                   help="connections per handshake phase (default 1500, --quick 200)")
+    p.add_argument("--tls-conns", type=int,
+                   help="idle TLS connections for tls-conns (default 1000, --quick 200)")
     p.add_argument("--runs", type=int, default=1, help="alternating runs; medians are reported")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 10, --quick 2)")
     p.add_argument("--warmup", type=int, help="seconds of wrk warm-up (default 2, --quick 1)")
@@ -844,13 +967,26 @@ def parse_args(argv):
     opts = p.parse_args(argv)
     opts.servers = [s.strip() for s in opts.servers.split(",") if s.strip()]
     opts.phases = [s.strip() for s in opts.phases.split(",") if s.strip()]
+    if "tls" in opts.phases:
+        at = opts.phases.index("tls")
+        opts.phases[at:at + 1] = [t for t in TLS_PHASES if t not in opts.phases]
     bad = [s for s in opts.servers if s not in SERVERS]
     if bad or not opts.servers:
         p.error("unknown server(s) %s; choose from %s" % (bad, ", ".join(SERVERS)))
-    bad = [s for s in opts.phases
-           if s not in ("hello", "fastapi", "fastapi-sync", "conns", "upload", "download")]
+    bad = [s for s in opts.phases if s not in PHASES]
     if bad or not opts.phases:
         p.error("unknown phase(s) %s" % bad)
+    opts.tls_certs = [c.strip() for c in opts.tls_certs.split(",") if c.strip()]
+    bad = [c for c in opts.tls_certs if c not in CERT_LABELS]
+    if bad or not opts.tls_certs:
+        p.error("unknown certificate kind(s) %s; choose from ecdsa, rsa" % bad)
+    if not any(t in opts.phases for t in TLS_PHASES):
+        opts.tls_certs = []
+    opts.tls_files = {}
+    if opts.handshakes is None:
+        opts.handshakes = 200 if opts.quick else 1500
+    if opts.tls_conns is None:
+        opts.tls_conns = 200 if opts.quick else 1000
     if opts.duration is None:
         opts.duration = 2 if opts.quick else 10
     if opts.warmup is None:
@@ -866,6 +1002,8 @@ def parse_args(argv):
               (0 <= opts.warmup <= 60, "--warmup must be in 0..60 seconds"),
               (all(1 <= n <= 50000 for n in opts.conns), "--conns values must be in 1..50000"),
               (1 <= opts.transfer_mib <= 4096, "--transfer-mib must be in 1..4096"),
+              (1 <= opts.handshakes <= 100000, "--handshakes must be in 1..100000"),
+              (1 <= opts.tls_conns <= 50000, "--tls-conns must be in 1..50000"),
               (0 <= opts.read_pause_ms <= 1000, "--read-pause-ms must be in 0..1000")]
     for ok, message in checks:
         if not ok:
@@ -881,13 +1019,15 @@ def parse_args(argv):
 def preflight(opts):
     """Exits with a clear message if a required tool is missing."""
     tools = (("wrk", "apt-get install -y wrk"), ("taskset", "apt-get install -y util-linux"))
+    if opts.tls_certs:
+        tools += (("openssl", "apt-get install -y openssl"),)
     for tool, hint in tools:
         if not any(os.access(os.path.join(d, tool), os.X_OK)
                    for d in os.environ.get("PATH", "/usr/bin").split(":")):
             sys.exit("bench: %s not found (%s)" % (tool, hint))
     if (os.cpu_count() or 1) < 2:
         sys.exit("bench: needs 2 CPUs (server on CPU 0, clients on CPU 1)")
-    need = max(opts.conns + [0]) + 1024
+    need = max(opts.conns + [opts.tls_conns]) + 1024
     got = raise_nofile(need)
     if got < need:
         print("bench: warning: RLIMIT_NOFILE is %d, %d wanted for %d connections"
@@ -899,6 +1039,10 @@ def summary(name, m):
     keys = ["hello.startup_ms", "hello.idle_pss_kib", "hello.rps", "hello.p99_ms",
             "fastapi.rps", "hello.conn_bytes_1000", "hello.conn_bytes_10000",
             "upload.growth_kib", "download.growth_kib"]
+    for cert in CERT_LABELS:
+        keys += ["tls-%s.%s" % (cert, k) for k in (
+            "rps", "cpu_us_per_req", "full_hs_per_s", "full_hs_cpu_us", "resumed_hs_per_s",
+            "resumed_hs_cpu_us", "conn_bytes_%d" % 1000)]
     return name + ": " + ", ".join("%s=%.1f" % (k, m[k]) for k in keys if m.get(k) is not None)
 
 
@@ -957,6 +1101,7 @@ def main(argv):
             "versions": tool_versions()}
     try:
         with tempfile.TemporaryDirectory(prefix="saltare-bench-") as workdir:
+            opts.tls_files = make_certs(workdir, opts.tls_certs)
             results, skipped = run_all(opts, workdir)
     except KeyboardInterrupt:
         stop_all()

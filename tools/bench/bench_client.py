@@ -6,6 +6,12 @@
     bench_client.py download PORT BYTES READ_BYTES PAUSE_MS
                                          GET /download?size=BYTES, reading READ_BYTES
                                          then sleeping PAUSE_MS, until the body is done
+    bench_client.py tlshold PORT N       hold, over TLS (connections opened one by one)
+    bench_client.py handshakes PORT N    N TLS 1.3 connections in a row, each a full
+                                         handshake (no session offered) carrying one
+                                         `Connection: close` GET /
+    bench_client.py resumed PORT N       the same, each resuming the session of a
+                                         first connection (a ticket, no certificate)
 
 Every command prints one JSON object per report on stdout and exits non-zero on failure.
 All sockets go to 127.0.0.1 only; every wait is bounded by a deadline.
@@ -17,6 +23,7 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import time
 
@@ -181,6 +188,98 @@ def hold(port, n, path):
     return 0
 
 
+def tls_context():
+    """TLS 1.3, no verification: the harness measures the server, not the PKI."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def tls_get(ctx, port, close, session=None):
+    """One GET / over a new TLS connection; returns the socket (closed if `close`)."""
+    sock = ctx.wrap_socket(socket.create_connection((HOST, port), timeout=IO_TIMEOUT),
+                           session=session)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                 % (b"Connection: close\r\n" if close else b""))
+    buf = b""
+    while not response_complete(buf):
+        data = sock.recv(65536)
+        if not data:
+            break
+        buf += data
+    if not buf.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError("no 200 response over TLS (%r)" % buf[:40])
+    if close:
+        while sock.recv(65536):  # to the server's close: the ticket has arrived
+            pass
+        sock.close()
+    return sock
+
+
+def tls_alive(socks):
+    alive = 0
+    for s in socks:
+        raw = socket.fromfd(s.fileno(), socket.AF_INET, socket.SOCK_STREAM)  # a dup
+        try:
+            if raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                alive += 1  # a late record (a ticket): still open
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+        finally:
+            raw.close()
+    return alive
+
+
+def tlshold(port, n):
+    """hold() over TLS: opens N connections one after the other (a handshake each)."""
+    limit = raise_nofile(n + 64)
+    ctx = tls_context()
+    t0 = time.monotonic()
+    idle, failures = [], {}
+    for _ in range(n):
+        try:
+            idle.append(tls_get(ctx, port, close=False))
+        except OSError as e:
+            failures[type(e).__name__] = failures.get(type(e).__name__, 0) + 1
+    emit({"opened": len(idle), "wanted": n, "failures": failures,
+          "seconds": round(time.monotonic() - t0, 3), "nofile": limit})
+    for line in sys.stdin:
+        if line.strip() == "check":
+            emit({"alive": tls_alive(idle)})
+        else:
+            break
+    for sock in idle:
+        sock.close()
+    return 0
+
+
+def handshakes(port, n, resume):
+    """N connections in a row: full handshakes, or resumptions of a first session."""
+    ctx = tls_context()
+    session = None
+    if resume:
+        first = tls_get(ctx, port, close=False)  # the ticket came before the response
+        session = first.session
+        first.close()
+    reused = 0
+    t0 = time.monotonic()
+    for _ in range(n):
+        sock = ctx.wrap_socket(socket.create_connection((HOST, port), timeout=IO_TIMEOUT),
+                               session=session)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while sock.recv(65536):
+            pass
+        reused += sock.session_reused
+        sock.close()
+    seconds = time.monotonic() - t0
+    emit({"ok": True, "count": n, "reused": reused, "seconds": round(seconds, 3)})
+    return 0
+
+
 def read_head(sock):
     buf = b""
     while b"\r\n\r\n" not in buf:
@@ -255,6 +354,10 @@ def main(argv):
             return hold(int(argv[2]), int(argv[3]), os.environ.get("BENCH_PATH", "/"))
         if len(argv) == 4 and argv[1] == "upload":
             return upload(int(argv[2]), int(argv[3]))
+        if len(argv) == 4 and argv[1] == "tlshold":
+            return tlshold(int(argv[2]), int(argv[3]))
+        if len(argv) == 4 and argv[1] in ("handshakes", "resumed"):
+            return handshakes(int(argv[2]), int(argv[3]), argv[1] == "resumed")
         if len(argv) == 6 and argv[1] == "download":
             return download(int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5]))
     except (OSError, ValueError) as e:
