@@ -435,7 +435,7 @@ def test_files_missing_falls_back_to_the_app(files_server):
 
 
 def test_files_over_tls_read_and_write(serve, site, tmp_path):
-    """A TLS listener has no sendfile: the body is read and written."""
+    """A TLS connection without kTLS has no sendfile: the body is read and written."""
     certs = tmp_path / "certs"
     certs.mkdir()
     subprocess.run(["sh", str(ROOT / "tools" / "testcerts.sh"), str(certs)], check=True,

@@ -378,6 +378,26 @@ def test_ktls_is_reported_and_served_with_or_without_the_kernel_module(serve, ce
         assert "send openssl, receive openssl" in log
 
 
+def test_files_route_on_a_ktls_listener_sends_the_whole_file(serve, certs, tmp_path):
+    """A `files` body on a `ktls: true` listener: SSL_sendfile when the
+    kernel makes the records, else (this VM: no `tls` module) read and
+    SSL_write; either way every byte arrives, ranges included, on a
+    kept-alive connection."""
+    site = tmp_path / "site"
+    site.mkdir()
+    data = os.urandom(3 << 20)  # several pump rounds and 16 KiB records
+    (site / "big.bin").write_bytes(data)
+    port = free_port()
+    serve("listen_app:app", listener=tls_listener(certs, port, ktls=True),
+          routes=[{"path": "/s/*", "files": {"root": str(site)}}])
+    with httpx.Client(verify=str(certs / "ca.pem")) as c:
+        for _ in range(2):
+            r = c.get(f"https://localhost:{port}/s/big.bin")
+            assert r.status_code == 200 and r.content == data
+        r = c.get(f"https://localhost:{port}/s/big.bin", headers={"range": "bytes=70000-"})
+        assert r.status_code == 206 and r.content == data[70000:]
+
+
 # ---- byte-level behaviour ------------------------------------------------------
 
 
