@@ -152,7 +152,7 @@ def test_first_acceptable_offer_wins_across_fields(srv):
     assert ext_header(c.head()) == BASE + "; server_max_window_bits=11"
 
 
-def test_app_cannot_set_its_own_extensions_header(srv):
+def test_no_offer_gets_no_extensions_header(srv):
     c, ext = raw_deflate(srv, None)
     assert ext is None
 
