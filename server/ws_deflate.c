@@ -4,6 +4,7 @@
 #include "server/ws_deflate.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -236,6 +237,8 @@ struct sl_ws_inflater {
     bool ended; /* the deflate stream's final block was seen */
 };
 
+static atomic_size_t inflaters_live;
+
 struct sl_ws_inflater *sl_ws_inflater_new(void)
 {
     struct sl_ws_inflater *z = calloc(1, sizeof(*z));
@@ -245,6 +248,7 @@ struct sl_ws_inflater *sl_ws_inflater_new(void)
         free(z);
         return NULL;
     }
+    atomic_fetch_add_explicit(&inflaters_live, 1, memory_order_relaxed);
     return z;
 }
 
@@ -254,6 +258,12 @@ void sl_ws_inflater_free(struct sl_ws_inflater *z)
         return;
     inflateEnd(&z->z);
     free(z);
+    atomic_fetch_sub_explicit(&inflaters_live, 1, memory_order_relaxed);
+}
+
+size_t sl_ws_inflaters_live(void)
+{
+    return atomic_load_explicit(&inflaters_live, memory_order_relaxed);
 }
 
 /* Inflates in[0..n) into out until the input is used up and zlib has no

@@ -86,6 +86,10 @@ struct sl_ws_inflater *sl_ws_inflater_new(void);
 /* Frees z (NULL is a no-op). */
 void sl_ws_inflater_free(struct sl_ws_inflater *z);
 
+/* How many inflaters exist in this process: the tests' evidence that an
+ * idle WebSocket holds none. */
+size_t sl_ws_inflaters_live(void);
+
 /*
  * Inflates in[0..n), the next bytes of a compressed message, appending the
  * output to out; with `fin`, they are the message's last, and the
