@@ -10,7 +10,8 @@
  *   SL_WS_PMD_RESPONSE_MAX and is accepted again when offered back;
  * - inflate: the output never exceeds the limit; the result is one of 0,
  *   -EMSGSIZE, -EBADMSG; feeding the input whole, one byte at a time or in
- *   two pieces gives the same result and output;
+ *   two pieces, or to a reused inflater after sl_ws_inflater_reset, gives
+ *   the same result and output;
  * - round trip: whatever is deflated (window 9..15) inflates back to itself.
  */
 #include <errno.h>
@@ -86,6 +87,19 @@ static void fuzz_inflate(const uint8_t *data, size_t size, unsigned param)
     /* Same bytes out up to the point where both stopped. */
     if (ra == 0)
         CHECK(a.len == b.len && (!a.len || memcmp(a.data, b.data, a.len) == 0));
+    sl_ws_buf_release(&b);
+    /* A reused inflater, reset whatever the previous input did to it (as a
+     * worker's is), behaves like a fresh one. */
+    static struct sl_ws_inflater *reused;
+    if (!reused)
+        CHECK((reused = sl_ws_inflater_new()));
+    sl_ws_inflater_reset(reused);
+    uint8_t *all = copy(data, size);
+    int rr = sl_ws_inflate(reused, all, size, true, &b, max);
+    CHECK(rr == ra);
+    if (rr == 0)
+        CHECK(b.len == a.len && (!a.len || memcmp(a.data, b.data, a.len) == 0));
+    free(all);
     sl_ws_buf_release(&b);
     size_t cut = size ? (size_t)(param >> 2) * size / 63 : 0;
     if (cut && cut < size) {

@@ -123,6 +123,7 @@ enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4, SL__EV_CANCEL =
 
 struct sl__ws_msg;
 struct sl_ws_deflater;
+struct sl_ws_inflater;
 
 struct sl_req {
     struct sl_conn *c; /* NULL once the conn let go of it */
@@ -246,6 +247,7 @@ struct sl_worker {
     struct sl_req *req_free;
     struct sl_req *req_all;
     struct sl_ws_deflater *ws_deflater; /* permessage-deflate, made on first use */
+    struct sl_ws_inflater *ws_inflater; /* for messages that arrive in one piece */
 };
 
 /* worker.c */

@@ -580,6 +580,7 @@ void sl_worker_free(struct sl_worker *w)
     w->pending = w->later = NULL;
     sl__req_free_all(w);
     sl_ws_deflater_free(w->ws_deflater);
+    sl_ws_inflater_free(w->ws_inflater);
     sl_pool_release(&w->small);
     sl_pool_release(&w->large);
     sl_access_log_close(&w->alog);

@@ -548,19 +548,31 @@ static int msg_append(struct sl__ws *ws, const uint8_t *p, size_t n)
 
 /*
  * Inflates a run of a compressed message (RFC 7692) and checks the text it
- * yields. The inflater exists only from the message's first frame to its
- * last (no client context takeover was negotiated). Returns 0 or the close
- * code to fail with.
+ * yields. No client context takeover was negotiated, so no inflater
+ * outlives a message: one that arrives whole in one run uses the worker's;
+ * one that arrives in pieces gets its own from its first run to its last.
+ * Returns 0 or the close code to fail with.
  */
-static unsigned msg_inflate(struct sl__ws *ws, const struct sl_ws_event *ev)
+static unsigned msg_inflate(struct sl_conn *c, const struct sl_ws_event *ev)
 {
-    if (!ws->zin) {
-        if (!(ws->zin = sl_ws_inflater_new()))
-            return SL_WS_CLOSE_INTERNAL;
+    struct sl__ws *ws = c->ws;
+    struct sl_worker *w = c->w;
+    struct sl_ws_inflater *z = ws->zin;
+    if (ev->first)
         sl_ws_utf8_init(&ws->utf8);
+    if (!z && ev->first && ev->fin) {
+        /* The whole message in one run (the usual small message): the
+         * worker's inflater, reset, does it; the socket allocates nothing. */
+        if (!w->ws_inflater && !(w->ws_inflater = sl_ws_inflater_new()))
+            return SL_WS_CLOSE_INTERNAL;
+        z = w->ws_inflater;
+        sl_ws_inflater_reset(z);
+    } else if (!z) {
+        if (!(z = ws->zin = sl_ws_inflater_new()))
+            return SL_WS_CLOSE_INTERNAL;
     }
     size_t from = ws->in.len;
-    int rc = sl_ws_inflate(ws->zin, ev->data, ev->len, ev->fin, &ws->in, ws->p.max_message);
+    int rc = sl_ws_inflate(z, ev->data, ev->len, ev->fin, &ws->in, ws->p.max_message);
     if (rc == -EMSGSIZE)
         return SL_WS_CLOSE_TOO_BIG; /* a zip bomb stops at max_message */
     if (rc == -EBADMSG)
@@ -571,7 +583,7 @@ static unsigned msg_inflate(struct sl__ws *ws, const struct sl_ws_event *ev)
         (!sl_ws_utf8_feed(&ws->utf8, ws->in.data + from, ws->in.len - from) ||
          (ev->fin && !sl_ws_utf8_complete(&ws->utf8))))
         return SL_WS_CLOSE_BAD_DATA;
-    if (ev->fin) {
+    if (ev->fin && ws->zin) {
         sl_ws_inflater_free(ws->zin); /* no zlib state between messages */
         ws->zin = NULL;
     }
@@ -613,7 +625,7 @@ static bool on_data(struct sl_conn *c, const struct sl_ws_event *ev)
     unsigned fail = 0;
     size_t before = ws->in.len;
     if (ev->compressed)
-        fail = msg_inflate(ws, ev);
+        fail = msg_inflate(c, ev);
     else if (msg_append(ws, ev->data, ev->len) < 0)
         fail = SL_WS_CLOSE_INTERNAL;
     ws->in_text = ev->opcode == SL_WS_OP_TEXT;

@@ -261,6 +261,12 @@ void sl_ws_inflater_free(struct sl_ws_inflater *z)
     atomic_fetch_sub_explicit(&inflaters_live, 1, memory_order_relaxed);
 }
 
+void sl_ws_inflater_reset(struct sl_ws_inflater *z)
+{
+    inflateReset(&z->z);
+    z->ended = false;
+}
+
 size_t sl_ws_inflaters_live(void)
 {
     return atomic_load_explicit(&inflaters_live, memory_order_relaxed);

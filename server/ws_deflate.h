@@ -8,7 +8,8 @@
  * LZ77 window has to outlive a message in either direction:
  *   - an inflater (zlib's state, ~7 KiB, and its window, up to 32 KiB) exists
  *     only while a compressed message is being received, and is freed at
- *     its end;
+ *     its end; a message that arrives whole in one read is inflated by one
+ *     inflater per worker instead;
  *   - outgoing messages are compressed whole, at once, by one deflater per
  *     worker (sl_ws_deflater), reset between messages.
  * An idle WebSocket with compression negotiated thus holds no zlib memory at
@@ -85,6 +86,10 @@ struct sl_ws_inflater *sl_ws_inflater_new(void);
 
 /* Frees z (NULL is a no-op). */
 void sl_ws_inflater_free(struct sl_ws_inflater *z);
+
+/* Makes z ready for a new message, whatever happened to it before (an
+ * error included); zlib keeps its allocations. */
+void sl_ws_inflater_reset(struct sl_ws_inflater *z);
 
 /* How many inflaters exist in this process: the tests' evidence that an
  * idle WebSocket holds none. */

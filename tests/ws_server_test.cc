@@ -801,6 +801,19 @@ TEST(WsServerDeflate, HoldsAnInflaterOnlyWhileAMessageArrives)
     ServerFrame f = c.Next();
     EXPECT_FALSE(f.rsv1);
     EXPECT_EQ(f.payload, "short");
+    // Messages that arrive whole share the worker's one inflater, whatever
+    // the number of sockets.
+    Client d(s.port);
+    d.allow_rsv1 = true;
+    d.Send(Handshake("/echo", kOffer));
+    d.Head();
+    for (int i = 0; i < 3; i++) {
+        for (Client *x : {&c, &d}) {
+            x->Send(Frame(0xC1, z));
+            EXPECT_EQ(Inflate(x->Next().payload), text);
+        }
+    }
+    EXPECT_EQ(sl_ws_inflaters_live(), idle + 1);
 }
 
 TEST(WsServerDeflate, ZipBombCloses1009)
