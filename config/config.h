@@ -52,11 +52,16 @@ struct sl_limits {
     uint32_t max_keepalive_requests; /* per connection; 0 = unlimited */
 };
 
+/* websocket.compression */
+enum sl_ws_compression { SL_WS_COMPRESSION_DEFLATE, SL_WS_COMPRESSION_OFF };
+
 /* WebSocket settings (RFC 6455); listeners may override them. */
 struct sl_websocket {
     uint64_t max_message;      /* bytes; a longer message closes the socket with 1009 */
     uint32_t ping_interval_ms; /* ping a peer silent this long; 0 = never */
     uint32_t ping_timeout_ms;  /* close (1006) when nothing follows a ping this long; 0 = never */
+    uint32_t max_queue;        /* received messages waiting for the app before reading pauses */
+    int compression;           /* enum sl_ws_compression: permessage-deflate (RFC 7692) or not */
 };
 
 /* One `tls.sni` entry: a certificate chosen when the client's SNI matches

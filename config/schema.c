@@ -468,6 +468,8 @@ static const struct sl__section route_section = {
 
 /* ---- websocket ----------------------------------------------------------- */
 
+static const char *const ws_compression_names[] = {"deflate", "off", NULL};
+
 static const struct sl__key websocket_keys[] = {
     {.name = "max_message",
      FIELD(struct sl_websocket, max_message),
@@ -492,6 +494,25 @@ static const struct sl__key websocket_keys[] = {
      .doc = "When nothing at all arrives within this long after a keepalive ping, the "
             "connection is closed and the app gets `websocket.disconnect` with 1006. `0` = "
             "never."},
+    {.name = "max_queue",
+     FIELD(struct sl_websocket, max_queue),
+     .type = &sl__type_int,
+     .min = 1,
+     .max = 1024,
+     .def = "16",
+     .doc = "Received WebSocket messages that may wait for the app; when this many wait, or "
+            "when those waiting hold `max_message` bytes or more, no more bytes are read from "
+            "that socket until the app receives one (backpressure through TCP). At most "
+            "about `max_queue` messages and 2 x `max_message` bytes wait per socket."},
+    {.name = "compression",
+     FIELD(struct sl_websocket, compression),
+     .type = &sl__type_enum,
+     .names = ws_compression_names,
+     .def = "deflate",
+     .doc = "`deflate` accepts the client's permessage-deflate offer (RFC 7692), always "
+            "answering with `server_no_context_takeover` and `client_no_context_takeover` so "
+            "that no zlib state outlives a message: an idle socket holds none. `off` declines "
+            "every offer (no `Sec-WebSocket-Extensions` in the 101)."},
 };
 
 static const struct sl__section websocket_section = {

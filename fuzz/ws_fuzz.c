@@ -3,7 +3,8 @@
  * validator. Build and run with `tools/fuzz.sh ws [seconds]`.
  *
  * The first input byte picks the settings (masking required or not, the
- * message limit) and a split point; the rest is the bytes a client sent.
+ * message limit, RSV1 allowed for permessage-deflate or not) and a split
+ * point; the rest is the bytes a client sent.
  * Each piece is copied into an allocation of exactly its size, so ASan
  * catches any read or write past it. Invariants checked:
  * - every call makes progress or ends the stream (MORE consumes everything,
@@ -12,8 +13,9 @@
  *   1007 or 1009; close codes are sendable ones or 1005;
  * - one piece, two pieces and one byte at a time give the same events
  *   (compared as a digest of types, codes and payload bytes);
- * - text messages and close reasons are valid UTF-8 by an independent
- *   decoder, messages never exceed the limit;
+ * - text messages (unless compressed) and close reasons are valid UTF-8 by
+ *   an independent decoder, messages never exceed the limit; a message is
+ *   compressed only when RSV1 is allowed, and all its runs say so;
  * - the incremental validator agrees with that decoder on the raw input,
  *   whole and split.
  */
@@ -69,6 +71,7 @@ struct digest {
     int end; /* the stream ended: CLOSE or ERROR */
     uint64_t msg_len;
     int msg_op;
+    bool msg_z; /* the current message is compressed */
     struct sl_ws_utf8 text; /* the current text message, checked by ref on fin */
     uint8_t *msg;           /* the current message (for the reference check) */
     size_t msg_cap;
@@ -86,7 +89,8 @@ static void mix_int(struct digest *d, unsigned v)
     mix(d, &v, sizeof v);
 }
 
-static void on_event(struct digest *d, const struct sl_ws_event *ev, uint64_t max_message)
+static void on_event(struct digest *d, const struct sl_ws_event *ev, uint64_t max_message,
+                     bool rsv1_ok)
 {
     if (ev->type != SL_WS_EV_DATA) /* how a message is cut into runs depends on the reads */
         mix_int(d, ev->type);
@@ -97,8 +101,11 @@ static void on_event(struct digest *d, const struct sl_ws_event *ev, uint64_t ma
             CHECK(d->msg_op == 0);
             d->msg_op = ev->opcode;
             d->msg_len = 0;
+            d->msg_z = ev->compressed;
+            CHECK(rsv1_ok || !ev->compressed);
         }
         CHECK(d->msg_op == ev->opcode);
+        CHECK(d->msg_z == ev->compressed);
         d->msg_len += ev->len;
         CHECK(!max_message || d->msg_len <= max_message);
         if (d->msg_len > d->msg_cap) {
@@ -109,9 +116,9 @@ static void on_event(struct digest *d, const struct sl_ws_event *ev, uint64_t ma
         if (ev->len)
             memcpy(d->msg + d->msg_len - ev->len, ev->data, ev->len);
         if (ev->fin) {
-            mix_int(d, ev->opcode);
+            mix_int(d, ev->opcode | (d->msg_z ? 0x40u : 0u));
             mix(d, d->msg, (size_t)d->msg_len);
-            if (ev->opcode == SL_WS_OP_TEXT)
+            if (ev->opcode == SL_WS_OP_TEXT && !d->msg_z)
                 CHECK(ref_utf8(d->msg, (size_t)d->msg_len));
             d->msg_op = 0;
         }
@@ -162,7 +169,7 @@ static void feed(struct sl_ws_parser *p, struct digest *d, const uint8_t *src, s
             CHECK(pos == n);
             break;
         }
-        on_event(d, &ev, max_message);
+        on_event(d, &ev, max_message, p->rsv1_ok);
         if (d->end) {
             struct sl_ws_event again;
             CHECK(sl_ws_parse(p, buf + pos, n - pos, &again) == 0);
@@ -173,13 +180,15 @@ static void feed(struct sl_ws_parser *p, struct digest *d, const uint8_t *src, s
     free(buf);
 }
 
-static uint64_t run(const uint8_t *data, size_t size, size_t step, bool mask, uint64_t max_message)
+static uint64_t run(const uint8_t *data, size_t size, size_t step, bool mask, uint64_t max_message,
+                    bool rsv1)
 {
     struct sl_ws_parser p;
     struct digest d = {.h = 1469598103934665603ull};
     sl_ws_parser_init(&p);
     p.require_mask = mask;
     p.max_message = max_message;
+    p.rsv1_ok = rsv1;
     for (size_t off = 0; off < size; off += step)
         feed(&p, &d, data + off, step < size - off ? step : size - off, max_message);
     free(d.msg);
@@ -206,12 +215,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uint64_t limits[4] = {0, 1, 125, 4096};
     bool mask = !(sel & 1);
     uint64_t max_message = limits[(sel >> 1) & 3];
+    bool rsv1 = (sel >> 3) & 1; /* shares a bit with the cut: any pairing is fine */
     size_t cut = size ? (size_t)(sel >> 3) * size / 31 : 0;
     if (cut > size)
         cut = size;
 
-    uint64_t whole = run(data, size, size ? size : 1, mask, max_message);
-    CHECK(run(data, size, 1, mask, max_message) == whole);
+    uint64_t whole = run(data, size, size ? size : 1, mask, max_message, rsv1);
+    CHECK(run(data, size, 1, mask, max_message, rsv1) == whole);
     if (cut && cut < size) {
         /* Two pieces: feed [0, cut) then the rest. */
         struct sl_ws_parser p;
@@ -219,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_ws_parser_init(&p);
         p.require_mask = mask;
         p.max_message = max_message;
+        p.rsv1_ok = rsv1;
         feed(&p, &d, data, cut, max_message);
         feed(&p, &d, data + cut, size - cut, max_message);
         free(d.msg);

@@ -150,13 +150,20 @@ static PyObject *event(PyObject *type)
     return d;
 }
 
-static PyObject *disconnect_event(unsigned code)
+/* websocket.disconnect with the code and the peer's close reason (the
+ * ASGI spec's optional `reason`, which uvicorn sends since 0.30.2; "" when
+ * there was none). */
+static PyObject *disconnect_event(unsigned code, const char *reason, size_t rlen)
 {
-    PyObject *d = event(s_disconnect), *c = PyLong_FromUnsignedLong(code);
-    if (d == NULL || c == NULL || PyDict_SetItem(d, s_code, c) < 0 ||
-        PyDict_SetItem(d, s_reason, sl__py.s.empty) < 0)
+    PyObject *d = event(s_disconnect), *c = PyLong_FromUnsignedLong(code), *why = NULL;
+    /* The core checked the reason is UTF-8 (else the close was a 1007). */
+    why = rlen ? PyUnicode_DecodeUTF8(reason, (Py_ssize_t)rlen, "replace")
+               : Py_NewRef(sl__py.s.empty);
+    if (d == NULL || c == NULL || why == NULL || PyDict_SetItem(d, s_code, c) < 0 ||
+        PyDict_SetItem(d, s_reason, why) < 0)
         Py_CLEAR(d);
     Py_XDECREF(c);
+    Py_XDECREF(why);
     return d;
 }
 
@@ -173,12 +180,15 @@ static PyObject *message_event(const void *data, size_t len, bool text)
     return d;
 }
 
-/* How the socket ended, for websocket.disconnect. */
-static unsigned end_code(struct sl__exchange *ex)
+/* websocket.disconnect saying how the socket ended. */
+static PyObject *end_event(struct sl__exchange *ex)
 {
+    size_t rlen = 0;
+    const char *reason = "";
     if (ex->req == NULL || ex->ws == SL__WS_CONNECTED || ex->ws == SL__WS_DENIED)
-        return 1006;
-    return sl_ws_close_code(ex->req);
+        return disconnect_event(1006, reason, rlen);
+    reason = sl_ws_close_reason(ex->req, &rlen);
+    return disconnect_event(sl_ws_close_code(ex->req), reason, rlen);
 }
 
 static PyObject *recv_try(PyObject *owner, PyObject **wait)
@@ -194,7 +204,7 @@ static PyObject *recv_try(PyObject *owner, PyObject **wait)
     }
     if (ex->req == NULL || ex->ws == SL__WS_DENIED ||
         (ex->ws == SL__WS_CONNECTED && ex->disconnected))
-        return disconnect_event(end_code(ex));
+        return end_event(ex);
     if (ex->ws == SL__WS_CONNECTED) { /* receive() before accept: wait for it */
         *wait = sl__py_waiter(&ex->recv_waiter);
         return NULL;
@@ -206,7 +216,7 @@ static PyObject *recv_try(PyObject *owner, PyObject **wait)
         return m;
     }
     if (rc < 0)
-        return disconnect_event(end_code(ex));
+        return end_event(ex);
     *wait = sl__py_waiter(&ex->recv_waiter);
     return NULL;
 }

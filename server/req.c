@@ -56,6 +56,7 @@ void sl__req_maybe_free(struct sl_req *r)
 {
     if (r->app_holds || r->c || r->queued || r->in_free)
         return;
+    sl__ws_req_clear(r);
     r->in_free = true;
     r->evnext = r->w->req_free;
     r->w->req_free = r;
@@ -77,6 +78,7 @@ void sl__req_free_all(struct sl_worker *w)
     while (w->req_all) {
         struct sl_req *r = w->req_all;
         w->req_all = r->all_next;
+        sl__ws_req_clear(r);
         free(r);
     }
     w->req_free = NULL;

@@ -174,7 +174,9 @@ bool sl_req_is_websocket(const struct sl_req *r);
 
 /*
  * Accepts the handshake: writes the 101 with Sec-WebSocket-Accept, the
- * chosen subprotocol (NULL = none) and the app's extra headers; from then
+ * chosen subprotocol (NULL = none), Sec-WebSocket-Extensions when the core
+ * accepted a permessage-deflate offer (websocket.compression; an app's own
+ * Sec-WebSocket-Extensions is dropped) and the app's extra headers; from then
  * on the connection carries frames. Bytes the client sent after its
  * handshake are frames. Returns 0, -EPROTO (not a websocket, or a response
  * already started), -EINVAL (a bad header or subprotocol: nothing written),
@@ -183,23 +185,27 @@ bool sl_req_is_websocket(const struct sl_req *r);
 int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_header *h, size_t n);
 
 /*
- * The next complete message: *data and *len (borrowed until sl_ws_consume or
- * the next call into the worker), *text. Returns 1 with a message; 0 when
- * none is there yet (SL_REQ_BODY fires once when one arrives, or
- * SL_REQ_DISCONNECT when the socket ends); -EPIPE once the WebSocket is
- * over (sl_ws_close_code says how); -EPROTO before sl_ws_accept. While a
- * message waits unconsumed the core reads no more frames (backpressure).
+ * The next complete message (inflated, if it was compressed): *data and
+ * *len (borrowed until sl_ws_consume or the next call into the worker),
+ * *text. Returns 1 with a message; 0 when none is there yet (SL_REQ_BODY
+ * fires once when one arrives, or SL_REQ_DISCONNECT when the socket ends);
+ * -EPIPE once the WebSocket is over and every message received before its
+ * end was taken (sl_ws_close_code says how); -EPROTO before sl_ws_accept.
+ * While websocket.max_queue messages (or max_message bytes) wait
+ * unconsumed, the core reads no more frames (backpressure).
  */
 int sl_ws_recv(struct sl_req *r, const void **data, size_t *len, bool *text);
 
-/* Drops the message sl_ws_recv returned; reading frames resumes. */
+/* Drops the message sl_ws_recv returned; reading frames resumes if it had
+ * paused on a full queue. */
 void sl_ws_consume(struct sl_req *r);
 
 /*
  * Sends one message (a single frame; copied if it cannot be written at
- * once). Returns 0, 1 when buffered output is above the high-water mark
- * (wait for SL_REQ_DRAIN), -EPIPE (the socket is closed or closing),
- * -EPROTO (not accepted), -ENOMEM.
+ * once; compressed whole when permessage-deflate was negotiated, the message
+ * is at least SL_WS_DEFLATE_MIN bytes and deflate makes it smaller). Returns 0, 1 when buffered
+ * output is above the high-water mark (wait for SL_REQ_DRAIN), -EPIPE (the socket is closed or
+ * closing), -EPROTO (not accepted), -ENOMEM.
  */
 int sl_ws_send(struct sl_req *r, bool text, const void *data, size_t len);
 
@@ -218,6 +224,10 @@ int sl_ws_close(struct sl_req *r, unsigned code, const char *reason, size_t len)
  * app's own code after sl_ws_close, or 1006 when the connection dropped
  * without a close. */
 unsigned sl_ws_close_code(const struct sl_req *r);
+
+/* The reason in the peer's close frame (UTF-8, at most 123 bytes; "" when
+ * none, or when our side closed first), borrowed while r lives. */
+const char *sl_ws_close_reason(const struct sl_req *r, size_t *len);
 
 /* ---- worker ---------------------------------------------------------- */
 

@@ -121,6 +121,10 @@ struct sl_conn {
 
 enum { SL__EV_BODY = 1, SL__EV_DRAIN = 2, SL__EV_DISCONNECT = 4, SL__EV_CANCEL = 8 };
 
+struct sl__ws_msg;
+struct sl_ws_deflater;
+struct sl_ws_inflater;
+
 struct sl_req {
     struct sl_conn *c; /* NULL once the conn let go of it */
     struct sl_worker *w;
@@ -159,6 +163,14 @@ struct sl_req {
     uint8_t minor;       /* request HTTP minor version */
     int16_t status;
     int body_err; /* sticky peek error, 0 = none */
+
+    /* WebSocket (ws_conn.c). */
+    uint8_t ws_pmd; /* permessage-deflate accepted: our window bits (8..15), 0x10 if
+                     * the offer named them; 0 = not negotiated */
+    uint8_t ws_reason_len;
+    char *ws_reason;         /* the peer's close reason, malloc'd; NULL = none */
+    struct sl__ws_msg *ws_q; /* received messages waiting for the app; the req
+                              * owns them so they outlive the connection */
 
     uint64_t resp_cl;    /* declared Content-Length */
     uint64_t resp_sent;  /* body bytes the app gave */
@@ -234,6 +246,8 @@ struct sl_worker {
     struct sl_req *evq_head, *evq_tail;
     struct sl_req *req_free;
     struct sl_req *req_all;
+    struct sl_ws_deflater *ws_deflater; /* permessage-deflate, made on first use */
+    struct sl_ws_inflater *ws_inflater; /* for messages that arrive in one piece */
 };
 
 /* worker.c */
@@ -273,6 +287,7 @@ void sl__ws_release(struct sl_req *r);
 void sl__ws_going_away(struct sl_conn *c);
 void sl__ws_free(struct sl_conn *c);
 void sl__ws_log(struct sl_conn *c);
+void sl__ws_req_clear(struct sl_req *r); /* frees the req's queued messages and reason */
 
 /* conn.c, for ws_conn.c */
 int sl__conn_rbuf_get(struct sl_conn *c);

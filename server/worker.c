@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
+#include "server/ws_deflate.h"
 
 #define ACCEPT_BATCH 64 /* accepts per listener event: fairness */
 #define EVENT_BATCH 64  /* epoll_wait array */
@@ -578,6 +579,8 @@ void sl_worker_free(struct sl_worker *w)
     free_dead(w);
     w->pending = w->later = NULL;
     sl__req_free_all(w);
+    sl_ws_deflater_free(w->ws_deflater);
+    sl_ws_inflater_free(w->ws_inflater);
     sl_pool_release(&w->small);
     sl_pool_release(&w->large);
     sl_access_log_close(&w->alog);

@@ -214,8 +214,11 @@ static uint16_t head_load(struct sl_ws_parser *p)
     uint64_t len = h[1] & 0x7F;
     bool masked = h[1] & 0x80;
 
-    if (h[0] & 0x70)
-        return SL_WS_CLOSE_PROTOCOL; /* RSV bits: no extension negotiated */
+    bool rsv1 = h[0] & 0x40;
+    if (h[0] & 0x30)
+        return SL_WS_CLOSE_PROTOCOL; /* RSV2, RSV3: no extension defines them */
+    if (rsv1 && (!p->rsv1_ok || op == SL_WS_OP_CONT || op >= SL_WS_OP_CLOSE))
+        return SL_WS_CLOSE_PROTOCOL; /* RFC 7692 6: first frame of a data message only */
     if ((op > SL_WS_OP_BINARY && op < SL_WS_OP_CLOSE) || op > SL_WS_OP_PONG)
         return SL_WS_CLOSE_PROTOCOL;
     if (!masked && p->require_mask)
@@ -243,6 +246,7 @@ static uint16_t head_load(struct sl_ws_parser *p)
         if (p->msg_op)
             return SL_WS_CLOSE_PROTOCOL;
         p->msg_op = (uint8_t)op;
+        p->msg_z = rsv1;
         p->msg_started = false;
         p->msg_len = 0;
         sl_ws_utf8_init(&p->utf8);
@@ -296,13 +300,14 @@ static size_t data_event(struct sl_ws_parser *p, uint8_t *buf, size_t n, struct 
     unmask(p, buf, n);
     p->left -= n;
     bool last = p->left == 0 && p->fin;
-    if (p->msg_op == SL_WS_OP_TEXT) {
+    if (p->msg_op == SL_WS_OP_TEXT && !p->msg_z) {
         if (!sl_ws_utf8_feed(&p->utf8, buf, n) || (last && !sl_ws_utf8_complete(&p->utf8)))
             return fail(p, ev, SL_WS_CLOSE_BAD_DATA, used + n);
     }
     ev->type = SL_WS_EV_DATA;
     ev->opcode = p->msg_op;
     ev->first = !p->msg_started;
+    ev->compressed = p->msg_z;
     ev->fin = last;
     ev->data = buf;
     ev->len = n;

@@ -96,11 +96,13 @@ enum sl_ws_event_type {
 };
 
 struct sl_ws_event {
-    uint8_t type;   /* enum sl_ws_event_type */
-    uint8_t opcode; /* DATA: the message's, SL_WS_OP_TEXT or SL_WS_OP_BINARY */
-    bool first;     /* DATA: these are the message's first bytes */
-    bool fin;       /* DATA: the message ends with these bytes */
-    uint16_t code;  /* CLOSE: the peer's code; ERROR: the code to send */
+    uint8_t type;    /* enum sl_ws_event_type */
+    uint8_t opcode;  /* DATA: the message's, SL_WS_OP_TEXT or SL_WS_OP_BINARY */
+    bool first;      /* DATA: these are the message's first bytes */
+    bool fin;        /* DATA: the message ends with these bytes */
+    bool compressed; /* DATA: the message had RSV1 (permessage-deflate): the
+                      * bytes are deflate data, not validated as UTF-8 here */
+    uint16_t code;   /* CLOSE: the peer's code; ERROR: the code to send */
     const uint8_t *data;
     size_t len;
 };
@@ -109,6 +111,8 @@ struct sl_ws_parser {
     /* Settings: set after sl_ws_parser_init, before the first parse. */
     uint64_t max_message; /* payload bytes per message (fragments summed); 0 = no limit */
     bool require_mask;    /* server side: every client frame must be masked */
+    bool rsv1_ok;         /* permessage-deflate negotiated: RSV1 on a message's first
+                           * frame marks it compressed (RFC 7692 section 6) */
 
     /* State (private). */
     uint8_t state;
@@ -117,6 +121,7 @@ struct sl_ws_parser {
     bool fin;         /* current frame's */
     uint8_t msg_op;   /* message in progress: TEXT/BINARY, 0 = none */
     bool msg_started; /* the message's first DATA event went out */
+    bool msg_z;       /* the message in progress is compressed (RSV1) */
     uint8_t mask_pos; /* offset into mask[] of the next payload byte */
     uint8_t ctrl_len; /* control payload bytes gathered */
     uint8_t mask[4];  /* zero when the frame is unmasked */
@@ -139,12 +144,13 @@ void sl_ws_parser_init(struct sl_ws_parser *p);
  * repeats the event; the connection is over as far as reading goes.
  *
  * Errors, with the close code in ev->code: 1002 for an unmasked frame (when
- * required), RSV bits, an unknown opcode, a control frame fragmented or over
- * 125 bytes, a continuation with no message, a new message inside a
- * fragmented one, a 64-bit length with the top bit set, a close payload of 1
- * byte or with a code that may not be sent (1005, 1006, 1015, < 1000,
- * 1016..2999, >= 5000, unassigned 1004); 1007 for text or a close reason that
- * is not UTF-8; 1009 for a message longer than max_message (refused from the
+ * required), RSV2 or RSV3, RSV1 unless rsv1_ok and on the first frame of a
+ * data message (never on a continuation or control frame), an unknown opcode, a control frame
+ * fragmented or over 125 bytes, a continuation with no message, a new message inside a fragmented
+ * one, a 64-bit length with the top bit set, a close payload of 1 byte or with a code that may not
+ * be sent (1005, 1006, 1015, < 1000, 1016..2999, >= 5000, unassigned 1004); 1007 for text or a
+ * close reason that is not UTF-8 (a compressed text is not checked: its bytes are deflate data; the
+ * caller validates what it inflates); 1009 for a message longer than max_message (refused from the
  * frame head, before its payload is read).
  */
 size_t sl_ws_parse(struct sl_ws_parser *p, uint8_t *buf, size_t len, struct sl_ws_event *ev);

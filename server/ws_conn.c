@@ -7,11 +7,14 @@
  *
  * Reading: frames are parsed from the read buffer (server/ws.c) and the
  * message is assembled in a heap buffer of the connection (bounded by
- * websocket.max_message). One complete message at a time waits for the app;
- * while it does, no more bytes are read, so a slow app pushes back on the
- * client through TCP. Control frames are handled as they come (a ping is
- * answered at once). An idle WebSocket holds no read buffer and no message
- * buffer: only its parser state.
+ * websocket.max_message), inflated on the way when permessage-deflate is on
+ * (server/ws_deflate.c). Complete messages queue for the app, on its req (so
+ * that those received before the peer's close still reach it once the
+ * connection is gone); when websocket.max_queue of them wait, or they hold
+ * max_message bytes, no more bytes are read, so a slow app pushes back on
+ * the client through TCP. Control frames are handled as they come (a ping is
+ * answered at once). An idle WebSocket holds no read buffer, no message
+ * buffer and no zlib state: only its parser state.
  *
  * Closing: when the peer closes, its code is echoed and TCP closed (the
  * server closes first, RFC 6455 7.1.1); on a protocol violation the core
@@ -29,29 +32,50 @@
 #include "base/clock.h"
 #include "server/server_internal.h"
 #include "server/ws.h"
+#include "server/ws_deflate.h"
+
+/* A received message waiting for the app (on its req's ws_q list). */
+struct sl__ws_msg {
+    struct sl__ws_msg *next;
+    uint8_t *data; /* malloc'd; NULL when empty */
+    size_t len;
+    bool text;
+};
 
 struct sl__ws {
     struct sl_ws_parser p;
-    uint8_t *msg; /* the message being assembled; NULL when none */
-    size_t msg_len, msg_cap;
-    bool msg_text : 1;
-    bool msg_ready : 1;  /* a complete message waits for the app */
-    bool waiting : 1;    /* the app found nothing: wake it (SL_REQ_BODY) */
-    bool close_sent : 1; /* our close frame is queued or out */
-    bool ended : 1;      /* the app has been told it is over */
-    bool finish : 1;     /* close TCP once the output queue is flushed */
-    bool pinged : 1;     /* a keepalive ping is unanswered since ping_ms */
-    bool out_full : 1;   /* reading paused: our output is above the high-water mark */
-    uint64_t rx_ms;      /* when bytes last arrived (worker clock) */
-    uint64_t ping_ms;    /* when the keepalive ping went out */
+    struct sl_ws_buf in;        /* the message being assembled (inflated) */
+    struct sl_ws_inflater *zin; /* only while a compressed message arrives */
+    struct sl_ws_utf8 utf8;     /* validates inflated text */
+    struct sl__ws_msg *q_tail;  /* last of the req's ws_q */
+    size_t q_bytes;             /* bytes waiting in ws_q */
+    uint32_t q_n, max_queue;    /* messages waiting in ws_q, and the limit */
+    uint8_t pmd_bits;           /* permessage-deflate: our window bits; 0 = off,
+                                 * 8 = on but never compress */
+    bool in_text : 1;           /* the message being assembled is text */
+    bool waiting : 1;           /* the app found nothing: wake it (SL_REQ_BODY) */
+    bool close_sent : 1;        /* our close frame is queued or out */
+    bool ended : 1;             /* the app has been told it is over */
+    bool finish : 1;            /* close TCP once the output queue is flushed */
+    bool pinged : 1;            /* a keepalive ping is unanswered since ping_ms */
+    bool out_full : 1;          /* reading paused: our output is above the high-water mark */
+    uint64_t rx_ms;             /* when bytes last arrived (worker clock) */
+    uint64_t ping_ms;           /* when the keepalive ping went out */
     /* The access-log line, written when the socket ends. */
     uint16_t code; /* close code sent or received first; 0 = none (1006) */
     bool log_on;
     uint32_t path_len, ua_len;
     char *log_text; /* path then User-Agent, copied at accept; malloc'd */
     uint64_t t_start_us;
-    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out;
+    uint64_t bytes_in, bytes_out; /* message bytes, as the app sees them (inflated) */
 };
+
+/* Reading pauses while the app has this much waiting. */
+static bool queue_full(const struct sl__ws *ws)
+{
+    return ws->q_n >= ws->max_queue || (ws->p.max_message && ws->q_bytes >= ws->p.max_message);
+}
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -74,6 +98,23 @@ static bool has_token(const char *v, size_t n, const char *tok)
             return true;
     }
     return false;
+}
+
+/*
+ * The first acceptable permessage-deflate offer among the
+ * Sec-WebSocket-Extensions fields, in order (RFC 6455 9.1: several fields
+ * are one list), as sl_req.ws_pmd; 0 when none.
+ */
+static uint8_t pmd_choose(const struct sl_h1_request *h)
+{
+    struct sl_ws_pmd m;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct sl_h1_header *f = &h->headers[i];
+        if (sl_h1_name_is(f, "sec-websocket-extensions", 24) &&
+            sl_ws_pmd_offer(f->value, f->value_len, &m))
+            return (uint8_t)(m.server_bits | (m.server_bits_named ? 0x10 : 0));
+    }
+    return 0;
 }
 
 /*
@@ -107,6 +148,9 @@ int sl__ws_handshake(struct sl_conn *c, struct sl_req *r, const struct sl_h1_req
         return -EBADMSG;
     r->ws = true;
     r->ws_key_off = (uint32_t)(key->value - c->rbuf);
+    r->ws_pmd = 0;
+    if (c->l->cfg->websocket.compression == SL_WS_COMPRESSION_DEFLATE)
+        r->ws_pmd = pmd_choose(h);
     return 0;
 }
 
@@ -140,7 +184,9 @@ static bool core_owned(const struct sl_h1_header *f)
 {
     return sl_h1_name_is(f, "connection", 10) || sl_h1_name_is(f, "upgrade", 7) ||
            sl_h1_name_is(f, "sec-websocket-accept", 20) || sl_h1_name_is(f, "content-length", 14) ||
-           sl_h1_name_is(f, "transfer-encoding", 17);
+           sl_h1_name_is(f, "transfer-encoding", 17) ||
+           /* the core implements the extensions: an app cannot */
+           sl_h1_name_is(f, "sec-websocket-extensions", 24);
 }
 
 static char *put(char *p, const void *s, size_t n)
@@ -155,12 +201,18 @@ static ssize_t format_101(struct sl_conn *c, struct sl_req *r, const char *proto
 {
     static const char l1[] = "HTTP/1.1 101 Switching Protocols\r\n",
                       l2[] = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
-                      lp[] = "\r\nSec-WebSocket-Protocol: ";
+                      lp[] = "\r\nSec-WebSocket-Protocol: ",
+                      le[] = "\r\nSec-WebSocket-Extensions: ";
     struct sl_worker *w = c->w;
-    char acc[29];
-    size_t plen = proto ? strlen(proto) : 0;
+    char acc[29], ext[SL_WS_PMD_RESPONSE_MAX];
+    size_t plen = proto ? strlen(proto) : 0, elen = 0;
+    if (r->ws_pmd) {
+        struct sl_ws_pmd m = {.server_bits = r->ws_pmd & 0x0F,
+                              .server_bits_named = r->ws_pmd & 0x10};
+        elen = sl_ws_pmd_response(&m, ext);
+    }
     size_t total = sizeof(l1) + SL_DATE_LINE_LEN + w->server_line_len + sizeof(l2) + 28 +
-                   sizeof(lp) + plen + 4;
+                   sizeof(lp) + plen + sizeof(le) + elen + 4;
     for (size_t i = 0; i < n; i++) {
         if (!sl_h1_header_ok(h[i].name, h[i].name_len, h[i].value, h[i].value_len))
             return -EINVAL;
@@ -181,6 +233,10 @@ static ssize_t format_101(struct sl_conn *c, struct sl_req *r, const char *proto
     if (proto) {
         p = put(p, lp, sizeof(lp) - 1);
         p = put(p, proto, plen);
+    }
+    if (elen) {
+        p = put(p, le, sizeof(le) - 1);
+        p = put(p, ext, elen);
     }
     p = put(p, "\r\n", 2);
     for (size_t i = 0; i < n; i++) {
@@ -266,6 +322,9 @@ int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_h
     }
     sl_ws_parser_init(&ws->p);
     ws->p.max_message = c->l->cfg->websocket.max_message;
+    ws->max_queue = c->l->cfg->websocket.max_queue ? c->l->cfg->websocket.max_queue : 1;
+    ws->pmd_bits = r->ws_pmd & 0x0F;
+    ws->p.rsv1_ok = ws->pmd_bits != 0;
     c->ws = ws;
     ws->rx_ms = sl__worker_now(c->w);
     r->started = true;
@@ -411,7 +470,8 @@ void sl__ws_free(struct sl_conn *c)
 {
     if (!c->ws)
         return;
-    free(c->ws->msg);
+    sl_ws_buf_release(&c->ws->in);
+    sl_ws_inflater_free(c->ws->zin);
     free(c->ws->log_text);
     free(c->ws);
     c->ws = NULL;
@@ -431,7 +491,7 @@ bool sl__ws_timer(struct sl_conn *c)
     uint64_t now = sl__worker_now(c->w);
     if (ws->close_sent || ws->finish)
         return false;
-    if (ws->msg_ready) {
+    if (queue_full(ws)) {
         /* Reading is paused for the app: the peer's pongs would not be
          * seen. It sent a message lately; wait for the app instead. */
         ws->pinged = false;
@@ -465,53 +525,148 @@ bool sl__ws_timer(struct sl_conn *c)
 
 /* ---- reading ---------------------------------------------------------------- */
 
+/* Fails the WebSocket from the reading side: `code` to the app and the
+ * peer, then TCP closed once it is out. */
+static void read_fail(struct sl_conn *c, unsigned code)
+{
+    ws_end(c, code);
+    if (!c->ws->close_sent && send_close(c, code, NULL, 0) < 0)
+        return;
+    ws_finish(c);
+}
+
+/* Appends a run of an uncompressed message. Returns 0 or -ENOMEM. */
 static int msg_append(struct sl__ws *ws, const uint8_t *p, size_t n)
 {
-    if (ws->msg_len + n > ws->msg_cap) {
-        size_t cap = ws->msg_cap ? ws->msg_cap * 2 : 1024;
-        if (cap < ws->msg_len + n)
-            cap = ws->msg_len + n;
-        if (ws->p.max_message && cap > ws->p.max_message)
-            cap = ws->msg_len + n > ws->p.max_message ? ws->msg_len + n : ws->p.max_message;
-        uint8_t *m = realloc(ws->msg, cap);
-        if (!m)
-            return -ENOMEM;
-        ws->msg = m;
-        ws->msg_cap = cap;
-    }
+    if (sl_ws_buf_reserve(&ws->in, n, ws->p.max_message) < 0)
+        return -ENOMEM;
     if (n)
-        memcpy(ws->msg + ws->msg_len, p, n);
-    ws->msg_len += n;
+        memcpy(ws->in.data + ws->in.len, p, n);
+    ws->in.len += n;
     return 0;
 }
 
-/* Handles one parser event. Returns false when parsing must stop (a
- * message waits for the app, or the WebSocket is over). */
-static bool on_frame_event(struct sl_conn *c, const struct sl_ws_event *ev)
+/*
+ * Inflates a run of a compressed message (RFC 7692) and checks the text it
+ * yields. No client context takeover was negotiated, so no inflater
+ * outlives a message: one that arrives whole in one run uses the worker's;
+ * one that arrives in pieces gets its own from its first run to its last.
+ * Returns 0 or the close code to fail with.
+ */
+static unsigned msg_inflate(struct sl_conn *c, const struct sl_ws_event *ev)
+{
+    struct sl__ws *ws = c->ws;
+    struct sl_worker *w = c->w;
+    struct sl_ws_inflater *z = ws->zin;
+    if (ev->first)
+        sl_ws_utf8_init(&ws->utf8);
+    if (!z && ev->first && ev->fin) {
+        /* The whole message in one run (the usual small message): the
+         * worker's inflater, reset, does it; the socket allocates nothing. */
+        if (!w->ws_inflater && !(w->ws_inflater = sl_ws_inflater_new()))
+            return SL_WS_CLOSE_INTERNAL;
+        z = w->ws_inflater;
+        sl_ws_inflater_reset(z);
+    } else if (!z) {
+        if (!(z = ws->zin = sl_ws_inflater_new()))
+            return SL_WS_CLOSE_INTERNAL;
+    }
+    size_t from = ws->in.len;
+    int rc = sl_ws_inflate(z, ev->data, ev->len, ev->fin, &ws->in, ws->p.max_message);
+    if (rc == -EMSGSIZE)
+        return SL_WS_CLOSE_TOO_BIG; /* a zip bomb stops at max_message */
+    if (rc == -EBADMSG)
+        return SL_WS_CLOSE_BAD_DATA;
+    if (rc < 0)
+        return SL_WS_CLOSE_INTERNAL;
+    if (ev->opcode == SL_WS_OP_TEXT &&
+        (!sl_ws_utf8_feed(&ws->utf8, ws->in.data + from, ws->in.len - from) ||
+         (ev->fin && !sl_ws_utf8_complete(&ws->utf8))))
+        return SL_WS_CLOSE_BAD_DATA;
+    if (ev->fin && ws->zin) {
+        sl_ws_inflater_free(ws->zin); /* no zlib state between messages */
+        ws->zin = NULL;
+    }
+    return 0;
+}
+
+/* The assembled message joins the app's queue (the req owns it). Returns
+ * 0 or -ENOMEM. */
+static int msg_queue(struct sl_conn *c, struct sl_req *r)
+{
+    struct sl__ws *ws = c->ws;
+    struct sl__ws_msg *m = malloc(sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->next = NULL;
+    m->data = ws->in.data;
+    m->len = ws->in.len;
+    m->text = ws->in_text;
+    ws->in.data = NULL;
+    ws->in.len = ws->in.cap = 0;
+    if (r->ws_q)
+        ws->q_tail->next = m;
+    else
+        r->ws_q = m;
+    ws->q_tail = m;
+    ws->q_n++;
+    ws->q_bytes += m->len;
+    return 0;
+}
+
+/* A DATA event: payload appended (inflated), and a complete message queued
+ * for the app. Returns false when parsing must stop. */
+static bool on_data(struct sl_conn *c, const struct sl_ws_event *ev)
 {
     struct sl__ws *ws = c->ws;
     struct sl_req *r = c->req;
+    if (ws->close_sent || ws->ended || !r)
+        return true; /* closing, or nobody to read it: data is dropped */
+    unsigned fail = 0;
+    size_t before = ws->in.len;
+    if (ev->compressed)
+        fail = msg_inflate(c, ev);
+    else if (msg_append(ws, ev->data, ev->len) < 0)
+        fail = SL_WS_CLOSE_INTERNAL;
+    ws->in_text = ev->opcode == SL_WS_OP_TEXT;
+    ws->bytes_in += ws->in.len - before;
+    if (!fail && ev->fin && msg_queue(c, r) < 0)
+        fail = SL_WS_CLOSE_INTERNAL;
+    if (fail) {
+        read_fail(c, fail);
+        return false;
+    }
+    if (!ev->fin)
+        return true;
+    ws->msgs_in++;
+    if (ws->waiting && r->app_holds) {
+        ws->waiting = false;
+        sl__worker_queue_event(r, SL__EV_BODY);
+    }
+    return !queue_full(ws);
+}
+
+/* Keeps the peer's close reason for websocket.disconnect (on the req: the
+ * app may read it after the connection is gone). */
+static void keep_reason(struct sl_conn *c, const struct sl_ws_event *ev)
+{
+    struct sl_req *r = c->req;
+    if (!r || c->ws->ended || !ev->len || r->ws_reason)
+        return;
+    if ((r->ws_reason = malloc(ev->len))) {
+        memcpy(r->ws_reason, ev->data, ev->len);
+        r->ws_reason_len = (uint8_t)ev->len;
+    }
+}
+
+/* Handles one parser event. Returns false when parsing must stop (the
+ * app's queue is full, or the WebSocket is over). */
+static bool on_frame_event(struct sl_conn *c, const struct sl_ws_event *ev)
+{
+    struct sl__ws *ws = c->ws;
     switch (ev->type) {
     case SL_WS_EV_DATA:
-        if (ws->close_sent)
-            return true; /* closing: data is dropped */
-        if (msg_append(ws, ev->data, ev->len) < 0) {
-            ws_end(c, SL_WS_CLOSE_INTERNAL);
-            if (send_close(c, SL_WS_CLOSE_INTERNAL, NULL, 0) == 0)
-                ws_finish(c);
-            return false;
-        }
-        ws->msg_text = ev->opcode == SL_WS_OP_TEXT;
-        ws->bytes_in += ev->len;
-        if (!ev->fin)
-            return true;
-        ws->msg_ready = true;
-        ws->msgs_in++;
-        if (ws->waiting && r && r->app_holds) {
-            ws->waiting = false;
-            sl__worker_queue_event(r, SL__EV_BODY);
-        }
-        return false;
+        return on_data(c, ev);
     case SL_WS_EV_PING:
         if (!ws->close_sent && ws_write(c, SL_WS_OP_PONG, ev->data, ev->len) < 0) {
             ws_lost(c);
@@ -521,6 +676,7 @@ static bool on_frame_event(struct sl_conn *c, const struct sl_ws_event *ev)
     case SL_WS_EV_PONG:
         return true;
     case SL_WS_EV_CLOSE:
+        keep_reason(c, ev);
         ws_end(c, ev->code);
         if (!ws->close_sent && send_close(c, ev->code, NULL, 0) < 0)
             return false;
@@ -528,10 +684,7 @@ static bool on_frame_event(struct sl_conn *c, const struct sl_ws_event *ev)
         return false;
     case SL_WS_EV_ERROR:
     default:
-        ws_end(c, ev->code);
-        if (!ws->close_sent && send_close(c, ev->code, NULL, 0) < 0)
-            return false;
-        ws_finish(c);
+        read_fail(c, ev->code);
         return false;
     }
 }
@@ -543,7 +696,7 @@ static void ws_parse(struct sl_conn *c)
     struct sl__ws *ws = c->ws;
     size_t pos = 0;
     bool go = true;
-    while (go && pos < c->rlen && !ws->msg_ready) {
+    while (go && pos < c->rlen && !queue_full(ws)) {
         struct sl_ws_event ev;
         pos += sl_ws_parse(&ws->p, (uint8_t *)c->rbuf + pos, c->rlen - pos, &ev);
         if (ev.type != SL_WS_EV_MORE)
@@ -567,7 +720,7 @@ void sl__ws_step(struct sl_conn *c)
             if (c->state != SL__C_WS)
                 return;
         }
-        if (ws->msg_ready || ws->finish || sl_ws_parser_done(&ws->p) || !c->readable)
+        if (queue_full(ws) || ws->finish || sl_ws_parser_done(&ws->p) || !c->readable)
             break;
         /* A peer that sends (pings, or messages an app echoes) but does not
          * read would grow our output without bound: stop reading it. */
@@ -602,30 +755,84 @@ int sl_ws_recv(struct sl_req *r, const void **data, size_t *len, bool *text)
     *text = false;
     if (!r->ws || !r->started)
         return -EPROTO;
+    struct sl__ws_msg *m = r->ws_q;
+    if (m) { /* even after the end: what arrived before the close is the app's */
+        *data = m->data ? m->data : (const uint8_t *)"";
+        *len = m->len;
+        *text = m->text;
+        return 1;
+    }
     if (!c || c->state != SL__C_WS || c->ws->ended)
         return -EPIPE;
-    struct sl__ws *ws = c->ws;
-    if (!ws->msg_ready) {
-        ws->waiting = true;
-        return 0;
-    }
-    *data = ws->msg ? ws->msg : (const uint8_t *)"";
-    *len = ws->msg_len;
-    *text = ws->msg_text;
-    return 1;
+    c->ws->waiting = true;
+    return 0;
 }
 
 void sl_ws_consume(struct sl_req *r)
 {
-    struct sl_conn *c = r->c;
-    if (!c || c->state != SL__C_WS || !c->ws->msg_ready)
+    struct sl__ws_msg *m = r->ws_q;
+    if (!m)
         return;
-    struct sl__ws *ws = c->ws;
-    ws->msg_ready = false;
-    free(ws->msg); /* an idle WebSocket holds no message buffer */
-    ws->msg = NULL;
-    ws->msg_len = ws->msg_cap = 0;
-    sl__worker_kick(c);
+    r->ws_q = m->next;
+    struct sl_conn *c = r->c;
+    if (c && c->ws) {
+        struct sl__ws *ws = c->ws;
+        bool was_full = queue_full(ws);
+        ws->q_n--;
+        ws->q_bytes -= m->len;
+        if (!r->ws_q)
+            ws->q_tail = NULL;
+        if (was_full && !queue_full(ws) && c->state == SL__C_WS)
+            sl__worker_kick(c); /* reading resumes */
+    }
+    free(m->data);
+    free(m);
+}
+
+void sl__ws_req_clear(struct sl_req *r)
+{
+    while (r->ws_q) {
+        struct sl__ws_msg *m = r->ws_q;
+        r->ws_q = m->next;
+        free(m->data);
+        free(m);
+    }
+    free(r->ws_reason);
+    r->ws_reason = NULL;
+    r->ws_reason_len = 0;
+}
+
+const char *sl_ws_close_reason(const struct sl_req *r, size_t *len)
+{
+    *len = r->ws_reason_len;
+    return r->ws_reason ? r->ws_reason : "";
+}
+
+/*
+ * Compresses a message with the worker's deflater (made on first use; no
+ * context is kept between messages, so one serves every socket). On
+ * success *data and *len name the compressed payload, in the deflater's
+ * scratch (valid until the next message), and *z is set; a message that
+ * does not shrink is left as it is. Returns 0 or -ENOMEM.
+ */
+static int deflate_message(struct sl_conn *c, const void **data, size_t *len, bool *z)
+{
+    struct sl_worker *w = c->w;
+    const uint8_t *out;
+    size_t out_len;
+    if (!w->ws_deflater && !(w->ws_deflater = sl_ws_deflater_new()))
+        return -ENOMEM;
+    int rc = sl_ws_deflate(w->ws_deflater, c->ws->pmd_bits, *data, *len, &out, &out_len);
+    if (rc == -EINVAL)
+        return 0; /* over 4 GiB: sent as it is */
+    if (rc < 0)
+        return -ENOMEM;
+    if (out_len < *len) {
+        *data = out;
+        *len = out_len;
+        *z = true;
+    }
+    return 0;
 }
 
 int sl_ws_send(struct sl_req *r, bool text, const void *data, size_t len)
@@ -635,18 +842,30 @@ int sl_ws_send(struct sl_req *r, bool text, const void *data, size_t len)
         return -EPROTO;
     if (!c || c->state != SL__C_WS || c->ws->close_sent)
         return -EPIPE;
+    bool z = false;
+    size_t app_len = len;
+    if (c->ws->pmd_bits >= 9 && len >= SL_WS_DEFLATE_MIN) {
+        int rc = deflate_message(c, &data, &len, &z);
+        if (rc < 0)
+            return rc;
+    }
     uint8_t head[10];
     size_t hn = sl_ws_frame_head(head, text ? SL_WS_OP_TEXT : SL_WS_OP_BINARY, true, len);
+    if (z)
+        head[0] |= 0x40; /* RSV1: a compressed message (RFC 7692 6) */
     struct iovec iov[2] = {{head, hn}, {(void *)data, len}};
     /* Batched like HTTP responses: an app's sends of one loop turn leave
      * together (sl_worker_set_batching). */
-    if (sl__out_send(c, iov, len ? 2 : 1) < 0) {
+    int rc = sl__out_send(c, iov, len ? 2 : 1);
+    if (z)
+        sl_ws_deflater_trim(r->w->ws_deflater); /* copied out: a large scratch goes */
+    if (rc < 0) {
         r->disc_sent = true;
         ws_lost(c);
         return -EPIPE;
     }
     c->ws->msgs_out++;
-    c->ws->bytes_out += len;
+    c->ws->bytes_out += app_len;
     if (c->out_bytes > SL__HIGH_WATER) {
         r->want_drain = true;
         return 1;

@@ -1081,6 +1081,8 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  max_message: 1MiB\n"
               "  ping_interval: 20s\n"
               "  ping_timeout: 20s\n"
+              "  max_queue: 16\n"
+              "  compression: deflate\n"
               "tcp:\n"
               "  nodelay: true\n"
               "  keepalive:\n"

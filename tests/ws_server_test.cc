@@ -4,6 +4,7 @@
 // echo, control frames, protocol errors and their close codes, and both
 // closing handshakes.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include "server/server.h"
 #include "server/ws.h"
 #include "tests/test_server.h"
+#include "server/ws_deflate.h"
 
 namespace
 {
@@ -124,11 +126,14 @@ class Server : public sl_testing::TestServer
 {
   public:
     explicit Server(uint64_t max_message = 1 << 20, uint32_t ping_interval_ms = 0,
-                    uint32_t ping_timeout_ms = 0)
+                    uint32_t ping_timeout_ms = 0, int compression = SL_WS_COMPRESSION_DEFLATE,
+                    uint32_t max_queue = 16)
     {
         lc.websocket.max_message = max_message;
         lc.websocket.ping_interval_ms = ping_interval_ms;
         lc.websocket.ping_timeout_ms = ping_timeout_ms;
+        lc.websocket.compression = compression;
+        lc.websocket.max_queue = max_queue;
         cfg.http.server_header = "saltare-test";
         if (!Open(&app.ops, &app))
             return;
@@ -182,6 +187,7 @@ std::string CloseFrame(unsigned code, const std::string &reason = "")
 struct ServerFrame {
     int op = -1; // -1: EOF or timeout
     bool fin = false;
+    bool rsv1 = false; // compressed (permessage-deflate)
     std::string payload;
     unsigned Code() const
     {
@@ -248,7 +254,7 @@ class Client
             return f;
         uint8_t b0 = buf[0], b1 = buf[1];
         EXPECT_EQ(b1 & 0x80, 0) << "server frames are never masked";
-        EXPECT_EQ(b0 & 0x70, 0) << "no RSV bits";
+        EXPECT_EQ(b0 & (allow_rsv1 ? 0x30 : 0x70), 0) << "no RSV bits";
         size_t hl = 2;
         uint64_t len = b1 & 0x7F;
         if (len == 126)
@@ -266,6 +272,7 @@ class Client
             return f;
         f.op = b0 & 0x0F;
         f.fin = b0 & 0x80;
+        f.rsv1 = b0 & 0x40;
         f.payload = buf.substr(hl, len);
         buf.erase(0, hl + len);
         return f;
@@ -283,6 +290,7 @@ class Client
 
     int fd;
     std::string buf;
+    bool allow_rsv1 = false; // permessage-deflate negotiated
 };
 
 const char kKey[] = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -681,6 +689,125 @@ TEST(WsServer, NoPingsWhenDisabled)
     Open(c, "/echo");
     pollfd p = {c.fd, POLLIN, 0};
     EXPECT_EQ(poll(&p, 1, 500), 0) << "nothing is sent to an idle socket";
+}
+
+// ---- permessage-deflate (RFC 7692) ------------------------------------------------
+
+const char kOffer[] = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+std::string Deflate(const std::string &s)
+{
+    z_stream z{};
+    EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    std::string out(deflateBound(&z, s.size()) + 64, '\0');
+    z.next_in = (Bytef *)s.data();
+    z.avail_in = (uInt)s.size();
+    z.next_out = (Bytef *)&out[0];
+    z.avail_out = (uInt)out.size();
+    EXPECT_EQ(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+    out.resize(out.size() - z.avail_out - 4); // RFC 7692 7.2.1: no 00 00 FF FF
+    deflateEnd(&z);
+    return out;
+}
+
+std::string Inflate(const std::string &s)
+{
+    z_stream z{};
+    EXPECT_EQ(inflateInit2(&z, -15), Z_OK);
+    std::string in = s + std::string("\0\0\xff\xff", 4), out(1 << 20, '\0');
+    z.next_in = (Bytef *)in.data();
+    z.avail_in = (uInt)in.size();
+    z.next_out = (Bytef *)&out[0];
+    z.avail_out = (uInt)out.size();
+    EXPECT_EQ(inflate(&z, Z_SYNC_FLUSH), Z_OK);
+    out.resize(out.size() - z.avail_out);
+    inflateEnd(&z);
+    return out;
+}
+
+std::string Corpus(size_t n)
+{
+    std::string s;
+    for (size_t i = 0; s.size() < n; i++)
+        s += "line " + std::to_string(i % 37) + " of a compressible text; ";
+    return s;
+}
+
+TEST(WsServerDeflate, HoldsAnInflaterOnlyWhileAMessageArrives)
+{
+    Server s;
+    Client c(s.port);
+    c.allow_rsv1 = true;
+    c.Send(Handshake("/echo", kOffer));
+    std::string h = c.Head();
+    EXPECT_NE(h.find("\r\nSec-WebSocket-Extensions: permessage-deflate; "
+                     "server_no_context_takeover; client_no_context_takeover\r\n"),
+              std::string::npos)
+        << h;
+    size_t idle = sl_ws_inflaters_live();
+    std::string text = Corpus(20000), z = Deflate(text);
+    for (int round = 0; round < 3; round++) {
+        // First half of a compressed message, then a ping: its pong says the
+        // half was read.
+        c.Send(Frame(0x41, z.substr(0, z.size() / 2)) + Frame(0x89, "sync"));
+        EXPECT_EQ(c.Next().op, 0xA);
+        EXPECT_EQ(sl_ws_inflaters_live(), idle + 1);
+        c.Send(Frame(0x80, z.substr(z.size() / 2)));
+        ServerFrame f = c.Next();
+        EXPECT_EQ(f.op, 1);
+        EXPECT_TRUE(f.rsv1);
+        EXPECT_LT(f.payload.size(), text.size() / 4);
+        EXPECT_EQ(Inflate(f.payload), text);
+        EXPECT_EQ(sl_ws_inflaters_live(), idle) << "an idle socket holds no inflater";
+    }
+    // Short messages go out plain.
+    c.Send(Frame(0xC1, Deflate("short")));
+    ServerFrame f = c.Next();
+    EXPECT_FALSE(f.rsv1);
+    EXPECT_EQ(f.payload, "short");
+    // Messages that arrive whole share the worker's one inflater, whatever
+    // the number of sockets.
+    Client d(s.port);
+    d.allow_rsv1 = true;
+    d.Send(Handshake("/echo", kOffer));
+    d.Head();
+    for (int i = 0; i < 3; i++) {
+        for (Client *x : {&c, &d}) {
+            x->Send(Frame(0xC1, z));
+            EXPECT_EQ(Inflate(x->Next().payload), text);
+        }
+    }
+    EXPECT_EQ(sl_ws_inflaters_live(), idle + 1);
+}
+
+TEST(WsServerDeflate, ZipBombCloses1009)
+{
+    Server s(64 << 10);
+    Client c(s.port);
+    c.Send(Handshake("/echo", kOffer));
+    c.Head();
+    std::string bomb = Deflate(std::string(8 << 20, 'a'));
+    ASSERT_LT(bomb.size(), 64u << 10); // passes the wire limit
+    c.Send(Frame(0xC2, bomb));
+    ServerFrame f = c.Next();
+    EXPECT_EQ(f.op, 8);
+    EXPECT_EQ(f.Code(), 1009u);
+    ASSERT_TRUE(s.app.WaitCodes(1));
+    EXPECT_EQ(s.app.codes[0], 1009u);
+    EXPECT_TRUE(c.Eof());
+}
+
+TEST(WsServerDeflate, CompressionOffDeclinesAndRsv1Closes1002)
+{
+    Server s(1 << 20, 0, 0, SL_WS_COMPRESSION_OFF);
+    Client c(s.port);
+    c.Send(Handshake("/echo", kOffer));
+    std::string h = c.Head();
+    EXPECT_EQ(h.find("Sec-WebSocket-Extensions"), std::string::npos) << h;
+    c.Send(Frame(0xC1, Deflate("hello hello hello")));
+    ServerFrame f = c.Next();
+    EXPECT_EQ(f.op, 8);
+    EXPECT_EQ(f.Code(), 1002u);
 }
 
 } // namespace

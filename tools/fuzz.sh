@@ -47,6 +47,11 @@ configure() {
         seeds=(fuzz/corpus/ws)
         dict=fuzz/ws.dict
         ;;
+    ws_deflate)
+        srcs=(server/ws_deflate.c fuzz/ws_deflate_fuzz.c)
+        libs=(-l:libz.a)
+        seeds=(fuzz/corpus/ws_deflate)
+        ;;
     proxy)
         srcs=(server/proxy.c server/h1.c fuzz/proxy_fuzz.c)
         libs=()
