@@ -98,6 +98,21 @@ struct sl_tls_config {
     bool ktls;             /* ask OpenSSL for kernel TLS (falls back silently) */
 };
 
+/* One address range of `proxy.trusted` or a route's `source`, compiled
+ * from its text (config/cidr.c); matched by server/cidr.h. */
+struct sl_cidr {
+    uint8_t family;   /* AF_INET or AF_INET6 */
+    uint8_t bits;     /* prefix length */
+    uint8_t addr[16]; /* network order, host bits zero; 4 bytes used for AF_INET */
+};
+
+/* A compiled list of ranges; the word "unix" in it sets `unix_ok`. */
+struct sl_cidr_list {
+    const struct sl_cidr *items;
+    size_t n;
+    bool unix_ok; /* Unix-socket peers (no address) are in the list */
+};
+
 /* ---- intercept routes (config/route.c) ------------------------------------ */
 
 enum sl_route_action {
@@ -111,14 +126,6 @@ enum sl_route_action {
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
 #define SL_ROUTE_INHERIT_MS UINT32_MAX   /* per-route timeout not set */
-
-/* One `source` entry: a CIDR (family AF_INET or AF_INET6, `bits` of
- * `addr` significant) or AF_UNIX (any Unix-socket peer). */
-struct sl_route_cidr {
-    int family;
-    unsigned bits;
-    unsigned char addr[16]; /* network byte order, host bits zero */
-};
 
 struct sl_route_return {
     int status;
@@ -171,8 +178,7 @@ struct sl_route_config {
     const char *host_pat; /* lowercase; for "*.x.y" the suffix ".x.y" */
     size_t host_pat_len;
     bool host_wild;
-    const struct sl_route_cidr *cidrs; /* parsed `source` */
-    size_t ncidrs;
+    struct sl_cidr_list cidrs; /* parsed `source` */
     /* The action (exactly one given) and its settings. */
     int action; /* enum sl_route_action */
     struct sl_route_return ret;
@@ -196,20 +202,11 @@ struct sl_route_list {
 /* ---- proxy (h-obs) ---- */
 enum sl_proxy_protocol { SL_PROXY_OFF, SL_PROXY_PROTO_V1, SL_PROXY_PROTO_V2, SL_PROXY_PROTO_AUTO };
 
-/* One `proxy.trusted` address range, compiled from its text. */
-struct sl_cidr {
-    uint8_t family;   /* AF_INET or AF_INET6 */
-    uint8_t bits;     /* prefix length */
-    uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
-};
-
 /* Who may speak for the client (global, overridable per listener). */
 struct sl_proxy_config {
     const char *const *trusted; /* as written: CIDRs, addresses, "unix" */
     size_t ntrusted;
-    const struct sl_cidr *cidrs; /* `trusted` compiled, "unix" left out */
-    size_t ncidrs;
-    bool trust_unix;                 /* "unix" listed: Unix-socket peers are trusted */
+    struct sl_cidr_list cidrs;       /* `trusted` compiled ("unix": cidrs.unix_ok) */
     bool headers;                    /* believe Forwarded / X-Forwarded-* / X-Real-IP from them */
     enum sl_proxy_protocol protocol; /* PROXY header required on every connection */
 };

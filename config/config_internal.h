@@ -271,6 +271,18 @@ struct sl__section {
 
 extern const struct sl__section sl__schema_root;
 
+/* ---- cidr.c: address ranges ------------------------------------------------------ */
+
+/* Parses "10.0.0.0/8", "192.168.1.7", "fd00::/8" or "::1". Returns 0, -1
+ * when malformed, -2 when bits past the prefix length are set (c then holds
+ * the range with them cleared). */
+int sl__cidr_parse(const char *s, struct sl_cidr *c);
+
+/* Compiles list key `key` of `map` (items[0..n), as compiled) into `out`,
+ * reporting each bad entry at its position; "unix" sets out->unix_ok. */
+void sl__cidr_list(struct sl__cx *cx, const struct sl__node *map, const char *key,
+                   const char *const *items, size_t n, const char *path, struct sl_cidr_list *out);
+
 /* ---- route.c: finish functions of the route tables -------------------------- */
 
 void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path);

@@ -151,78 +151,6 @@ static void finish_host(struct sl__cx *cx, const struct sl__node *map, struct sl
 
 /* ---- source ----------------------------------------------------------------------- */
 
-/* "unix", "10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1". Returns false
- * with a reason in why. */
-static bool parse_cidr(const char *s, struct sl_route_cidr *out, const char **why)
-{
-    char buf[64];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    unsigned long bits = 0;
-    *why = NULL;
-    memset(out, 0, sizeof(*out));
-    if (strcmp(s, "unix") == 0) {
-        out->family = AF_UNIX;
-        return true;
-    }
-    if (alen == 0 || alen >= sizeof(buf))
-        return false;
-    memcpy(buf, s, alen);
-    buf[alen] = '\0';
-    if (inet_pton(AF_INET, buf, out->addr) == 1)
-        out->family = AF_INET;
-    else if (inet_pton(AF_INET6, buf, out->addr) == 1)
-        out->family = AF_INET6;
-    else
-        return false;
-    unsigned max = out->family == AF_INET ? 32 : 128;
-    if (slash) {
-        const char *d = slash + 1;
-        if (*d == '\0' || strlen(d) > 3 || strspn(d, "0123456789") != strlen(d))
-            return false;
-        bits = strtoul(d, NULL, 10);
-        if (bits > max)
-            return false;
-    } else {
-        bits = max;
-    }
-    out->bits = (unsigned)bits;
-    for (unsigned b = out->bits; b < max; b++) {
-        if (out->addr[b / 8] & (0x80 >> (b % 8))) {
-            *why = "has bits set past its prefix length";
-            return false;
-        }
-    }
-    return true;
-}
-
-static void finish_source(struct sl__cx *cx, const struct sl__node *map, struct sl_route_config *r,
-                          const char *path)
-{
-    if (r->nsource == 0)
-        return;
-    struct sl_route_cidr *c = sl__arena_alloc(cx->out, r->nsource * sizeof(*c));
-    for (size_t i = 0; i < r->nsource; i++) {
-        const char *why;
-        if (r->source[i] == NULL) { /* its value failed (${UNSET}): already reported */
-            c[i] = (struct sl_route_cidr){.family = AF_UNSPEC};
-            continue;
-        }
-        if (parse_cidr(r->source[i], &c[i], &why))
-            continue;
-        const char *ipath = sl__path_index(cx, sl__path_join(cx, path, "source"), i);
-        if (why)
-            sl__error(cx, item_at(map, "source", i), ipath, "\"%s\" %s", r->source[i], why);
-        else
-            sl__error(cx, item_at(map, "source", i), ipath,
-                      "expected a CIDR like \"10.0.0.0/8\" or \"::1/128\", an address, or "
-                      "\"unix\", got \"%s\"",
-                      r->source[i]);
-    }
-    r->cidrs = c;
-    r->ncidrs = r->nsource;
-}
-
 static void finish_methods(struct sl__cx *cx, const struct sl__node *map, const char *key,
                            const char *const *m, size_t n, const char *path)
 {
@@ -363,7 +291,7 @@ void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, 
     struct sl_route_config *r = obj;
     finish_path(cx, map, r, path);
     finish_host(cx, map, r, path);
-    finish_source(cx, map, r, path);
+    sl__cidr_list(cx, map, "source", r->source, r->nsource, path, &r->cidrs);
     finish_methods(cx, map, "methods", r->methods, r->nmethods, path);
     if (r->action == SL_ROUTE_REDIRECT && sl__map_get(map, "redirect"))
         finish_redirect(cx, map, r, path);

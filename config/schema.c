@@ -425,8 +425,10 @@ static const struct sl__key route_keys[] = {
      .def = "[]",
      .doc = "Who may use the route: CIDRs (`10.0.0.0/8`, `fd00::/8`), addresses, and `unix` "
             "(clients of Unix-socket listeners). A request that matches the route from "
-            "anywhere else gets `403`. IPv4 clients of an IPv6 listener (`::ffff:a.b.c.d`) "
-            "match IPv4 entries. `[]` = everyone."},
+            "anywhere else gets `403`. The client is the one `proxy` trusts: the address a "
+            "trusted proxy's headers name, or a PROXY header's source (on a Unix listener too, "
+            "where `unix` then no longer matches). IPv4 clients of an IPv6 listener "
+            "(`::ffff:a.b.c.d`) match IPv4 entries. `[]` = everyone."},
     {.name = "app", ACTION(action, app_action_section, SL_ROUTE_APP), .doc = "The ASGI app."},
     {.name = "return", ACTION(ret, return_section, SL_ROUTE_RETURN), .doc = "A fixed response."},
     {.name = "redirect",
@@ -541,68 +543,11 @@ static const struct sl__key proxy_keys[] = {
             "and counted. It applies to every peer: `trusted` does not limit it."},
 };
 
-/* Parses "a.b.c.d[/n]" or "v6[/n]" into c; false if malformed. */
-static bool parse_cidr(const char *s, struct sl_cidr *c)
-{
-    char ip[INET6_ADDRSTRLEN + 1];
-    const char *slash = strchr(s, '/');
-    size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    if (n == 0 || n >= sizeof(ip))
-        return false;
-    memcpy(ip, s, n);
-    ip[n] = '\0';
-    memset(c, 0, sizeof(*c));
-    if (inet_pton(AF_INET, ip, c->addr) == 1)
-        c->family = AF_INET, c->bits = 32;
-    else if (inet_pton(AF_INET6, ip, c->addr) == 1)
-        c->family = AF_INET6, c->bits = 128;
-    else
-        return false;
-    if (slash) {
-        unsigned bits = 0;
-        const char *d = slash + 1;
-        if (*d == '\0' || (d[0] == '0' && d[1] != '\0') || strlen(d) > 3)
-            return false;
-        for (; *d; d++) {
-            if (*d < '0' || *d > '9')
-                return false;
-            bits = bits * 10 + (unsigned)(*d - '0');
-        }
-        if (bits > c->bits)
-            return false;
-        c->bits = (uint8_t)bits;
-    }
-    for (unsigned i = c->bits; i < 128; i++) /* host bits off: compare by masking once */
-        c->addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
-    return true;
-}
-
 /* Compiles `trusted` into address ranges. */
 static void proxy_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
 {
     struct sl_proxy_config *p = obj;
-    struct sl_cidr *cidrs =
-        p->ntrusted ? sl__arena_alloc(cx->out, p->ntrusted * sizeof(*cidrs)) : NULL;
-    const struct sl__node *list = sl__map_get(map, "trusted");
-    p->ncidrs = 0;
-    p->trust_unix = false;
-    for (size_t i = 0; i < p->ntrusted; i++) {
-        if (p->trusted[i] == NULL) { /* its value failed (${UNSET}): already reported */
-            continue;
-        } else if (strcmp(p->trusted[i], "unix") == 0) {
-            p->trust_unix = true;
-        } else if (parse_cidr(p->trusted[i], &cidrs[p->ncidrs])) {
-            p->ncidrs++;
-        } else if (list) { /* an inherited list was reported where it was given */
-            const struct sl__node *at =
-                list && list->kind == SL__NODE_SEQ && i < list->n ? list->vals[i] : map;
-            sl__error(cx, at, sl__path_index(cx, sl__path_join(cx, path, "trusted"), i),
-                      "expected an IP address, a CIDR range like \"10.0.0.0/8\" or \"unix\", "
-                      "got \"%s\"",
-                      p->trusted[i]);
-        }
-    }
-    p->cidrs = cidrs;
+    sl__cidr_list(cx, map, "trusted", p->trusted, p->ntrusted, path, &p->cidrs);
     if (p->headers && p->ntrusted == 0)
         sl__error(cx, sl__map_get(map, "headers") ? sl__map_get(map, "headers") : map,
                   sl__path_join(cx, path, "headers"),

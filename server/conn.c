@@ -750,9 +750,11 @@ static void start_request(struct sl_conn *c, size_t head_len)
     w->requests++;
     c->parse_prev = 0;
     sl_timer_cancel(&w->wheel, &c->rtimer);
-    /* intercept routes (server/route_act.c): answered here, or the app */
+    /* intercept routes (server/route_act.c): answered here, or the app;
+     * `source` judges the client a trusted proxy named */
+    proxy_headers(c, r, &w->head);
     struct sl_route_hit hit;
-    sl__route_lookup(c, &w->head, &hit);
+    sl__route_lookup(r, &w->head, &hit);
     r->route = hit.route;
     int err = setup_request(c, r, &w->head, head_len, sl__route_max_body(c, &hit));
     if (!err && w->head.upgrade)
@@ -765,7 +767,6 @@ static void start_request(struct sl_conn *c, size_t head_len)
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
         return;
     }
-    proxy_headers(c, r, &w->head);
     if (sl__route_answer(r, &w->head, &hit)) {
         c->again = true;
         return;

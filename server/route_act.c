@@ -21,14 +21,21 @@
 static _Thread_local char path_scratch[(64u << 10) + 1];
 static _Thread_local char location[LOCATION_MAX];
 
-void sl__route_lookup(struct sl_conn *c, const struct sl_h1_request *h, struct sl_route_hit *hit)
+const struct sockaddr *sl__req_client(const struct sl_req *r)
 {
-    const struct sl_route_list *t = &c->l->cfg->routes;
+    if (r->fwd_client_len) /* proxy.headers from a trusted peer */
+        return &r->fwd_client.sa;
+    return r->c->peer_len ? &r->c->peer.sa : NULL; /* after a PROXY header: its source */
+}
+
+void sl__route_lookup(struct sl_req *r, const struct sl_h1_request *h, struct sl_route_hit *hit)
+{
+    const struct sl_route_list *t = &r->l->cfg->routes;
     if (t->n == 0 || (h->path && h->path_len >= sizeof(path_scratch))) {
         *hit = (struct sl_route_hit){0};
         return;
     }
-    sl_route_find(t, h, c->l->is_unix ? NULL : &c->peer.sa, c->l->is_unix, path_scratch, hit);
+    sl_route_find(t, h, sl__req_client(r), path_scratch, hit);
 }
 
 uint64_t sl__route_max_body(const struct sl_conn *c, const struct sl_route_hit *hit)

@@ -8,9 +8,15 @@
 #include "server/route.h"
 #include "server/server_internal.h"
 
-/* Matches the head being started on `c` against its listener's routes.
- * hit->route is NULL when no route matched (or the table is empty). */
-void sl__route_lookup(struct sl_conn *c, const struct sl_h1_request *h, struct sl_route_hit *hit);
+/* The client of `r` as far as we trust: the address a trusted proxy's
+ * headers named, else the connection's peer (the PROXY header's source
+ * when there was one). NULL or AF_UNIX: a Unix-socket peer. */
+const struct sockaddr *sl__req_client(const struct sl_req *r);
+
+/* Matches the head being started as `r` (its proxy headers taken) against
+ * its listener's routes. hit->route is NULL when no route matched (or the
+ * table is empty). */
+void sl__route_lookup(struct sl_req *r, const struct sl_h1_request *h, struct sl_route_hit *hit);
 
 /* The body ceiling for the request: the route's, else the listener's. */
 uint64_t sl__route_max_body(const struct sl_conn *c, const struct sl_route_hit *hit);
