@@ -43,6 +43,13 @@ struct sl_timeouts {
     uint32_t handshake_ms;  /* TLS: accept (or PROXY header) to handshake done */
 };
 
+/* A token bucket per client address: `per_sec` requests a second on
+ * average, up to `burst` at once. */
+struct sl_rate {
+    uint32_t per_sec; /* 0 = no rate limit; routes: SL_ROUTE_INHERIT = the listener's */
+    uint32_t burst;   /* 0 = per_sec */
+};
+
 struct sl_limits {
     uint64_t max_body;               /* bytes; request body ceiling (413) */
     uint32_t max_header_bytes;       /* bytes; request line + headers (431) */
@@ -50,6 +57,11 @@ struct sl_limits {
     uint32_t max_headers;            /* count (431) */
     uint32_t max_connections;        /* per worker; excess accepted then closed */
     uint32_t max_keepalive_requests; /* per connection; 0 = unlimited */
+    /* Per client address, per worker (server/client_table.h); 0 = off. */
+    uint32_t max_connections_per_ip;
+    uint32_t concurrency;                /* requests in flight per client address */
+    uint32_t max_connection_lifetime_ms; /* then closed between requests */
+    struct sl_rate rate;
 };
 
 /* WebSocket settings (RFC 6455); listeners may override them. */
@@ -126,6 +138,7 @@ enum sl_route_action {
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
 #define SL_ROUTE_INHERIT_MS UINT32_MAX   /* per-route timeout not set */
+#define SL_ROUTE_INHERIT UINT32_MAX      /* per-route count not set */
 
 struct sl_route_return {
     int status;
@@ -186,7 +199,9 @@ struct sl_route_config {
     struct sl_route_preflight preflight;
     struct sl_route_files files;
     struct {
-        uint64_t max_body; /* SL_ROUTE_INHERIT_SIZE = the listener's */
+        uint64_t max_body;    /* SL_ROUTE_INHERIT_SIZE = the listener's */
+        uint32_t concurrency; /* SL_ROUTE_INHERIT = the listener's */
+        struct sl_rate rate;  /* per_sec SL_ROUTE_INHERIT = the listener's */
     } limits;
     struct {
         uint32_t body_ms;  /* SL_ROUTE_INHERIT_MS = the listener's */

@@ -84,6 +84,36 @@ static const struct sl__section timeouts_section = {
 
 #define LIMIT(member) FIELD(struct sl_limits, member)
 
+static const struct sl__key rate_keys[] = {
+    {.name = "per_sec",
+     FIELD(struct sl_rate, per_sec),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Requests a second each client address may make on average. `0` = no rate limit."},
+    {.name = "burst",
+     FIELD(struct sl_rate, burst),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Requests a client may make at once after a quiet spell (the bucket's size). "
+            "`0` = `per_sec`."},
+};
+
+static const struct sl__section rate_section = {
+    .name = "limits.rate",
+    .keys = rate_keys,
+    .nkeys = ARRAY_LEN(rate_keys),
+    .size = sizeof(struct sl_rate),
+    .doc = "A token bucket per client address (the client as `proxy` trusts it), per worker: "
+           "each request takes a token, `per_sec` tokens come back a second, at most `burst` "
+           "are kept. A request finding none gets `429` with `Retry-After` (seconds until "
+           "the next token). Counted before any route action, so a route with "
+           "`limits: {rate: {per_sec: 0}}` exempts its requests (a health check).",
+};
+
 static const struct sl__key limits_keys[] = {
     {.name = "max_body",
      LIMIT(max_body),
@@ -129,6 +159,39 @@ static const struct sl__key limits_keys[] = {
      .max = 1000000000,
      .def = "1000",
      .doc = "Requests served on one connection before it is closed. `0` = unlimited."},
+    {.name = "max_connections_per_ip",
+     LIMIT(max_connections_per_ip),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Open connections per client address, per worker; beyond it new connections are "
+            "accepted and closed at once (counted). The address is the peer's, or the PROXY "
+            "header's source once it is read (`proxy.protocol`); peers whose forwarding "
+            "headers are believed (`proxy.headers`) are not capped, as they carry many clients. "
+            "Unix-socket peers without a PROXY header have no address and are not capped. "
+            "`0` = no cap."},
+    {.name = "concurrency",
+     LIMIT(concurrency),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Requests in flight per client address, per worker (the client as `proxy` "
+            "trusts it); one more gets `503` with `Retry-After: 1`. `0` = no cap."},
+    {.name = "max_connection_lifetime",
+     LIMIT(max_connection_lifetime_ms),
+     .type = &sl__type_duration,
+     .max = 30ll * DAY,
+     .def = "0",
+     .doc = "A connection older than this is closed between requests: the response in "
+            "progress is finished with `Connection: close`, an idle one is closed at once. "
+            "WebSockets are not cut. `0` = no limit."},
+    {.name = "rate",
+     LIMIT(rate),
+     .shape = SL__SECTION,
+     .section = &rate_section,
+     .doc = "Requests per client address (a token bucket)."},
 };
 
 static const struct sl__section limits_section = {
@@ -136,7 +199,13 @@ static const struct sl__section limits_section = {
     .keys = limits_keys,
     .nkeys = ARRAY_LEN(limits_keys),
     .size = sizeof(struct sl_limits),
-    .doc = "Resource limits.",
+    .doc = "Resource limits. Those per client address (`rate`, `concurrency`, "
+           "`max_connections_per_ip`) are counted per worker, in a table of 8192 clients "
+           "(64 bytes each plus its hash index: at most 544 KiB per worker, allocated when a "
+           "limit first needs it). When it is full the least recently seen client with "
+           "nothing open is forgotten (it starts again with a full bucket); clients with open "
+           "connections or requests are never forgotten. With N workers a client may get up "
+           "to N times a limit, as the kernel spreads its connections.",
 };
 
 /* ---- routes (checks and derived fields: config/route.c) ------------------------ */
@@ -326,20 +395,79 @@ static const struct sl__section health_section = {
            "take it out.",
 };
 
+#define RLIMIT(member)                                                                             \
+    .offset = offsetof(struct sl_route_config, limits.member) -                                    \
+              offsetof(struct sl_route_config, limits),                                            \
+    .size = sizeof(((struct sl_route_config *)0)->limits.member)
+
+/* per_sec given whenever rate is: a rate without one would silently inherit. */
+static void route_rate_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                              const char *path)
+{
+    const struct sl_rate *rt = obj;
+    if (map && rt->per_sec == SL_ROUTE_INHERIT && !sl__map_get(map, "per_sec"))
+        sl__error(cx, map, sl__path_join(cx, path, "per_sec"),
+                  "missing required key, expected an integer from 0 to 1000000 or null");
+}
+
+static const struct sl__key route_rate_keys[] = {
+    {.name = "per_sec",
+     FIELD(struct sl_rate, per_sec),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Requests a second per client address on this route (its own bucket); `0` = "
+            "none; null = the listener's rate (and bucket)."},
+    {.name = "burst",
+     FIELD(struct sl_rate, burst),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "The bucket's size; `0` = `per_sec`."},
+};
+
+static const struct sl__section route_rate_section = {
+    .name = "routes[].limits.rate",
+    .keys = route_rate_keys,
+    .nkeys = ARRAY_LEN(route_rate_keys),
+    .size = sizeof(struct sl_rate),
+    .finish = route_rate_finish,
+    .doc = "A token bucket of this route's own, like `limits.rate`.",
+};
+
 static const struct sl__key route_limits_keys[] = {
     {.name = "max_body",
-     .offset = 0, /* within the limits struct */
-     .size = sizeof(uint64_t),
+     RLIMIT(max_body),
      .type = &sl__type_size,
      .max = 1ll << 40,
      .def = "null",
      .flags = SL__NULLABLE,
      .doc = "Largest request body on this route (413 above it); null = the listener's."},
+    {.name = "concurrency",
+     RLIMIT(concurrency),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Requests in flight per client address on this route (counted apart from the "
+            "listener's); `0` = no cap; null = the listener's cap (and count)."},
+    {.name = "rate",
+     RLIMIT(rate),
+     .shape = SL__SECTION,
+     .section = &route_rate_section,
+     .doc = "This route's own request rate."},
 };
 
 static bool route_limits_present(const void *obj)
 {
-    return *(const uint64_t *)obj != SL_ROUTE_INHERIT_SIZE;
+    const struct sl_route_config *r =
+        (const void *)((const char *)obj - offsetof(struct sl_route_config, limits));
+    return r->limits.max_body != SL_ROUTE_INHERIT_SIZE ||
+           r->limits.concurrency != SL_ROUTE_INHERIT || r->limits.rate.per_sec != SL_ROUTE_INHERIT;
 }
 
 static const struct sl__section route_limits_section = {

@@ -57,6 +57,7 @@ void sl__req_maybe_free(struct sl_req *r)
     if (r->app_holds || r->c || r->queued || r->in_free)
         return;
     r->in_free = true;
+    sl__limits_request_end(r);
     r->evnext = r->w->req_free;
     r->w->req_free = r;
 }

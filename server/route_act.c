@@ -93,6 +93,18 @@ static void respond_text(struct sl_req *r, int status, const char *text)
     respond(r, status, v, n, text, strlen(text));
 }
 
+void sl__route_refuse(struct sl_req *r, int status, uint32_t retry_after_s)
+{
+    struct sl_h1_header v[4];
+    size_t n = 0;
+    char text[64], after[16];
+    snprintf(text, sizeof(text), "%s\n", sl_h1_reason(status));
+    int k = snprintf(after, sizeof(after), "%" PRIu32, retry_after_s ? retry_after_s : 1);
+    hdr(v, &n, "Content-Type", "text/plain; charset=utf-8", 25);
+    hdr(v, &n, "Retry-After", after, (size_t)k);
+    respond(r, status, v, n, text, strlen(text));
+}
+
 void sl__route_status(struct sl_req *r, int status)
 {
     struct sl_h1_header v[4];

@@ -296,6 +296,9 @@ struct sl_worker_stats {
                                write) before the response was out */
     uint64_t app_timeouts;  /* requests cancelled by timeouts.app */
     uint64_t proxy_rejects; /* connections closed: bad or missing PROXY header */
+    uint64_t conn_ip_rejects;     /* connections closed: limits.max_connections_per_ip */
+    uint64_t rate_rejects;        /* requests answered 429: limits.rate */
+    uint64_t concurrency_rejects; /* requests answered 503: limits.concurrency */
 };
 void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out);
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "server/client_table.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
 
@@ -383,6 +384,9 @@ void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out
                      (w->large.outstanding + w->large.nfree) * w->large.size,
         .accepted = w->accepted,
         .proxy_rejects = w->proxy_rejects,
+        .conn_ip_rejects = w->conn_ip_rejects,
+        .rate_rejects = w->rate_rejects,
+        .concurrency_rejects = w->concurrency_rejects,
         .requests = w->requests,
         .client_aborts = w->client_aborts,
         .app_timeouts = w->app_timeouts,
@@ -578,6 +582,7 @@ void sl_worker_free(struct sl_worker *w)
     free_dead(w);
     w->pending = w->later = NULL;
     sl__req_free_all(w);
+    sl_client_table_free(w->clients);
     sl_pool_release(&w->small);
     sl_pool_release(&w->large);
     sl_access_log_close(&w->alog);
