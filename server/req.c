@@ -256,7 +256,7 @@ void sl_req_release(struct sl_req *r)
     sl_timer_cancel(&r->w->wheel, &r->atimer);
     if (r->c && r->c->state == SL__C_WS)
         sl__ws_release(r); /* an open WebSocket closes with 1000 */
-    else if (r->c && !r->gone && !r->ended)
+    else if (r->c && !r->gone && !r->ended && r->file_fd <= 0) /* a file body goes on alone */
         sl__resp_fail(r, 500);
     r->app_holds = false;
     sl__req_maybe_free(r);

@@ -142,6 +142,20 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
  */
 int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more);
 
+/*
+ * Ends the body with `len` bytes of the open regular file `fd` from `off`
+ * (ASGI http.response.pathsend), sent by the core with sendfile(2) (read and
+ * write on TLS) as the socket takes them, like a files route: no byte of it
+ * passes through the caller. Takes ownership of fd: it is closed once sent,
+ * on any error, or with the exchange. With a declared Content-Length, `len`
+ * must be what it still owes; a chunked response gets the file as one
+ * chunk. The app's part of the response is over when this returns 0 (it may
+ * release the req while the file is still going out). Returns 0, -EPIPE,
+ * -EPROTO (not started, already ended, trailers announced, or a length
+ * that does not match the Content-Length; nothing committed then).
+ */
+int sl_resp_file(struct sl_req *r, int fd, uint64_t off, uint64_t len);
+
 /* Ends a response that announced trailers. Returns 0, -EINVAL, -EPIPE, -EPROTO. */
 int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n);
 

@@ -192,6 +192,7 @@ struct sl_req {
     int file_fd;        /* files route: the body's file, 0 = none (route_files.c) */
     uint64_t file_off;  /* next byte of it to send */
     uint64_t file_left; /* bytes of it still to send */
+    bool file_chunked;  /* sl_resp_file on a chunked response: CRLF after the file */
 };
 
 struct sl_worker {
