@@ -134,6 +134,7 @@ enum sl_route_action {
     SL_ROUTE_HEALTH,    /* 200 "ok" while serving, 503 while draining */
     SL_ROUTE_PREFLIGHT, /* CORS preflight answered in C */
     SL_ROUTE_FILES,     /* static files under a root directory */
+    SL_ROUTE_TRACEMALLOC, /* top Python allocations, answered by the bridge (python/) */
 };
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
@@ -198,6 +199,9 @@ struct sl_route_config {
     struct sl_route_redirect redirect;
     struct sl_route_preflight preflight;
     struct sl_route_files files;
+    struct {
+        uint32_t top; /* allocation sites listed */
+    } tracemalloc;
     struct {
         uint64_t max_body;    /* SL_ROUTE_INHERIT_SIZE = the listener's */
         uint32_t concurrency; /* SL_ROUTE_INHERIT = the listener's */

@@ -387,6 +387,30 @@ static const struct sl__section app_action_section = {
            "with `app: {}` only sets `limits`, `timeouts` or `source` for its requests.",
 };
 
+static const struct sl__key tracemalloc_keys[] = {
+    {.name = "top",
+     .offset = 0, /* within the tracemalloc struct */
+     .size = sizeof(uint32_t),
+     .type = &sl__type_int,
+     .min = 1,
+     .max = 1000,
+     .def = "20",
+     .doc = "How many allocation sites (file and line) to list, largest first."},
+};
+
+static const struct sl__section tracemalloc_section = {
+    .name = "routes[].tracemalloc",
+    .keys = tracemalloc_keys,
+    .nkeys = ARRAY_LEN(tracemalloc_keys),
+    .size = sizeof(((struct sl_route_config *)0)->tracemalloc),
+    .doc = "The Python heap as `tracemalloc` sees it, as text: the current and peak traced "
+           "size, then the `top` allocation sites by size. Answered by the worker that got the "
+           "request, without calling the app; GET and HEAD only (others get 405). Tracing "
+           "(`tracemalloc.start()`) starts at startup, before the app is imported, only when a "
+           "route has this action: it costs memory and time on every allocation, so keep such "
+           "a route behind `source`.",
+};
+
 static const struct sl__section health_section = {
     .name = "routes[].health",
     .size = 0,
@@ -567,6 +591,9 @@ static const struct sl__key route_keys[] = {
      ACTION(preflight, preflight_section, SL_ROUTE_PREFLIGHT),
      .doc = "CORS preflight."},
     {.name = "files", ACTION(files, files_section, SL_ROUTE_FILES), .doc = "Static files."},
+    {.name = "tracemalloc",
+     ACTION(tracemalloc, tracemalloc_section, SL_ROUTE_TRACEMALLOC),
+     .doc = "Top Python allocations (tracemalloc)."},
     {.name = "limits",
      ROUTE(limits),
      .shape = SL__SECTION,

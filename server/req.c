@@ -177,6 +177,11 @@ bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *le
     return true;
 }
 
+const struct sl_route_config *sl_req_route(const struct sl_req *r)
+{
+    return r->route;
+}
+
 void sl_req_set_data(struct sl_req *r, void *data)
 {
     r->data = data;

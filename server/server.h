@@ -87,6 +87,10 @@ int sl_req_forwarded_scheme(const struct sl_req *r);
  * head: valid only inside on_request. *port is the one given, else 0. */
 bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *len, int *port);
 
+/* The intercept route the request matched (its action is `app` or
+ * `tracemalloc`: the others never reach the app), or NULL. */
+const struct sl_route_config *sl_req_route(const struct sl_req *r);
+
 void sl_req_set_data(struct sl_req *r, void *data);
 void *sl_req_data(const struct sl_req *r);
 
