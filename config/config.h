@@ -332,12 +332,19 @@ struct sl_diags {
     struct sl_diag items[SL_DIAG_MAX];
     size_t count;   /* kept */
     size_t dropped; /* beyond SL_DIAG_MAX */
+    /* Warnings: the config compiles, but something in it is likely a
+     * mistake (a route no request can reach). Same one-line form; also
+     * logged at warning level by sl_cfg_load when it succeeds. */
+    struct sl_diag warnings[SL_DIAG_MAX];
+    size_t nwarnings;
 };
 
 void sl_diags_init(struct sl_diags *d);
 void sl_diags_release(struct sl_diags *d);
-/* Prints every diagnostic, one per line, plus a "(N more errors)" line. */
+/* Prints every error, one per line, plus a "(N more errors)" line. */
 void sl_diags_print(const struct sl_diags *d, FILE *out);
+/* Prints every warning, one per line. */
+void sl_diags_print_warnings(const struct sl_diags *d, FILE *out);
 
 /* One input document: a file path, or an in-memory text given a name. */
 struct sl_cfg_source {

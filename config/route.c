@@ -308,3 +308,88 @@ void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, 
         sl__error(cx, pf, sl__path_join(cx, sl__path_join(cx, path, "preflight"), "origins"),
                   "missing required key, expected a list of origins");
 }
+
+/* ---- unreachable routes ------------------------------------------------------------ */
+
+static bool methods_cover(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->nmethods == 0)
+        return true;
+    if (b->nmethods == 0)
+        return false;
+    for (size_t i = 0; i < b->nmethods; i++) {
+        bool found = false;
+        for (size_t j = 0; j < a->nmethods && !found; j++)
+            found = strcmp(a->methods[j], b->methods[i]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Patterns are lowercase; a wildcard's is its suffix ".example.com". */
+static bool host_cover(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->host_pat == NULL)
+        return true;
+    if (b->host_pat == NULL)
+        return false;
+    if (!a->host_wild)
+        return !b->host_wild && strcmp(a->host_pat, b->host_pat) == 0;
+    size_t min = b->host_wild ? a->host_pat_len : a->host_pat_len + 1;
+    return b->host_pat_len >= min &&
+           strcmp(b->host_pat + b->host_pat_len - a->host_pat_len, a->host_pat) == 0;
+}
+
+static bool path_cover(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->path_pat == NULL)
+        return true;
+    if (b->path_pat == NULL)
+        return false;
+    if (!a->path_prefix)
+        return !b->path_prefix && a->path_pat_len == b->path_pat_len &&
+               memcmp(a->path_pat, b->path_pat, a->path_pat_len) == 0;
+    return b->path_pat_len >= a->path_pat_len &&
+           memcmp(a->path_pat, b->path_pat, a->path_pat_len) == 0;
+}
+
+/* Every request `b` matches is matched by `a` first. A preflight route lets
+ * all but preflight requests fall through; `source` never does (403). */
+static bool shadows(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->action == SL_ROUTE_PREFLIGHT && b->action != SL_ROUTE_PREFLIGHT)
+        return false;
+    return methods_cover(a, b) && host_cover(a, b) && path_cover(a, b);
+}
+
+static void check_table(struct sl__cx *cx, const struct sl__node *seq, const char *path,
+                        const struct sl_route_list *t)
+{
+    if (seq == NULL || seq->kind != SL__NODE_SEQ || seq->n != t->n)
+        return;
+    for (size_t i = 1; i < t->n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (!shadows(&t->items[j], &t->items[i]))
+                continue;
+            const struct sl__node *at = seq->vals[j];
+            sl__warn(cx, seq->vals[i], sl__path_index(cx, path, i),
+                     "unreachable: every request it matches is taken first by %s at %s:%u:%u",
+                     sl__path_index(cx, path, j), at->origin ? at->origin->name : "?", at->line,
+                     at->col);
+            break;
+        }
+    }
+}
+
+void sl__routes_check(struct sl__cx *cx, const struct sl__node *root, const struct sl_config *cfg)
+{
+    check_table(cx, sl__map_get(root, "routes"), "routes", &cfg->routes);
+    const struct sl__node *ls = sl__map_get(root, "listeners");
+    for (size_t i = 0; ls && ls->kind == SL__NODE_SEQ && i < ls->n && i < cfg->nlisteners; i++) {
+        const struct sl__node *own = sl__map_get(ls->vals[i], "routes");
+        if (own) /* else it uses the global table, checked above */
+            check_table(cx, own, sl__path_join(cx, sl__path_index(cx, "listeners", i), "routes"),
+                        &cfg->listeners[i].routes);
+    }
+}

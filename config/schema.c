@@ -615,7 +615,11 @@ static const struct sl__section route_section = {
     .finish = sl__route_finish,
     .doc = "One intercept route: match keys (all given must hold), exactly one action, and "
            "optional `limits`/`timeouts`. Routes are tried in order; the first that matches "
-           "decides, and a request no route matches goes to the app.",
+           "decides, and a request no route matches goes to the app. A route that an earlier "
+           "one of the same table always takes first (its methods, host and path all within "
+           "the earlier one's) can never match: `-t` and startup warn with both positions. "
+           "`source` does not let requests through to later routes; a `preflight` route does, "
+           "for all but preflight requests.",
 };
 
 #define ROUTES(strct)                                                                              \

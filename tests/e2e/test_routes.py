@@ -307,6 +307,28 @@ def test_bad_routes_exit_78(tmp_path):
     ), r.stderr
 
 
+def test_check_warns_about_unreachable_routes_and_refuses_a_missing_root(tmp_path):
+    cfg = tmp_path / "shadow.yaml"
+    cfg.write_text(
+        'app: {target: "route_app:app"}\nroutes:\n'
+        f"  - {{path: /static/*, files: {{root: {tmp_path}}}}}\n"
+        "  - {path: /static/app.css, return: {}}\n"
+    )
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"warning: {cfg}:4:5: routes.1: unreachable: every request it matches is taken first "
+        f"by routes.0 at {cfg}:3:5"
+    ) in r.stderr
+    cfg.write_text(
+        'app: {target: "route_app:app"}\nroutes:\n'
+        f"  - {{path: /static/*, files: {{root: {tmp_path / 'nope'}}}}}\n"
+    )
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert f"{cfg}:3:37: routes.0.files.root: expected an existing directory" in r.stderr, r.stderr
+
+
 # ---- files ------------------------------------------------------------------
 
 
