@@ -43,6 +43,13 @@ struct sl_timeouts {
     uint32_t handshake_ms;  /* TLS: accept (or PROXY header) to handshake done */
 };
 
+/* A token bucket per client address: `per_sec` requests a second on
+ * average, up to `burst` at once. */
+struct sl_rate {
+    uint32_t per_sec; /* 0 = no rate limit; routes: SL_ROUTE_INHERIT = the listener's */
+    uint32_t burst;   /* 0 = per_sec */
+};
+
 struct sl_limits {
     uint64_t max_body;               /* bytes; request body ceiling (413) */
     uint32_t max_header_bytes;       /* bytes; request line + headers (431) */
@@ -50,6 +57,11 @@ struct sl_limits {
     uint32_t max_headers;            /* count (431) */
     uint32_t max_connections;        /* per worker; excess accepted then closed */
     uint32_t max_keepalive_requests; /* per connection; 0 = unlimited */
+    /* Per client address, per worker (server/client_table.h); 0 = off. */
+    uint32_t max_connections_per_ip;
+    uint32_t concurrency;                /* requests in flight per client address */
+    uint32_t max_connection_lifetime_ms; /* then closed between requests */
+    struct sl_rate rate;
 };
 
 /* websocket.compression */
@@ -103,6 +115,21 @@ struct sl_tls_config {
     bool ktls;             /* ask OpenSSL for kernel TLS (falls back silently) */
 };
 
+/* One address range of `proxy.trusted` or a route's `source`, compiled
+ * from its text (config/cidr.c); matched by server/cidr.h. */
+struct sl_cidr {
+    uint8_t family;   /* AF_INET or AF_INET6 */
+    uint8_t bits;     /* prefix length */
+    uint8_t addr[16]; /* network order, host bits zero; 4 bytes used for AF_INET */
+};
+
+/* A compiled list of ranges; the word "unix" in it sets `unix_ok`. */
+struct sl_cidr_list {
+    const struct sl_cidr *items;
+    size_t n;
+    bool unix_ok; /* Unix-socket peers (no address) are in the list */
+};
+
 /* ---- intercept routes (config/route.c) ------------------------------------ */
 
 enum sl_route_action {
@@ -112,18 +139,12 @@ enum sl_route_action {
     SL_ROUTE_HEALTH,    /* 200 "ok" while serving, 503 while draining */
     SL_ROUTE_PREFLIGHT, /* CORS preflight answered in C */
     SL_ROUTE_FILES,     /* static files under a root directory */
+    SL_ROUTE_TRACEMALLOC, /* top Python allocations, answered by the bridge (python/) */
 };
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
 #define SL_ROUTE_INHERIT_MS UINT32_MAX   /* per-route timeout not set */
-
-/* One `source` entry: a CIDR (family AF_INET or AF_INET6, `bits` of
- * `addr` significant) or AF_UNIX (any Unix-socket peer). */
-struct sl_route_cidr {
-    int family;
-    unsigned bits;
-    unsigned char addr[16]; /* network byte order, host bits zero */
-};
+#define SL_ROUTE_INHERIT UINT32_MAX      /* per-route count not set */
 
 struct sl_route_return {
     int status;
@@ -176,8 +197,7 @@ struct sl_route_config {
     const char *host_pat; /* lowercase; for "*.x.y" the suffix ".x.y" */
     size_t host_pat_len;
     bool host_wild;
-    const struct sl_route_cidr *cidrs; /* parsed `source` */
-    size_t ncidrs;
+    struct sl_cidr_list cidrs; /* parsed `source` */
     /* The action (exactly one given) and its settings. */
     int action; /* enum sl_route_action */
     struct sl_route_return ret;
@@ -185,7 +205,12 @@ struct sl_route_config {
     struct sl_route_preflight preflight;
     struct sl_route_files files;
     struct {
-        uint64_t max_body; /* SL_ROUTE_INHERIT_SIZE = the listener's */
+        uint32_t top; /* allocation sites listed */
+    } tracemalloc;
+    struct {
+        uint64_t max_body;    /* SL_ROUTE_INHERIT_SIZE = the listener's */
+        uint32_t concurrency; /* SL_ROUTE_INHERIT = the listener's */
+        struct sl_rate rate;  /* per_sec SL_ROUTE_INHERIT = the listener's */
     } limits;
     struct {
         uint32_t body_ms;  /* SL_ROUTE_INHERIT_MS = the listener's */
@@ -201,20 +226,11 @@ struct sl_route_list {
 /* ---- proxy (h-obs) ---- */
 enum sl_proxy_protocol { SL_PROXY_OFF, SL_PROXY_PROTO_V1, SL_PROXY_PROTO_V2, SL_PROXY_PROTO_AUTO };
 
-/* One `proxy.trusted` address range, compiled from its text. */
-struct sl_cidr {
-    uint8_t family;   /* AF_INET or AF_INET6 */
-    uint8_t bits;     /* prefix length */
-    uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
-};
-
 /* Who may speak for the client (global, overridable per listener). */
 struct sl_proxy_config {
     const char *const *trusted; /* as written: CIDRs, addresses, "unix" */
     size_t ntrusted;
-    const struct sl_cidr *cidrs; /* `trusted` compiled, "unix" left out */
-    size_t ncidrs;
-    bool trust_unix;                 /* "unix" listed: Unix-socket peers are trusted */
+    struct sl_cidr_list cidrs;       /* `trusted` compiled ("unix": cidrs.unix_ok) */
     bool headers;                    /* believe Forwarded / X-Forwarded-* / X-Real-IP from them */
     enum sl_proxy_protocol protocol; /* PROXY header required on every connection */
 };
@@ -321,12 +337,19 @@ struct sl_diags {
     struct sl_diag items[SL_DIAG_MAX];
     size_t count;   /* kept */
     size_t dropped; /* beyond SL_DIAG_MAX */
+    /* Warnings: the config compiles, but something in it is likely a
+     * mistake (a route no request can reach). Same one-line form; also
+     * logged at warning level by sl_cfg_load when it succeeds. */
+    struct sl_diag warnings[SL_DIAG_MAX];
+    size_t nwarnings;
 };
 
 void sl_diags_init(struct sl_diags *d);
 void sl_diags_release(struct sl_diags *d);
-/* Prints every diagnostic, one per line, plus a "(N more errors)" line. */
+/* Prints every error, one per line, plus a "(N more errors)" line. */
 void sl_diags_print(const struct sl_diags *d, FILE *out);
+/* Prints every warning, one per line. */
+void sl_diags_print_warnings(const struct sl_diags *d, FILE *out);
 
 /* One input document: a file path, or an in-memory text given a name. */
 struct sl_cfg_source {

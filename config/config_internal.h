@@ -115,6 +115,9 @@ struct sl__cx {
     struct sl__err *errs;
     size_t nerrs, caperrs, lost;
     size_t seq;
+    bool warning;                /* sl__warn is formatting: push to warns */
+    char *warns[SL_DIAG_MAX];    /* in the order found */
+    size_t nwarns;
 };
 
 /*
@@ -123,6 +126,9 @@ struct sl__cx {
  * where ORIGIN is "file:line:col" or the --set argument.
  */
 void sl__error(struct sl__cx *cx, const struct sl__node *at, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Same form, as a warning: the config still compiles (sl_diags.warnings). */
+void sl__warn(struct sl__cx *cx, const struct sl__node *at, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Same, with an explicit position instead of a node. */
 void sl__error_at(struct sl__cx *cx, const struct sl__origin *o, uint32_t line, uint32_t col,
@@ -271,9 +277,24 @@ struct sl__section {
 
 extern const struct sl__section sl__schema_root;
 
+/* ---- cidr.c: address ranges ------------------------------------------------------ */
+
+/* Parses "10.0.0.0/8", "192.168.1.7", "fd00::/8" or "::1". Returns 0, -1
+ * when malformed, -2 when bits past the prefix length are set (c then holds
+ * the range with them cleared). */
+int sl__cidr_parse(const char *s, struct sl_cidr *c);
+
+/* Compiles list key `key` of `map` (items[0..n), as compiled) into `out`,
+ * reporting each bad entry at its position; "unix" sets out->unix_ok. */
+void sl__cidr_list(struct sl__cx *cx, const struct sl__node *map, const char *key,
+                   const char *const *items, size_t n, const char *path, struct sl_cidr_list *out);
+
 /* ---- route.c: finish functions of the route tables -------------------------- */
 
 void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path);
+/* Warns about routes no request can reach (an earlier route of the same
+ * table matches every request they match). Runs on a config without errors. */
+void sl__routes_check(struct sl__cx *cx, const struct sl__node *root, const struct sl_config *cfg);
 void sl__route_return_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
                              const char *path);
 void sl__route_preflight_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,

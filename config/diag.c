@@ -32,6 +32,8 @@ void sl_diags_release(struct sl_diags *d)
 {
     for (size_t i = 0; i < d->count; i++)
         free(d->items[i].text);
+    for (size_t i = 0; i < d->nwarnings; i++)
+        free(d->warnings[i].text);
     sl_diags_init(d);
 }
 
@@ -41,6 +43,12 @@ void sl_diags_print(const struct sl_diags *d, FILE *out)
         fprintf(out, "%s\n", d->items[i].text);
     if (d->dropped)
         fprintf(out, "(%zu more error%s)\n", d->dropped, d->dropped == 1 ? "" : "s");
+}
+
+void sl_diags_print_warnings(const struct sl_diags *d, FILE *out)
+{
+    for (size_t i = 0; i < d->nwarnings; i++)
+        fprintf(out, "%s\n", d->warnings[i].text);
 }
 
 static char *vformat(const char *fmt, va_list ap)
@@ -67,6 +75,14 @@ static char *format(const char *fmt, ...)
 static void push(struct sl__cx *cx, const struct sl__origin *o, uint32_t line, uint32_t col,
                  char *text)
 {
+    if (cx->warning) {
+        if (cx->nwarns == SL_DIAG_MAX) {
+            free(text);
+            return;
+        }
+        cx->warns[cx->nwarns++] = text;
+        return;
+    }
     if (cx->nerrs == ERRS_KEPT) {
         free(text);
         cx->lost++;
@@ -130,6 +146,16 @@ void sl__error(struct sl__cx *cx, const struct sl__node *at, const char *path, c
         verror(cx, at->origin, at->line, at->col, path, at->env, fmt, ap);
     else
         verror(cx, NULL, 0, 0, path, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void sl__warn(struct sl__cx *cx, const struct sl__node *at, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cx->warning = true;
+    verror(cx, at->origin, at->line, at->col, path, NULL, fmt, ap);
+    cx->warning = false;
     va_end(ap);
 }
 

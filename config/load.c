@@ -492,9 +492,19 @@ const struct sl_config *sl_cfg_load(const struct sl_cfg_input *in, struct sl_dia
     if (!cx.fatal) {
         sl__interp_tree(&cx, root, "");
         compile_section(&cx, &sl__schema_root, root, root, &box->cfg, "", false);
+        if (cx.nerrs == 0)
+            sl__routes_check(&cx, root, &box->cfg);
     }
     bool failed = cx.nerrs > 0 || cx.lost > 0;
     sl__errors_flush(&cx, d);
+    for (size_t i = 0; i < cx.nwarns; i++) {
+        if (!failed)
+            sl_log(SL_LOG_WARNING, "%s", cx.warns[i]);
+        if (d->nwarnings < SL_DIAG_MAX)
+            d->warnings[d->nwarnings++].text = cx.warns[i];
+        else
+            free(cx.warns[i]);
+    }
     sl__arena_release(&cx.tmp);
     if (failed) {
         sl__arena_release(&out);

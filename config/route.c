@@ -151,78 +151,6 @@ static void finish_host(struct sl__cx *cx, const struct sl__node *map, struct sl
 
 /* ---- source ----------------------------------------------------------------------- */
 
-/* "unix", "10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1". Returns false
- * with a reason in why. */
-static bool parse_cidr(const char *s, struct sl_route_cidr *out, const char **why)
-{
-    char buf[64];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    unsigned long bits = 0;
-    *why = NULL;
-    memset(out, 0, sizeof(*out));
-    if (strcmp(s, "unix") == 0) {
-        out->family = AF_UNIX;
-        return true;
-    }
-    if (alen == 0 || alen >= sizeof(buf))
-        return false;
-    memcpy(buf, s, alen);
-    buf[alen] = '\0';
-    if (inet_pton(AF_INET, buf, out->addr) == 1)
-        out->family = AF_INET;
-    else if (inet_pton(AF_INET6, buf, out->addr) == 1)
-        out->family = AF_INET6;
-    else
-        return false;
-    unsigned max = out->family == AF_INET ? 32 : 128;
-    if (slash) {
-        const char *d = slash + 1;
-        if (*d == '\0' || strlen(d) > 3 || strspn(d, "0123456789") != strlen(d))
-            return false;
-        bits = strtoul(d, NULL, 10);
-        if (bits > max)
-            return false;
-    } else {
-        bits = max;
-    }
-    out->bits = (unsigned)bits;
-    for (unsigned b = out->bits; b < max; b++) {
-        if (out->addr[b / 8] & (0x80 >> (b % 8))) {
-            *why = "has bits set past its prefix length";
-            return false;
-        }
-    }
-    return true;
-}
-
-static void finish_source(struct sl__cx *cx, const struct sl__node *map, struct sl_route_config *r,
-                          const char *path)
-{
-    if (r->nsource == 0)
-        return;
-    struct sl_route_cidr *c = sl__arena_alloc(cx->out, r->nsource * sizeof(*c));
-    for (size_t i = 0; i < r->nsource; i++) {
-        const char *why;
-        if (r->source[i] == NULL) { /* its value failed (${UNSET}): already reported */
-            c[i] = (struct sl_route_cidr){.family = AF_UNSPEC};
-            continue;
-        }
-        if (parse_cidr(r->source[i], &c[i], &why))
-            continue;
-        const char *ipath = sl__path_index(cx, sl__path_join(cx, path, "source"), i);
-        if (why)
-            sl__error(cx, item_at(map, "source", i), ipath, "\"%s\" %s", r->source[i], why);
-        else
-            sl__error(cx, item_at(map, "source", i), ipath,
-                      "expected a CIDR like \"10.0.0.0/8\" or \"::1/128\", an address, or "
-                      "\"unix\", got \"%s\"",
-                      r->source[i]);
-    }
-    r->cidrs = c;
-    r->ncidrs = r->nsource;
-}
-
 static void finish_methods(struct sl__cx *cx, const struct sl__node *map, const char *key,
                            const char *const *m, size_t n, const char *path)
 {
@@ -363,7 +291,7 @@ void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, 
     struct sl_route_config *r = obj;
     finish_path(cx, map, r, path);
     finish_host(cx, map, r, path);
-    finish_source(cx, map, r, path);
+    sl__cidr_list(cx, map, "source", r->source, r->nsource, path, &r->cidrs);
     finish_methods(cx, map, "methods", r->methods, r->nmethods, path);
     if (r->action == SL_ROUTE_REDIRECT && sl__map_get(map, "redirect"))
         finish_redirect(cx, map, r, path);
@@ -379,4 +307,89 @@ void sl__route_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, 
     if (r->action == SL_ROUTE_PREFLIGHT && pf && r->preflight.norigins == 0)
         sl__error(cx, pf, sl__path_join(cx, sl__path_join(cx, path, "preflight"), "origins"),
                   "missing required key, expected a list of origins");
+}
+
+/* ---- unreachable routes ------------------------------------------------------------ */
+
+static bool methods_cover(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->nmethods == 0)
+        return true;
+    if (b->nmethods == 0)
+        return false;
+    for (size_t i = 0; i < b->nmethods; i++) {
+        bool found = false;
+        for (size_t j = 0; j < a->nmethods && !found; j++)
+            found = strcmp(a->methods[j], b->methods[i]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Patterns are lowercase; a wildcard's is its suffix ".example.com". */
+static bool host_cover(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->host_pat == NULL)
+        return true;
+    if (b->host_pat == NULL)
+        return false;
+    if (!a->host_wild)
+        return !b->host_wild && strcmp(a->host_pat, b->host_pat) == 0;
+    size_t min = b->host_wild ? a->host_pat_len : a->host_pat_len + 1;
+    return b->host_pat_len >= min &&
+           strcmp(b->host_pat + b->host_pat_len - a->host_pat_len, a->host_pat) == 0;
+}
+
+static bool path_cover(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->path_pat == NULL)
+        return true;
+    if (b->path_pat == NULL)
+        return false;
+    if (!a->path_prefix)
+        return !b->path_prefix && a->path_pat_len == b->path_pat_len &&
+               memcmp(a->path_pat, b->path_pat, a->path_pat_len) == 0;
+    return b->path_pat_len >= a->path_pat_len &&
+           memcmp(a->path_pat, b->path_pat, a->path_pat_len) == 0;
+}
+
+/* Every request `b` matches is matched by `a` first. A preflight route lets
+ * all but preflight requests fall through; `source` never does (403). */
+static bool shadows(const struct sl_route_config *a, const struct sl_route_config *b)
+{
+    if (a->action == SL_ROUTE_PREFLIGHT && b->action != SL_ROUTE_PREFLIGHT)
+        return false;
+    return methods_cover(a, b) && host_cover(a, b) && path_cover(a, b);
+}
+
+static void check_table(struct sl__cx *cx, const struct sl__node *seq, const char *path,
+                        const struct sl_route_list *t)
+{
+    if (seq == NULL || seq->kind != SL__NODE_SEQ || seq->n != t->n)
+        return;
+    for (size_t i = 1; i < t->n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (!shadows(&t->items[j], &t->items[i]))
+                continue;
+            const struct sl__node *at = seq->vals[j];
+            sl__warn(cx, seq->vals[i], sl__path_index(cx, path, i),
+                     "unreachable: every request it matches is taken first by %s at %s:%u:%u",
+                     sl__path_index(cx, path, j), at->origin ? at->origin->name : "?", at->line,
+                     at->col);
+            break;
+        }
+    }
+}
+
+void sl__routes_check(struct sl__cx *cx, const struct sl__node *root, const struct sl_config *cfg)
+{
+    check_table(cx, sl__map_get(root, "routes"), "routes", &cfg->routes);
+    const struct sl__node *ls = sl__map_get(root, "listeners");
+    for (size_t i = 0; ls && ls->kind == SL__NODE_SEQ && i < ls->n && i < cfg->nlisteners; i++) {
+        const struct sl__node *own = sl__map_get(ls->vals[i], "routes");
+        if (own) /* else it uses the global table, checked above */
+            check_table(cx, own, sl__path_join(cx, sl__path_index(cx, "listeners", i), "routes"),
+                        &cfg->listeners[i].routes);
+    }
 }

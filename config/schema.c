@@ -84,6 +84,36 @@ static const struct sl__section timeouts_section = {
 
 #define LIMIT(member) FIELD(struct sl_limits, member)
 
+static const struct sl__key rate_keys[] = {
+    {.name = "per_sec",
+     FIELD(struct sl_rate, per_sec),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Requests a second each client address may make on average. `0` = no rate limit."},
+    {.name = "burst",
+     FIELD(struct sl_rate, burst),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Requests a client may make at once after a quiet spell (the bucket's size). "
+            "`0` = `per_sec`."},
+};
+
+static const struct sl__section rate_section = {
+    .name = "limits.rate",
+    .keys = rate_keys,
+    .nkeys = ARRAY_LEN(rate_keys),
+    .size = sizeof(struct sl_rate),
+    .doc = "A token bucket per client address (the client as `proxy` trusts it), per worker: "
+           "each request takes a token, `per_sec` tokens come back a second, at most `burst` "
+           "are kept. A request finding none gets `429` with `Retry-After` (seconds until "
+           "the next token). Counted before any route action, so a route with "
+           "`limits: {rate: {per_sec: 0}}` exempts its requests (a health check).",
+};
+
 static const struct sl__key limits_keys[] = {
     {.name = "max_body",
      LIMIT(max_body),
@@ -129,6 +159,39 @@ static const struct sl__key limits_keys[] = {
      .max = 1000000000,
      .def = "1000",
      .doc = "Requests served on one connection before it is closed. `0` = unlimited."},
+    {.name = "max_connections_per_ip",
+     LIMIT(max_connections_per_ip),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Open connections per client address, per worker; beyond it new connections are "
+            "accepted and closed at once (counted). The address is the peer's, or the PROXY "
+            "header's source once it is read (`proxy.protocol`); peers whose forwarding "
+            "headers are believed (`proxy.headers`) are not capped, as they carry many clients. "
+            "Unix-socket peers without a PROXY header have no address and are not capped. "
+            "`0` = no cap."},
+    {.name = "concurrency",
+     LIMIT(concurrency),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "Requests in flight per client address, per worker (the client as `proxy` "
+            "trusts it); one more gets `503` with `Retry-After: 1`. `0` = no cap."},
+    {.name = "max_connection_lifetime",
+     LIMIT(max_connection_lifetime_ms),
+     .type = &sl__type_duration,
+     .max = 30ll * DAY,
+     .def = "0",
+     .doc = "A connection older than this is closed between requests: the response in "
+            "progress is finished with `Connection: close`, an idle one is closed at once. "
+            "WebSockets are not cut. `0` = no limit."},
+    {.name = "rate",
+     LIMIT(rate),
+     .shape = SL__SECTION,
+     .section = &rate_section,
+     .doc = "Requests per client address (a token bucket)."},
 };
 
 static const struct sl__section limits_section = {
@@ -136,7 +199,13 @@ static const struct sl__section limits_section = {
     .keys = limits_keys,
     .nkeys = ARRAY_LEN(limits_keys),
     .size = sizeof(struct sl_limits),
-    .doc = "Resource limits.",
+    .doc = "Resource limits. Those per client address (`rate`, `concurrency`, "
+           "`max_connections_per_ip`) are counted per worker, in a table of 8192 clients "
+           "(64 bytes each plus its hash index: at most 544 KiB per worker, allocated when a "
+           "limit first needs it). When it is full the least recently seen client with "
+           "nothing open is forgotten (it starts again with a full bucket); clients with open "
+           "connections or requests are never forgotten. With N workers a client may get up "
+           "to N times a limit, as the kernel spreads its connections.",
 };
 
 /* ---- routes (checks and derived fields: config/route.c) ------------------------ */
@@ -318,6 +387,30 @@ static const struct sl__section app_action_section = {
            "with `app: {}` only sets `limits`, `timeouts` or `source` for its requests.",
 };
 
+static const struct sl__key tracemalloc_keys[] = {
+    {.name = "top",
+     .offset = 0, /* within the tracemalloc struct */
+     .size = sizeof(uint32_t),
+     .type = &sl__type_int,
+     .min = 1,
+     .max = 1000,
+     .def = "20",
+     .doc = "How many allocation sites (file and line) to list, largest first."},
+};
+
+static const struct sl__section tracemalloc_section = {
+    .name = "routes[].tracemalloc",
+    .keys = tracemalloc_keys,
+    .nkeys = ARRAY_LEN(tracemalloc_keys),
+    .size = sizeof(((struct sl_route_config *)0)->tracemalloc),
+    .doc = "The Python heap as `tracemalloc` sees it, as text: the current and peak traced "
+           "size, then the `top` allocation sites by size. Answered by the worker that got the "
+           "request, without calling the app; GET and HEAD only (others get 405). Tracing "
+           "(`tracemalloc.start()`) starts at startup, before the app is imported, only when a "
+           "route has this action: it costs memory and time on every allocation, so keep such "
+           "a route behind `source`.",
+};
+
 static const struct sl__section health_section = {
     .name = "routes[].health",
     .size = 0,
@@ -326,20 +419,79 @@ static const struct sl__section health_section = {
            "take it out.",
 };
 
+#define RLIMIT(member)                                                                             \
+    .offset = offsetof(struct sl_route_config, limits.member) -                                    \
+              offsetof(struct sl_route_config, limits),                                            \
+    .size = sizeof(((struct sl_route_config *)0)->limits.member)
+
+/* per_sec given whenever rate is: a rate without one would silently inherit. */
+static void route_rate_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                              const char *path)
+{
+    const struct sl_rate *rt = obj;
+    if (map && rt->per_sec == SL_ROUTE_INHERIT && !sl__map_get(map, "per_sec"))
+        sl__error(cx, map, sl__path_join(cx, path, "per_sec"),
+                  "missing required key, expected an integer from 0 to 1000000 or null");
+}
+
+static const struct sl__key route_rate_keys[] = {
+    {.name = "per_sec",
+     FIELD(struct sl_rate, per_sec),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Requests a second per client address on this route (its own bucket); `0` = "
+            "none; null = the listener's rate (and bucket)."},
+    {.name = "burst",
+     FIELD(struct sl_rate, burst),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "0",
+     .doc = "The bucket's size; `0` = `per_sec`."},
+};
+
+static const struct sl__section route_rate_section = {
+    .name = "routes[].limits.rate",
+    .keys = route_rate_keys,
+    .nkeys = ARRAY_LEN(route_rate_keys),
+    .size = sizeof(struct sl_rate),
+    .finish = route_rate_finish,
+    .doc = "A token bucket of this route's own, like `limits.rate`.",
+};
+
 static const struct sl__key route_limits_keys[] = {
     {.name = "max_body",
-     .offset = 0, /* within the limits struct */
-     .size = sizeof(uint64_t),
+     RLIMIT(max_body),
      .type = &sl__type_size,
      .max = 1ll << 40,
      .def = "null",
      .flags = SL__NULLABLE,
      .doc = "Largest request body on this route (413 above it); null = the listener's."},
+    {.name = "concurrency",
+     RLIMIT(concurrency),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Requests in flight per client address on this route (counted apart from the "
+            "listener's); `0` = no cap; null = the listener's cap (and count)."},
+    {.name = "rate",
+     RLIMIT(rate),
+     .shape = SL__SECTION,
+     .section = &route_rate_section,
+     .doc = "This route's own request rate."},
 };
 
 static bool route_limits_present(const void *obj)
 {
-    return *(const uint64_t *)obj != SL_ROUTE_INHERIT_SIZE;
+    const struct sl_route_config *r =
+        (const void *)((const char *)obj - offsetof(struct sl_route_config, limits));
+    return r->limits.max_body != SL_ROUTE_INHERIT_SIZE ||
+           r->limits.concurrency != SL_ROUTE_INHERIT || r->limits.rate.per_sec != SL_ROUTE_INHERIT;
 }
 
 static const struct sl__section route_limits_section = {
@@ -425,8 +577,10 @@ static const struct sl__key route_keys[] = {
      .def = "[]",
      .doc = "Who may use the route: CIDRs (`10.0.0.0/8`, `fd00::/8`), addresses, and `unix` "
             "(clients of Unix-socket listeners). A request that matches the route from "
-            "anywhere else gets `403`. IPv4 clients of an IPv6 listener (`::ffff:a.b.c.d`) "
-            "match IPv4 entries. `[]` = everyone."},
+            "anywhere else gets `403`. The client is the one `proxy` trusts: the address a "
+            "trusted proxy's headers name, or a PROXY header's source (on a Unix listener too, "
+            "where `unix` then no longer matches). IPv4 clients of an IPv6 listener "
+            "(`::ffff:a.b.c.d`) match IPv4 entries. `[]` = everyone."},
     {.name = "app", ACTION(action, app_action_section, SL_ROUTE_APP), .doc = "The ASGI app."},
     {.name = "return", ACTION(ret, return_section, SL_ROUTE_RETURN), .doc = "A fixed response."},
     {.name = "redirect",
@@ -437,6 +591,9 @@ static const struct sl__key route_keys[] = {
      ACTION(preflight, preflight_section, SL_ROUTE_PREFLIGHT),
      .doc = "CORS preflight."},
     {.name = "files", ACTION(files, files_section, SL_ROUTE_FILES), .doc = "Static files."},
+    {.name = "tracemalloc",
+     ACTION(tracemalloc, tracemalloc_section, SL_ROUTE_TRACEMALLOC),
+     .doc = "Top Python allocations (tracemalloc)."},
     {.name = "limits",
      ROUTE(limits),
      .shape = SL__SECTION,
@@ -458,7 +615,11 @@ static const struct sl__section route_section = {
     .finish = sl__route_finish,
     .doc = "One intercept route: match keys (all given must hold), exactly one action, and "
            "optional `limits`/`timeouts`. Routes are tried in order; the first that matches "
-           "decides, and a request no route matches goes to the app.",
+           "decides, and a request no route matches goes to the app. A route that an earlier "
+           "one of the same table always takes first (its methods, host and path all within "
+           "the earlier one's) can never match: `-t` and startup warn with both positions. "
+           "`source` does not let requests through to later routes; a `preflight` route does, "
+           "for all but preflight requests.",
 };
 
 #define ROUTES(strct)                                                                              \
@@ -562,68 +723,11 @@ static const struct sl__key proxy_keys[] = {
             "and counted. It applies to every peer: `trusted` does not limit it."},
 };
 
-/* Parses "a.b.c.d[/n]" or "v6[/n]" into c; false if malformed. */
-static bool parse_cidr(const char *s, struct sl_cidr *c)
-{
-    char ip[INET6_ADDRSTRLEN + 1];
-    const char *slash = strchr(s, '/');
-    size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    if (n == 0 || n >= sizeof(ip))
-        return false;
-    memcpy(ip, s, n);
-    ip[n] = '\0';
-    memset(c, 0, sizeof(*c));
-    if (inet_pton(AF_INET, ip, c->addr) == 1)
-        c->family = AF_INET, c->bits = 32;
-    else if (inet_pton(AF_INET6, ip, c->addr) == 1)
-        c->family = AF_INET6, c->bits = 128;
-    else
-        return false;
-    if (slash) {
-        unsigned bits = 0;
-        const char *d = slash + 1;
-        if (*d == '\0' || (d[0] == '0' && d[1] != '\0') || strlen(d) > 3)
-            return false;
-        for (; *d; d++) {
-            if (*d < '0' || *d > '9')
-                return false;
-            bits = bits * 10 + (unsigned)(*d - '0');
-        }
-        if (bits > c->bits)
-            return false;
-        c->bits = (uint8_t)bits;
-    }
-    for (unsigned i = c->bits; i < 128; i++) /* host bits off: compare by masking once */
-        c->addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
-    return true;
-}
-
 /* Compiles `trusted` into address ranges. */
 static void proxy_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
 {
     struct sl_proxy_config *p = obj;
-    struct sl_cidr *cidrs =
-        p->ntrusted ? sl__arena_alloc(cx->out, p->ntrusted * sizeof(*cidrs)) : NULL;
-    const struct sl__node *list = sl__map_get(map, "trusted");
-    p->ncidrs = 0;
-    p->trust_unix = false;
-    for (size_t i = 0; i < p->ntrusted; i++) {
-        if (p->trusted[i] == NULL) { /* its value failed (${UNSET}): already reported */
-            continue;
-        } else if (strcmp(p->trusted[i], "unix") == 0) {
-            p->trust_unix = true;
-        } else if (parse_cidr(p->trusted[i], &cidrs[p->ncidrs])) {
-            p->ncidrs++;
-        } else if (list) { /* an inherited list was reported where it was given */
-            const struct sl__node *at =
-                list && list->kind == SL__NODE_SEQ && i < list->n ? list->vals[i] : map;
-            sl__error(cx, at, sl__path_index(cx, sl__path_join(cx, path, "trusted"), i),
-                      "expected an IP address, a CIDR range like \"10.0.0.0/8\" or \"unix\", "
-                      "got \"%s\"",
-                      p->trusted[i]);
-        }
-    }
-    p->cidrs = cidrs;
+    sl__cidr_list(cx, map, "trusted", p->trusted, p->ntrusted, path, &p->cidrs);
     if (p->headers && p->ntrusted == 0)
         sl__error(cx, sl__map_get(map, "headers") ? sl__map_get(map, "headers") : map,
                   sl__path_join(cx, path, "headers"),

@@ -174,6 +174,8 @@ static int int_parse(struct sl__cx *cx, const struct sl__key *k, const struct sl
                      const char *path, void *dst)
 {
     int64_t v;
+    if (store_null(k, n, dst))
+        return 0;
     if (sl__parse_int(n->str, &v) < 0 || v < k->min || v > k->max)
         return bad_value(cx, k, n, path, NULL);
     store_uint(dst, k->size, (uint64_t)v);
@@ -187,7 +189,8 @@ static void int_allowed(const struct sl__key *k, char *buf, size_t cap)
 
 static void int_expect(const struct sl__key *k, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "an integer from %" PRId64 " to %" PRId64, k->min, k->max);
+    snprintf(buf, cap, "an integer from %" PRId64 " to %" PRId64 "%s", k->min, k->max,
+             (k->flags & SL__NULLABLE) ? " or null" : "");
 }
 
 static int64_t load_int(const struct sl__key *k, const void *src)
@@ -200,6 +203,10 @@ static int64_t load_int(const struct sl__key *k, const void *src)
 
 static void int_print(FILE *out, const struct sl__key *k, const void *src)
 {
+    if ((k->flags & SL__NULLABLE) && load_uint(src, k->size) == null_uint(k->size)) {
+        fputs("null", out);
+        return;
+    }
     fprintf(out, "%" PRId64, load_int(k, src));
 }
 
@@ -207,8 +214,8 @@ static void int_json(FILE *out, const struct sl__key *k)
 {
     fprintf(out,
             "{\"anyOf\": [{\"type\": \"integer\", \"minimum\": %" PRId64 ", \"maximum\": %" PRId64
-            "}, {\"type\": \"string\", \"pattern\": \"^-?[0-9]+$\"}]}",
-            k->min, k->max);
+            "}, {\"type\": \"string\", \"pattern\": \"^-?[0-9]+$\"}%s]}",
+            k->min, k->max, (k->flags & SL__NULLABLE) ? ", {\"type\": \"null\"}" : "");
 }
 
 const struct sl__type sl__type_int = {

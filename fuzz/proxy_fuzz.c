@@ -72,7 +72,7 @@ static void fuzz_headers(const uint8_t *data, size_t size)
         {.family = AF_INET, .bits = 8, .addr = {10}},
         {.family = AF_INET6, .bits = 128, .addr = {[15] = 1}},
     };
-    const struct sl_proxy_config cfg = {.cidrs = cidrs, .ncidrs = 2, .headers = true};
+    const struct sl_proxy_config cfg = {.cidrs = {.items = cidrs, .n = 2}, .headers = true};
     struct sl_h1_header hs[16];
     char *b = dup_exact(data, size);
     size_t n = 0, start = 0;

@@ -239,6 +239,16 @@ void sl__lifespan_release(void);
 
 int sl__lifespan_init(void);
 
+/* ---- tracemalloc.c ------------------------------------------------------ */
+
+/* Starts tracemalloc when a route of cfg has the action (before the app is
+ * imported, so its imports are traced). 0, or -1 with a Python error. */
+int sl__tracemalloc_init(const struct sl_config *cfg);
+
+/* Answers `req` when its route is `tracemalloc` (GIL held, in on_request):
+ * true then (the req is released), false for the app. */
+bool sl__tracemalloc_answer(struct sl_req *req);
+
 /* ---- serve.c ---------------------------------------------------------- */
 
 /* Asks the serve loop to poll the worker again soon (after a release). */

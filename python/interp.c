@@ -467,7 +467,7 @@ int sl_py_init(const struct sl_config *cfg)
         return SL_EX_APP;
     if (strings_init() < 0 || exceptions_init() < 0 || sl__awaitable_init() < 0 ||
         sl__scope_init() < 0 || sl__tls_chain_init() < 0 || sl__request_init() < 0 ||
-        sl__send_init() < 0 || sl__lifespan_init() < 0) {
+        sl__send_init() < 0 || sl__lifespan_init() < 0 || sl__tracemalloc_init(cfg) < 0) {
         sl__py_log_error("cannot initialise the bridge");
         return SL_EX_APP;
     }

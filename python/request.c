@@ -500,6 +500,8 @@ static void on_request(void *app, struct sl_req *req)
 
     (void)app;
     sl__py.nrequests++;
+    if (sl__tracemalloc_answer(req))
+        return;
     if ((ex = exchange_new(req)) == NULL) {
         fail_early(NULL, req);
         return;

@@ -102,7 +102,7 @@ int sl__scope_init(void)
         return -1;
     /* 2.4: send() after a disconnect raises an OSError (ClientDisconnected). */
     asgi = sl__scope_asgi("2.4");
-    ext = Py_BuildValue("{s{}}", "http.response.trailers");
+    ext = Py_BuildValue("{s{}s{}}", "http.response.trailers", "http.response.pathsend");
     t = PyDict_New();
     if (asgi == NULL || ext == NULL || t == NULL)
         goto fail;

@@ -12,9 +12,15 @@
  * RuntimeError for messages out of order, ValueError for a status or header
  * the wire cannot carry (the task then fails and the client gets a 500),
  * saltare.ClientDisconnected (an OSError) once the client is gone.
+ * http.response.pathsend: ValueError for a path that is not absolute, the
+ * OSError of open(2) (FileNotFoundError, IsADirectoryError...) for a file
+ * that cannot be sent; neither commits anything, so the client gets 500.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "python/bridge_internal.h"
 
@@ -259,6 +265,72 @@ static PyObject *send_trailers(struct sl__exchange *ex, PyObject *msg)
     return ready();
 }
 
+/* Opens `path` (absolute, a regular file) for reading; -1 with a Python
+ * error set. */
+static int open_pathsend(PyObject *path, struct stat *st)
+{
+    PyObject *enc = NULL;
+    int fd = -1;
+    if (path == NULL || !PyUnicode_Check(path)) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "http.response.pathsend needs a str 'path', not %.100s",
+                         path ? Py_TYPE(path)->tp_name : "nothing");
+        return -1;
+    }
+    if ((enc = PyUnicode_EncodeFSDefault(path)) == NULL) /* new */
+        return -1;
+    const char *p = PyBytes_AS_STRING(enc);
+    if (p[0] != '/' || strlen(p) != (size_t)PyBytes_GET_SIZE(enc)) {
+        PyErr_Format(PyExc_ValueError,
+                     "http.response.pathsend: 'path' must be an absolute path without NUL, "
+                     "got %R",
+                     path);
+        goto out;
+    }
+    fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0 && fstat(fd, st) == 0 && !S_ISREG(st->st_mode)) {
+        close(fd);
+        fd = -1;
+        errno = S_ISDIR(st->st_mode) ? EISDIR : EINVAL;
+    }
+    if (fd < 0)
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+out:
+    Py_DECREF(enc);
+    return fd;
+}
+
+/* http.response.pathsend (the ASGI Path Send extension): the file goes to
+ * the socket through the core's sendfile path, never through Python. */
+static PyObject *send_pathsend(struct sl__exchange *ex, PyObject *msg)
+{
+    struct stat st;
+    if (ex->resp != SL__RESP_BODY || ex->trailers_announced) {
+        PyErr_SetString(
+            PyExc_RuntimeError,
+            ex->resp == SL__RESP_INIT   ? "http.response.pathsend before http.response.start"
+            : ex->resp != SL__RESP_BODY ? "http.response.pathsend after the body ended"
+                                        : "http.response.pathsend with trailers announced");
+        return NULL;
+    }
+    int fd = open_pathsend(get(msg, sl__py.s.path), &st);
+    if (fd < 0)
+        return NULL;
+    int rc = ex->req ? sl_resp_file(ex->req, fd, 0, (uint64_t)st.st_size) : (close(fd), -EPIPE);
+    sl__serve_flush_soon();
+    if (rc == -EPROTO) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "http.response.pathsend: the file has %lld bytes, not what the "
+                     "Content-Length header announced",
+                     (long long)st.st_size);
+        return NULL;
+    }
+    if (rc < 0)
+        return core_error(ex, rc, "http.response.pathsend");
+    response_ended(ex);
+    return ready();
+}
+
 static bool is(const char *t, Py_ssize_t n, const char *lit)
 {
     return (size_t)n == strlen(lit) && memcmp(t, lit, (size_t)n) == 0;
@@ -293,6 +365,8 @@ static PyObject *send_message(struct sl__exchange *ex, PyObject *msg)
         return send_body(ex, msg);
     if (is(t, n, "http.response.trailers"))
         return send_trailers(ex, msg);
+    if (is(t, n, "http.response.pathsend"))
+        return send_pathsend(ex, msg);
     PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R for an HTTP request", type);
     return NULL;
 }

@@ -61,6 +61,13 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
         memcpy(&c->peer, peer, peer_len);
         c->peer_len = (uint8_t)peer_len;
     }
+    c->born_ms = w->now_ms;
+    /* limits.max_connections_per_ip: behind a PROXY header the client is
+     * known once the header is read (proxy_done) */
+    if (l->cfg->proxy.protocol == SL_PROXY_OFF && !sl__limits_conn_open(c)) {
+        free(c);
+        return NULL;
+    }
     sl_timer_init(&c->rtimer, rtimer_fired);
     sl_timer_init(&c->wtimer, wtimer_fired);
     /* TCP_NODELAY and the other `tcp` options come from the listening
@@ -73,6 +80,7 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
         c->tp = &sl_transport_plain;
     else if (l->tp->open) { /* TLS: its session, and EPOLLOUT for handshake writes */
         if (!(c->tp_ctx = l->tp->open(fd, l->tp_arg))) {
+            sl__limits_conn_close(c);
             free(c);
             return NULL;
         }
@@ -83,6 +91,7 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         if (c->tp_ctx)
             l->tp->close(-1, c->tp_ctx);
+        sl__limits_conn_close(c);
         free(c);
         return NULL;
     }
@@ -285,6 +294,7 @@ void sl__conn_close(struct sl_conn *c)
         return;
     c->state = SL__C_DEAD;
     unlink_work(c);
+    sl__limits_conn_close(c);
     sl_timer_cancel(&w->wheel, &c->rtimer);
     sl_timer_cancel(&w->wheel, &c->wtimer);
     c->tp->close(c->fd, c->tp_ctx);
@@ -424,7 +434,7 @@ static void request_done(struct sl_conn *c)
         sl__timer_arm(c, &c->rtimer, to->header_ms);
     } else {
         c->state = SL__C_IDLE;
-        sl__timer_arm(c, &c->rtimer, to->keep_alive_ms);
+        sl__timer_arm(c, &c->rtimer, sl__limits_idle_ms(c, to->keep_alive_ms));
     }
     if (c->busy) {
         c->again = true;
@@ -750,9 +760,11 @@ static void start_request(struct sl_conn *c, size_t head_len)
     w->requests++;
     c->parse_prev = 0;
     sl_timer_cancel(&w->wheel, &c->rtimer);
-    /* intercept routes (server/route_act.c): answered here, or the app */
+    /* intercept routes (server/route_act.c): answered here, or the app;
+     * `source` judges the client a trusted proxy named */
+    proxy_headers(c, r, &w->head);
     struct sl_route_hit hit;
-    sl__route_lookup(c, &w->head, &hit);
+    sl__route_lookup(r, &w->head, &hit);
     r->route = hit.route;
     int err = setup_request(c, r, &w->head, head_len, sl__route_max_body(c, &hit));
     if (!err && w->head.upgrade)
@@ -765,8 +777,9 @@ static void start_request(struct sl_conn *c, size_t head_len)
         sl__resp_core_error(c, err == -EMSGSIZE ? 413 : 400);
         return;
     }
-    proxy_headers(c, r, &w->head);
-    if (sl__route_answer(r, &w->head, &hit)) {
+    if (sl__limits_expired(c))
+        c->close_after = true; /* this response says Connection: close */
+    if (sl__limits_request(r, &w->head) || sl__route_answer(r, &w->head, &hit)) {
         c->again = true;
         return;
     }
@@ -813,6 +826,8 @@ static int proxy_done(struct sl_conn *c, const struct sl_proxy_info *pi)
     }
     c->proxy_ssl = pi->ssl;
     c->need_proxy = false;
+    if (!sl__limits_conn_open(c))
+        return -EUSERS; /* over limits.max_connections_per_ip: closed */
     if (!l->tp->open)
         return 0;
     c->tp = l->tp; /* TLS: the handshake starts with the next bytes */

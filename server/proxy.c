@@ -8,6 +8,8 @@
 
 #include "server/proxy.h"
 
+#include "server/cidr.h"
+
 static const char v2_sig[SL_PROXY_V2_SIG_LEN] = "\r\n\r\n\0\r\nQUIT\n";
 
 enum {
@@ -300,39 +302,9 @@ int sl_proxy_parse(const char *buf, size_t len, unsigned accept, struct sl_proxy
 
 /* ---- trust -------------------------------------------------------------- */
 
-static bool cidr_match(const struct sl_cidr *c, const uint8_t *addr)
-{
-    unsigned full = c->bits / 8, rest = c->bits % 8;
-    if (memcmp(c->addr, addr, full) != 0)
-        return false;
-    if (!rest)
-        return true;
-    uint8_t mask = (uint8_t)(0xffu << (8 - rest));
-    return (addr[full] & mask) == c->addr[full];
-}
-
 bool sl_proxy_trusted(const struct sl_proxy_config *p, const struct sockaddr *sa)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    const uint8_t *addr;
-    int fam;
-    if (sa == NULL)
-        return p->trust_unix;
-    if (sa->sa_family == AF_INET) {
-        addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-        fam = AF_INET;
-    } else if (sa->sa_family == AF_INET6) {
-        addr = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-        fam = AF_INET6;
-        if (memcmp(addr, mapped, 12) == 0)
-            addr += 12, fam = AF_INET;
-    } else {
-        return p->trust_unix; /* AF_UNIX */
-    }
-    for (size_t i = 0; i < p->ncidrs; i++)
-        if (p->cidrs[i].family == fam && cidr_match(&p->cidrs[i], addr))
-            return true;
-    return false;
+    return sl_cidr_contains(&p->cidrs, sa);
 }
 
 /* ---- forwarding headers ------------------------------------------------- */

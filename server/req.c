@@ -58,6 +58,7 @@ void sl__req_maybe_free(struct sl_req *r)
         return;
     sl__ws_req_clear(r);
     r->in_free = true;
+    sl__limits_request_end(r);
     r->evnext = r->w->req_free;
     r->w->req_free = r;
 }
@@ -178,6 +179,11 @@ bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *le
     return true;
 }
 
+const struct sl_route_config *sl_req_route(const struct sl_req *r)
+{
+    return r->route;
+}
+
 void sl_req_set_data(struct sl_req *r, void *data)
 {
     r->data = data;
@@ -257,7 +263,7 @@ void sl_req_release(struct sl_req *r)
     sl_timer_cancel(&r->w->wheel, &r->atimer);
     if (r->c && r->c->state == SL__C_WS)
         sl__ws_release(r); /* an open WebSocket closes with 1000 */
-    else if (r->c && !r->gone && !r->ended)
+    else if (r->c && !r->gone && !r->ended && r->file_fd <= 0) /* a file body goes on alone */
         sl__resp_fail(r, 500);
     r->app_holds = false;
     sl__req_maybe_free(r);

@@ -524,7 +524,7 @@ int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more)
     bool overrun = false;
     if (r->gone)
         return -EPIPE;
-    if (!r->started || r->body_ended)
+    if (!r->started || r->body_ended || r->file_fd > 0)
         return -EPROTO;
     struct sl_conn *c = r->c;
     if (r->no_body) {
@@ -568,6 +568,42 @@ int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more)
         r->want_drain = true;
         return 1;
     }
+    return 0;
+}
+
+int sl_resp_file(struct sl_req *r, int fd, uint64_t off, uint64_t len)
+{
+    int rc = 0;
+    if (r->gone)
+        rc = -EPIPE;
+    else if (!r->started || r->body_ended || r->trailers || r->file_fd > 0 ||
+             (r->has_cl && !r->no_body && len != r->resp_cl - r->resp_sent))
+        rc = -EPROTO;
+    if (rc < 0 || r->no_body || len == 0) {
+        close(fd);
+        return rc < 0 ? rc : sl_resp_body(r, NULL, 0, false);
+    }
+    sl_timer_cancel(&r->w->wheel, &r->atimer);       /* the app's part is done */
+    if ((rc = sl_resp_body(r, NULL, 0, true)) < 0) { /* the head, held or sent */
+        close(fd);
+        return rc;
+    }
+    if (r->chunked) {
+        char line[24];
+        if (out_copy(r->c, line, chunk_line(line, (size_t)len)) < 0) {
+            close(fd);
+            r->disc_sent = true;
+            sl__conn_lost(r->c);
+            return -EPIPE;
+        }
+    }
+    r->resp_sent += len;
+    r->file_fd = fd;
+    r->file_off = off;
+    r->file_left = len;
+    r->file_chunked = r->chunked;
+    if (!r->c->batched) /* else the batch flush writes what is queued, then pumps */
+        sl__out_ready(r->c);
     return 0;
 }
 

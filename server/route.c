@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/cidr.h"
 #include "server/route_path.h"
 
 static bool name_is(const struct sl_h1_header *h, const char *lower)
@@ -68,45 +69,9 @@ bool sl_route_host_match(const struct sl_route_config *r, const char *host, size
            strncasecmp(host + len - r->host_pat_len, r->host_pat, r->host_pat_len) == 0;
 }
 
-static bool cidr_match(const struct sl_route_cidr *c, const unsigned char *a, int family)
+bool sl_route_source_match(const struct sl_route_config *r, const struct sockaddr *client)
 {
-    if (c->family != family)
-        return false;
-    unsigned full = c->bits / 8, part = c->bits % 8;
-    if (memcmp(c->addr, a, full) != 0)
-        return false;
-    if (part == 0)
-        return true;
-    unsigned char mask = (unsigned char)(0xff << (8 - part));
-    return (c->addr[full] & mask) == (a[full] & mask);
-}
-
-bool sl_route_source_match(const struct sl_route_config *r, const struct sockaddr *peer,
-                           bool is_unix)
-{
-    const unsigned char *a = NULL;
-    int family = AF_UNIX;
-    if (r->ncidrs == 0)
-        return true;
-    if (!is_unix && peer && peer->sa_family == AF_INET) {
-        a = (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr;
-        family = AF_INET;
-    } else if (!is_unix && peer && peer->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
-        a = (const unsigned char *)a6;
-        family = AF_INET6;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            a += 12;
-            family = AF_INET;
-        }
-    } else if (!is_unix) {
-        return false; /* no address known: refuse */
-    }
-    for (size_t i = 0; i < r->ncidrs; i++)
-        if (r->cidrs[i].family == family &&
-            (family == AF_UNIX || cidr_match(&r->cidrs[i], a, family)))
-            return true;
-    return false;
+    return r->nsource == 0 || sl_cidr_contains(&r->cidrs, client);
 }
 
 /* Normalises the path into scratch on first use. False when the target
@@ -124,8 +89,7 @@ static bool path_ready(const struct sl_h1_request *h, char *scratch, struct sl_r
 }
 
 void sl_route_find(const struct sl_route_list *t, const struct sl_h1_request *h,
-                   const struct sockaddr *peer, bool is_unix, char *scratch,
-                   struct sl_route_hit *hit)
+                   const struct sockaddr *client, char *scratch, struct sl_route_hit *hit)
 {
     bool normalised = false, preflight = false, preflight_known = false;
     *hit = (struct sl_route_hit){0};
@@ -148,7 +112,7 @@ void sl_route_find(const struct sl_route_list *t, const struct sl_h1_request *h,
         }
         hit->route = r;
         hit->rest_off = rest;
-        hit->forbidden = !sl_route_source_match(r, peer, is_unix);
+        hit->forbidden = !sl_route_source_match(r, client);
         return;
     }
 }

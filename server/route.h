@@ -32,14 +32,14 @@ struct sl_route_hit {
 
 /*
  * Finds the first route of `t` that matches the request head `h` from
- * `peer` (NULL for a Unix-socket client, `is_unix`). `scratch` has room for
+ * `client` (the proxied client when a trusted proxy named one; NULL or
+ * AF_UNIX for a Unix-socket client). `scratch` has room for
  * h->path_len + 1 bytes and receives the normalised path. A `preflight`
  * route only matches CORS preflight requests (sl_route_is_preflight): any
  * other request falls through to the routes after it.
  */
 void sl_route_find(const struct sl_route_list *t, const struct sl_h1_request *h,
-                   const struct sockaddr *peer, bool is_unix, char *scratch,
-                   struct sl_route_hit *hit);
+                   const struct sockaddr *client, char *scratch, struct sl_route_hit *hit);
 
 /* OPTIONS with Origin and Access-Control-Request-Method. */
 bool sl_route_is_preflight(const struct sl_h1_request *h);
@@ -47,10 +47,10 @@ bool sl_route_is_preflight(const struct sl_h1_request *h);
 /* `host` as in a Host header ("Example.COM:8080", "[::1]:80"). */
 bool sl_route_host_match(const struct sl_route_config *r, const char *host, size_t len);
 
-/* Whether the client may use the route (`source`; none = everyone). An
- * IPv4-mapped IPv6 peer is matched as IPv4. */
-bool sl_route_source_match(const struct sl_route_config *r, const struct sockaddr *peer,
-                           bool is_unix);
+/* Whether `client` (NULL or AF_UNIX: a Unix-socket peer) may use the route
+ * (`source`; none = everyone). An IPv4-mapped IPv6 client is matched as
+ * IPv4. */
+bool sl_route_source_match(const struct sl_route_config *r, const struct sockaddr *client);
 
 #ifdef __cplusplus
 }

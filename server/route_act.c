@@ -21,14 +21,21 @@
 static _Thread_local char path_scratch[(64u << 10) + 1];
 static _Thread_local char location[LOCATION_MAX];
 
-void sl__route_lookup(struct sl_conn *c, const struct sl_h1_request *h, struct sl_route_hit *hit)
+const struct sockaddr *sl__req_client(const struct sl_req *r)
 {
-    const struct sl_route_list *t = &c->l->cfg->routes;
+    if (r->fwd_client_len) /* proxy.headers from a trusted peer */
+        return &r->fwd_client.sa;
+    return r->c->peer_len ? &r->c->peer.sa : NULL; /* after a PROXY header: its source */
+}
+
+void sl__route_lookup(struct sl_req *r, const struct sl_h1_request *h, struct sl_route_hit *hit)
+{
+    const struct sl_route_list *t = &r->l->cfg->routes;
     if (t->n == 0 || (h->path && h->path_len >= sizeof(path_scratch))) {
         *hit = (struct sl_route_hit){0};
         return;
     }
-    sl_route_find(t, h, c->l->is_unix ? NULL : &c->peer.sa, c->l->is_unix, path_scratch, hit);
+    sl_route_find(t, h, sl__req_client(r), path_scratch, hit);
 }
 
 uint64_t sl__route_max_body(const struct sl_conn *c, const struct sl_route_hit *hit)
@@ -83,6 +90,18 @@ static void respond_text(struct sl_req *r, int status, const char *text)
     size_t n = 0;
     hdr(v, &n, "Content-Type", "text/plain; charset=utf-8", 25);
     hdr(v, &n, "Cache-Control", "no-store", 8);
+    respond(r, status, v, n, text, strlen(text));
+}
+
+void sl__route_refuse(struct sl_req *r, int status, uint32_t retry_after_s)
+{
+    struct sl_h1_header v[4];
+    size_t n = 0;
+    char text[64], after[16];
+    snprintf(text, sizeof(text), "%s\n", sl_h1_reason(status));
+    int k = snprintf(after, sizeof(after), "%" PRIu32, retry_after_s ? retry_after_s : 1);
+    hdr(v, &n, "Content-Type", "text/plain; charset=utf-8", 25);
+    hdr(v, &n, "Retry-After", after, (size_t)k);
     respond(r, status, v, n, text, strlen(text));
 }
 

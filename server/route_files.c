@@ -362,7 +362,16 @@ void sl__route_file_pump(struct sl_req *r)
     sl__route_file_close(r);
     if (!c->out_head)
         sl_timer_cancel(&c->w->wheel, &c->wtimer);
-    r->resp_sent = r->resp_cl;
+    if (r->has_cl)
+        r->resp_sent = r->resp_cl;
+    if (r->file_chunked) { /* sl_resp_file: the end of its one chunk */
+        struct iovec crlf = {"\r\n", 2};
+        r->file_chunked = false;
+        if (sl__out_write(c, &crlf, 1) < 0) {
+            sl__conn_lost(c);
+            return;
+        }
+    }
     sl_resp_body(r, NULL, 0, false); /* ends the response; r may be detached */
 }
 

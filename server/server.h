@@ -87,6 +87,10 @@ int sl_req_forwarded_scheme(const struct sl_req *r);
  * head: valid only inside on_request. *port is the one given, else 0. */
 bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *len, int *port);
 
+/* The intercept route the request matched (its action is `app` or
+ * `tracemalloc`: the others never reach the app), or NULL. */
+const struct sl_route_config *sl_req_route(const struct sl_req *r);
+
 void sl_req_set_data(struct sl_req *r, void *data);
 void *sl_req_data(const struct sl_req *r);
 
@@ -141,6 +145,20 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
  * connection closes after it).
  */
 int sl_resp_body(struct sl_req *r, const void *data, size_t len, bool more);
+
+/*
+ * Ends the body with `len` bytes of the open regular file `fd` from `off`
+ * (ASGI http.response.pathsend), sent by the core with sendfile(2) (read and
+ * write on TLS) as the socket takes them, like a files route: no byte of it
+ * passes through the caller. Takes ownership of fd: it is closed once sent,
+ * on any error, or with the exchange. With a declared Content-Length, `len`
+ * must be what it still owes; a chunked response gets the file as one
+ * chunk. The app's part of the response is over when this returns 0 (it may
+ * release the req while the file is still going out). Returns 0, -EPIPE,
+ * -EPROTO (not started, already ended, trailers announced, or a length
+ * that does not match the Content-Length; nothing committed then).
+ */
+int sl_resp_file(struct sl_req *r, int fd, uint64_t off, uint64_t len);
 
 /* Ends a response that announced trailers. Returns 0, -EINVAL, -EPIPE, -EPROTO. */
 int sl_resp_trailers(struct sl_req *r, const struct sl_h1_header *h, size_t n);
@@ -306,6 +324,9 @@ struct sl_worker_stats {
                                write) before the response was out */
     uint64_t app_timeouts;  /* requests cancelled by timeouts.app */
     uint64_t proxy_rejects; /* connections closed: bad or missing PROXY header */
+    uint64_t conn_ip_rejects;     /* connections closed: limits.max_connections_per_ip */
+    uint64_t rate_rejects;        /* requests answered 429: limits.rate */
+    uint64_t concurrency_rejects; /* requests answered 503: limits.concurrency */
 };
 void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out);
 

@@ -100,6 +100,8 @@ struct sl_conn {
     const struct sl_transport *tp; /* all socket I/O goes through it */
     void *tp_ctx;                  /* the transport's state (NULL: plain) */
     uint32_t nrequests;            /* requests started on this connection */
+    uint32_t client_id;            /* client table entry counting it (limits.c); 0 = none */
+    uint64_t born_ms;              /* accepted at (limits.max_connection_lifetime) */
     uint32_t rlen;                 /* bytes in rbuf */
     uint32_t rstart;               /* leftover (next request) starts here after a request */
     uint32_t parse_prev;           /* head bytes already searched */
@@ -198,9 +200,11 @@ struct sl_req {
     struct sl__obuf *head;
     struct sl_timer atimer;              /* timeouts.app: armed while the app works on it */
     const struct sl_route_config *route; /* the intercept route matched, or NULL */
+    uint32_t client_id; /* client table entry counting it in flight (limits.c); 0 = none */
     int file_fd;        /* files route: the body's file, 0 = none (route_files.c) */
     uint64_t file_off;  /* next byte of it to send */
     uint64_t file_left; /* bytes of it still to send */
+    bool file_chunked;  /* sl_resp_file on a chunked response: CRLF after the file */
 };
 
 struct sl_worker {
@@ -237,6 +241,8 @@ struct sl_worker {
     uint64_t accepted, requests; /* counters for sl_worker_stats */
     uint64_t client_aborts, app_timeouts;
     uint64_t proxy_rejects; /* connections closed for a bad or missing PROXY header */
+    uint64_t conn_ip_rejects, rate_rejects, concurrency_rejects; /* limits.c */
+    struct sl_client_table *clients; /* limits.c; NULL until a limit needs it */
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
     struct sl_conn *batch; /* output held for sl_worker_flush */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "server/client_table.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
 #include "server/ws_deflate.h"
@@ -384,6 +385,9 @@ void sl_worker_read_stats(const struct sl_worker *w, struct sl_worker_stats *out
                      (w->large.outstanding + w->large.nfree) * w->large.size,
         .accepted = w->accepted,
         .proxy_rejects = w->proxy_rejects,
+        .conn_ip_rejects = w->conn_ip_rejects,
+        .rate_rejects = w->rate_rejects,
+        .concurrency_rejects = w->concurrency_rejects,
         .requests = w->requests,
         .client_aborts = w->client_aborts,
         .app_timeouts = w->app_timeouts,
@@ -581,6 +585,7 @@ void sl_worker_free(struct sl_worker *w)
     sl__req_free_all(w);
     sl_ws_deflater_free(w->ws_deflater);
     sl_ws_inflater_free(w->ws_inflater);
+    sl_client_table_free(w->clients);
     sl_pool_release(&w->small);
     sl_pool_release(&w->large);
     sl_access_log_close(&w->alog);

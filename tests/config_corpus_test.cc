@@ -101,6 +101,14 @@ TEST_P(ConfigCorpus, CompilesToTheExpectedOutput)
     EXPECT_EQ(expected, actual);
     if (good)
         sltest::ExpectRoundTrip(load.cfg());
+    // Warnings: NAME.warn holds them, one per line; no file = none expected.
+    std::string warned;
+    if (ReadFile(base + ".warn", &warned) || load.warnings().empty())
+        EXPECT_EQ(warned, load.warnings());
+    else if (getenv("SL_CORPUS_WRITE"))
+        WriteExpected(base + ".yaml", ".warn", load.warnings());
+    else
+        FAIL() << "unexpected warnings (add " << base << ".warn):\n" << load.warnings();
 }
 
 std::string CaseName(const testing::TestParamInfo<Case> &info)

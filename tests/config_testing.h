@@ -91,6 +91,7 @@ class Load
         sl_diags_init(&d);
         cfg_ = sl_cfg_load(&in, &d);
         errors_ = Capture([&](FILE *f) { sl_diags_print(&d, f); });
+        warnings_ = Capture([&](FILE *f) { sl_diags_print_warnings(&d, f); });
         count_ = d.count;
         sl_diags_release(&d);
     }
@@ -127,10 +128,16 @@ class Load
     {
         return count_;
     }
+    // Warnings, one per line (a config that compiles may still have some).
+    const std::string &warnings() const
+    {
+        return warnings_;
+    }
 
   private:
     const sl_config *cfg_ = nullptr;
     std::string errors_;
+    std::string warnings_;
     size_t count_ = 0;
 };
 

@@ -9,6 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include <sys/un.h>
+
+#include "config/config_internal.h"
+#include "server/cidr.h"
 #include "server/proxy.h"
 
 namespace
@@ -323,9 +327,9 @@ struct Trust {
             inet_pton(c.family, r.first, c.addr);
             cidrs.push_back(c);
         }
-        cfg.cidrs = cidrs.data();
-        cfg.ncidrs = cidrs.size();
-        cfg.trust_unix = unix_ok;
+        cfg.cidrs.items = cidrs.data();
+        cfg.cidrs.n = cidrs.size();
+        cfg.cidrs.unix_ok = unix_ok;
         cfg.headers = true;
     }
 };
@@ -494,3 +498,47 @@ TEST(ProxyHeaders, ForwardedHiddenOrMalformedSaysNothing)
 }
 
 } // namespace
+
+// The config's one parser of ranges (config/cidr.c) and the server's one
+// matcher (server/cidr.c) agree, for proxy.trusted and route sources alike.
+TEST(Cidr, ParsesRangesAndRefusesHostBitsPastThePrefix)
+{
+    sl_cidr c;
+    EXPECT_EQ(0, sl__cidr_parse("10.0.0.0/8", &c));
+    EXPECT_EQ(AF_INET, c.family);
+    EXPECT_EQ(8, c.bits);
+    EXPECT_EQ(0, sl__cidr_parse("::1", &c));
+    EXPECT_EQ(128, c.bits);
+    EXPECT_EQ(-2, sl__cidr_parse("10.0.0.1/8", &c));
+    EXPECT_EQ(0, c.addr[3]); // cleared
+    EXPECT_EQ(-1, sl__cidr_parse("10.0.0.0/08", &c));
+    EXPECT_EQ(-1, sl__cidr_parse("10.0.0.0/33", &c));
+    EXPECT_EQ(-1, sl__cidr_parse("fd00::/129", &c));
+    EXPECT_EQ(-1, sl__cidr_parse("example.com", &c));
+    EXPECT_EQ(-1, sl__cidr_parse("/8", &c));
+    EXPECT_EQ(-1, sl__cidr_parse("10.0.0.0/", &c));
+}
+
+TEST(Cidr, MatchesUnixPeersOnlyWhenListed)
+{
+    sl_cidr c;
+    ASSERT_EQ(0, sl__cidr_parse("172.16.0.0/12", &c));
+    sl_cidr_list l = {&c, 1, false};
+    sockaddr_un un = {};
+    un.sun_family = AF_UNIX;
+    EXPECT_FALSE(sl_cidr_contains(&l, nullptr));
+    EXPECT_FALSE(sl_cidr_contains(&l, reinterpret_cast<sockaddr *>(&un)));
+    l.unix_ok = true;
+    EXPECT_TRUE(sl_cidr_contains(&l, reinterpret_cast<sockaddr *>(&un)));
+    sl_proxy_addr a;
+    socklen_t len;
+    ASSERT_EQ(0, sl_proxy_parse_addr("172.31.255.255", 14, &a, &len));
+    EXPECT_TRUE(sl_cidr_contains(&l, &a.sa));
+    ASSERT_EQ(0, sl_proxy_parse_addr("172.32.0.0", 10, &a, &len));
+    EXPECT_FALSE(sl_cidr_contains(&l, &a.sa));
+    unsigned char key[16];
+    EXPECT_TRUE(sl_cidr_key(&a.sa, key));
+    EXPECT_EQ(0xff, key[10]);
+    EXPECT_EQ(172, key[12]);
+    EXPECT_FALSE(sl_cidr_key(reinterpret_cast<sockaddr *>(&un), key));
+}

@@ -115,8 +115,9 @@ class RouteFind : public ::testing::Test
             EXPECT_EQ(1, inet_pton(AF_INET, peer, &a->sin_addr));
         }
         scratch_.assign(h.path_len + 1, '\0');
-        sl_route_find(&load_->cfg()->routes, &h, is_unix ? nullptr : (sockaddr *)&ss, is_unix,
-                      scratch_.data(), &hit_);
+        if (is_unix)
+            ss.ss_family = AF_UNIX;
+        sl_route_find(&load_->cfg()->routes, &h, (sockaddr *)&ss, scratch_.data(), &hit_);
         if (!hit_.route)
             return -1;
         int i = (int)(hit_.route - load_->cfg()->routes.items);
@@ -206,6 +207,11 @@ TEST_F(RouteFind, RefusesClientsOutsideTheSourceInsteadOfFallingThrough)
     EXPECT_EQ(-2, Find(Get("/admin/x"), "::ffff:11.9.9.9"));
     EXPECT_EQ(0, Find(Get("/admin/x"), nullptr, true));
     EXPECT_EQ(-2, Find(Get("//admin/../admin/x"), "127.0.0.1"));
+    // "unix" admits Unix-socket peers only, never an address (a Unix
+    // listener behind a PROXY header judges the client it names).
+    Compile("  - {path: /admin/*, source: [unix], app: {}}\n");
+    EXPECT_EQ(0, Find(Get("/admin/x"), nullptr, true));
+    EXPECT_EQ(-2, Find(Get("/admin/x"), "10.1.2.3"));
 }
 
 TEST_F(RouteFind, HonoursPrefixLengthsThatAreNotWholeBytes)

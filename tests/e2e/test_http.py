@@ -36,7 +36,7 @@ def test_scope_follows_the_asgi_spec(serve):
     assert ["x-custom", "Value"] in scope["headers"]  # names lowercased, values kept
     assert scope["client"][0] == "127.0.0.1"
     assert scope["server"] == ["127.0.0.1", server.port]
-    assert scope["extensions"] == ["http.response.trailers"]
+    assert sorted(scope["extensions"]) == ["http.response.pathsend", "http.response.trailers"]
     assert scope["has_state"] is False
 
 

@@ -307,6 +307,28 @@ def test_bad_routes_exit_78(tmp_path):
     ), r.stderr
 
 
+def test_check_warns_about_unreachable_routes_and_refuses_a_missing_root(tmp_path):
+    cfg = tmp_path / "shadow.yaml"
+    cfg.write_text(
+        'app: {target: "route_app:app"}\nroutes:\n'
+        f"  - {{path: /static/*, files: {{root: {tmp_path}}}}}\n"
+        "  - {path: /static/app.css, return: {}}\n"
+    )
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"warning: {cfg}:4:5: routes.1: unreachable: every request it matches is taken first "
+        f"by routes.0 at {cfg}:3:5"
+    ) in r.stderr
+    cfg.write_text(
+        'app: {target: "route_app:app"}\nroutes:\n'
+        f"  - {{path: /static/*, files: {{root: {tmp_path / 'nope'}}}}}\n"
+    )
+    r = subprocess.run([BIN, "-t", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert f"{cfg}:3:37: routes.0.files.root: expected an existing directory" in r.stderr, r.stderr
+
+
 # ---- files ------------------------------------------------------------------
 
 
@@ -454,3 +476,45 @@ def test_files_over_tls_read_and_write(serve, site, tmp_path):
         assert r.status_code == 200 and r.content == data
         r = c.get(url, headers={"range": "bytes=1000-1999"})
         assert r.status_code == 206 and r.content == data[1000:2000]
+
+
+# ---- source judges the proxied client -------------------------------------------
+
+
+def test_source_judges_the_client_a_trusted_proxy_names(serve):
+    """Behind a trusted proxy, `source` is about the client the proxy names
+    (X-Forwarded-For), not the proxy's own address."""
+    server = serve(
+        "route_app:app",
+        routes=[{"path": "/admin/*", "source": ["10.0.0.0/8"], "app": {}}],
+        proxy={"trusted": ["127.0.0.1"], "headers": True},
+    )
+    status, _, body, _ = get(server, "/admin/x", headers=[("X-Forwarded-For", "10.1.2.3")])
+    assert status == 200 and json.loads(body)["path"] == "/admin/x"
+    status, _, body, _ = get(server, "/admin/x", headers=[("X-Forwarded-For", "192.0.2.1")])
+    assert (status, body) == (403, b"Forbidden\n")
+    # no header: the peer (127.0.0.1, not in the source) is the client
+    status, _, _, _ = get(server, "/admin/x")
+    assert status == 403
+
+
+def test_source_judges_the_proxy_protocol_client_on_a_unix_listener(serve, tmp_path):
+    """A Unix listener behind a PROXY header: the header's source address is
+    the client, so "unix" no longer admits it and its address is judged."""
+    sock = str(tmp_path / "p.sock")
+    server = serve(
+        "route_app:app",
+        listener={"unix": sock, "proxy": {"protocol": "v1"}},
+        routes=[
+            {"path": "/admin/*", "source": ["10.0.0.0/8"], "app": {}},
+            {"path": "/unix/*", "source": ["unix"], "app": {}},
+        ],
+    )
+
+    def ask(src, target):
+        req = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        return raw(server, f"PROXY TCP4 {src} 192.0.2.2 1000 80\r\n".encode() + req)[0]
+
+    assert ask("10.9.8.7", "/admin/x") == 200
+    assert ask("192.0.2.1", "/admin/x") == 403
+    assert ask("10.9.8.7", "/unix/x") == 403
