@@ -107,6 +107,7 @@ enum sl_route_action {
     SL_ROUTE_HEALTH,    /* 200 "ok" while serving, 503 while draining */
     SL_ROUTE_PREFLIGHT, /* CORS preflight answered in C */
     SL_ROUTE_FILES,     /* static files under a root directory */
+    SL_ROUTE_METRICS,   /* the instance's metrics (server/metrics.c) */
 };
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */

@@ -326,6 +326,18 @@ static const struct sl__section health_section = {
            "take it out.",
 };
 
+static const struct sl__section metrics_section = {
+    .name = "routes[].metrics",
+    .size = 0,
+    .doc = "The whole instance's metrics (every worker summed, from a registry in shared "
+           "memory), in the Prometheus text format 0.0.4, or OpenMetrics 1.0 when the Accept "
+           "header asks for `application/openmetrics-text`. Any method is answered like GET "
+           "(HEAD without the body). Put it on its own listener (`127.0.0.1:9100`, a Unix "
+           "socket) or restrict it with `source`. Request durations are a histogram with the "
+           "buckets 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10 s and +Inf; "
+           "the full list of metrics is in README.md (Metrics).",
+};
+
 static const struct sl__key route_limits_keys[] = {
     {.name = "max_body",
      .offset = 0, /* within the limits struct */
@@ -437,6 +449,9 @@ static const struct sl__key route_keys[] = {
      ACTION(preflight, preflight_section, SL_ROUTE_PREFLIGHT),
      .doc = "CORS preflight."},
     {.name = "files", ACTION(files, files_section, SL_ROUTE_FILES), .doc = "Static files."},
+    {.name = "metrics",
+     ACTION(action, metrics_section, SL_ROUTE_METRICS),
+     .doc = "Prometheus metrics."},
     {.name = "limits",
      ROUTE(limits),
      .shape = SL__SECTION,

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "python/bridge.h"
 #include "server/listen.h"
+#include "server/metrics.h"
 #include "base/log.h"
 #include "server/notify.h"
 #include "server/tls.h"
@@ -511,6 +512,8 @@ static int serve(const struct sl_config *cfg)
         return 1;
     cfg = &set.cfg; /* systemd items expanded to the sockets passed */
     fds = set.fds;
+    if ((rc = sl_metrics_init(cfg, workers, SL_VERSION, false)) < 0) /* before fork: shared */
+        sl_log(SL_LOG_WARNING, "metrics: cannot map the registry: %s", strerror(-rc));
     if (sl_tls_init(cfg) < 0) { /* before fork: workers share ticket keys */
         rc = SL_EX_CONFIG;
         goto out_close;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "server/metrics_internal.h"
 #include "server/route_internal.h"
 #include "server/server_internal.h"
 
@@ -26,6 +27,7 @@ static void app_timer_fired(struct sl_timer *t)
     if (!r->app_holds)
         return;
     r->w->app_timeouts++;
+    sl_metrics_timeout((size_t)(r->l - r->w->ls), SL_METRICS_TIMEOUT_APP);
     if (r->c && !r->gone && !r->ended)
         sl__resp_fail(r, 504);
     r->disc_sent = true; /* CANCEL says more than DISCONNECT would */

@@ -153,6 +153,8 @@ struct sl_req {
     bool logged : 1;
     bool in_free : 1;    /* on the worker's free list */
     bool ws : 1;         /* a checked WebSocket handshake (sl_req_is_websocket) */
+    bool metered : 1;    /* counted in flight by the metrics registry */
+    bool mdone : 1;      /* its exchange was counted by the metrics registry */
     uint16_t ws_code;    /* WebSocket close code for sl_ws_close_code; 0 = 1006 */
     uint32_t ws_key_off; /* Sec-WebSocket-Key value in c->rbuf (24 bytes) */
     uint8_t evmask;      /* SL__EV_* waiting to be delivered */
@@ -225,6 +227,7 @@ struct sl_worker {
     uint64_t accepted, requests; /* counters for sl_worker_stats */
     uint64_t client_aborts, app_timeouts;
     uint64_t proxy_rejects; /* connections closed for a bad or missing PROXY header */
+    struct sl_log_every maxconn_warn; /* "max_connections reached", once a second */
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
     struct sl_conn *batch; /* output held for sl_worker_flush */

@@ -21,6 +21,7 @@ PACKAGES=(
     python3-pytest python3-httpx python3-fastapi python3-uvicorn python3-uvloop
     python3-httptools python3-websockets python3-multipart testssl.sh media-types
     clang libclang-rt-14-dev valgrind
+    prometheus python3-prometheus-client
 )
 
 deps() {
