@@ -164,6 +164,8 @@ struct sl_access_entry {
     size_t referer_len;
     const char *listener; /* its name, or address; NUL-terminated; NULL = none */
     const char *tls;      /* "TLSv1.3"...; NULL = plain connection */
+    const char *request_id; /* http.request_id; NULL = none (no field) */
+    size_t request_id_len;
 };
 
 #define SL_ACCESS_LINE_MAX 8192

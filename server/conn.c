@@ -238,6 +238,8 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .referer_len = r->ref_len,
         .listener = c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name,
         .tls = tls_name(r),
+        .request_id = r->rid_len ? r->rid : NULL,
+        .request_id_len = r->rid_len,
     };
     if (!c->rbuf)
         e.method_len = e.path_len = e.user_agent_len = e.referer_len = 0, e.user_agent = NULL,
@@ -753,6 +755,11 @@ static void proxy_headers(struct sl_conn *c, struct sl_req *r, const struct sl_h
         r->fwd_host_off = (uint32_t)(o.host - c->rbuf);
         r->fwd_host_len = (uint32_t)o.host_len;
     }
+    if (o.prefix) {
+        r->fwd_prefix = true;
+        r->fwd_prefix_off = (uint32_t)(o.prefix - c->rbuf);
+        r->fwd_prefix_len = (uint32_t)o.prefix_len;
+    }
 }
 
 static void start_request(struct sl_conn *c, size_t head_len)
@@ -770,6 +777,7 @@ static void start_request(struct sl_conn *c, size_t head_len)
     c->nrequests++;
     w->requests++;
     sl__metrics_req_start(c, r, &w->head);
+    sl__reqid_assign(c, r, &w->head);
     c->parse_prev = 0;
     sl_timer_cancel(&w->wheel, &c->rtimer);
     /* intercept routes (server/route_act.c): answered here, or the app */

@@ -144,6 +144,16 @@ int sl_req_forwarded_scheme(const struct sl_req *r)
     return r->c && r->c->proxy_ssl ? 2 : 0;
 }
 
+bool sl_req_forwarded_prefix(const struct sl_req *r, const char **prefix, size_t *len)
+{
+    const struct sl_conn *c = r->c;
+    if (!c || !c->rbuf || !r->fwd_prefix)
+        return false;
+    *prefix = c->rbuf + r->fwd_prefix_off;
+    *len = r->fwd_prefix_len;
+    return true;
+}
+
 bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *len, int *port)
 {
     const struct sl_conn *c = r->c;

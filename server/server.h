@@ -87,6 +87,15 @@ int sl_req_forwarded_scheme(const struct sl_req *r);
  * head: valid only inside on_request. *port is the one given, else 0. */
 bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *len, int *port);
 
+/* The request's id (http.request_id; NULL, *len 0 when off). Borrowed:
+ * valid as long as the req. */
+const char *sl_req_request_id(const struct sl_req *r, size_t *len);
+
+/* The path a trusted proxy says it mounted the app at (X-Forwarded-Prefix,
+ * percent-encoded as sent, no trailing slash; *len 0 for the root): false
+ * when none. *prefix borrows the head: valid only inside on_request. */
+bool sl_req_forwarded_prefix(const struct sl_req *r, const char **prefix, size_t *len);
+
 void sl_req_set_data(struct sl_req *r, void *data);
 void *sl_req_data(const struct sl_req *r);
 

@@ -573,6 +573,7 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
     w->epfd = w->wakefd = -1;
     w->told_due_ms = UINT64_MAX;
     atomic_init(&w->signals, 0);
+    sl__reqid_seed(w);
     if (sl_metrics_attach() < 0)
         sl_log(SL_LOG_WARNING, "metrics: no free slot in the registry; this worker is not counted");
     int rc = worker_setup(w, listen_fds);
