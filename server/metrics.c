@@ -254,10 +254,18 @@ void sl_metrics_worker_restarted(void)
         add(&reg.base[H_RESTARTS], 1);
 }
 
+static uint64_t generation_here; /* without a registry, or before fork */
+
 void sl_metrics_set_generation(uint64_t generation)
 {
+    generation_here = generation;
     if (reg.base)
         st(&reg.base[H_GENERATION], generation);
+}
+
+uint64_t sl_metrics_generation(void)
+{
+    return reg.base ? ld(&reg.base[H_GENERATION]) : generation_here;
 }
 
 /* ---- recording ------------------------------------------------------------ */

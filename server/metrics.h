@@ -94,6 +94,13 @@ void sl_metrics_set_build(const char *python, const char *loop);
 
 /* ---- for the master --------------------------------------------------- */
 
+/* SIGUSR1 in the master: its one JSON line of stats in the error log (the
+ * workers write their own, server/stats.c). */
+void sl_metrics_log_master_stats(unsigned workers, bool draining);
+
+/* The reload generation last set (0 = as started). */
+uint64_t sl_metrics_generation(void);
+
 /* A worker died and was respawned (saltare_worker_restarts_total). */
 void sl_metrics_worker_restarted(void);
 /* The reload generation now serving (saltare_reload_generation). */

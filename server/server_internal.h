@@ -268,6 +268,11 @@ void sl__conn_client(const struct sl_conn *c, char *out, size_t cap);
 void sl__addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t cap);
 void sl__conn_note_line(struct sl_conn *c, struct sl_req *r);
 
+/* stats.c: SIGUSR1's line (installed by sl_worker_new, checked each poll) */
+int sl__stats_on(struct sl_worker *w, int sig);
+void sl__stats_off(struct sl_worker *w);
+void sl__stats_check(struct sl_worker *w);
+
 /* reqid.c */
 void sl__reqid_seed(struct sl_worker *w);
 /* Gives r its request id (http.request_id), and its clock for Server-Timing. */

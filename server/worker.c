@@ -330,6 +330,7 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     sl_log_batch_begin(); /* access lines of this round: one write at its end */
     flush_batch(w);       /* first: the responses of the embedder's last turn */
     check_signals(w);
+    sl__stats_check(w); /* SIGUSR1 */
     while (w->later) { /* deferred last round: their turn again */
         struct sl_conn *c = w->later;
         w->later = c->pnext;
@@ -582,6 +583,8 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
         errno = -rc;
         return NULL;
     }
+    if ((rc = sl__stats_on(w, SIGUSR1)) < 0) /* after setup: the wake fd exists */
+        sl_log(SL_LOG_WARNING, "cannot handle SIGUSR1 (stats): %s", strerror(-rc));
     return w;
 }
 
@@ -589,6 +592,7 @@ void sl_worker_free(struct sl_worker *w)
 {
     if (!w)
         return;
+    sl__stats_off(w);
     w->in_poll = true; /* closing conns must not write the wake fd */
     while (w->conns)
         sl__conn_close(w->conns);
