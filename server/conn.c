@@ -860,9 +860,18 @@ static int proxy_done(struct sl_conn *c, const struct sl_proxy_info *pi)
 static void proxy_reject(struct sl_conn *c, const char *why)
 {
     char client[64];
+    /* Said at most once a second (a flood of them is one line with a count). */
+    uint64_t n = sl_log_every_due(&c->w->proxy_warn, sl_clock_ms());
     sl__conn_client(c, client, sizeof(client));
-    sl_log(SL_LOG_WARNING, "proxy: closing connection from %s on %s: %s", client,
-           c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name, why);
+    if (n == 1)
+        sl_log(SL_LOG_WARNING, "proxy: closing connection from %s on %s: %s", client,
+               c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name, why);
+    else if (n > 1)
+        sl_log(SL_LOG_WARNING,
+               "proxy: closing connection from %s on %s: %s (%llu such closes since the last "
+               "such warning)",
+               client, c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name, why,
+               (unsigned long long)n);
     c->w->proxy_rejects++;
     sl_metrics_reject(sl__metrics_l(c), SL_METRICS_REJECT_PROXY_PROTOCOL);
     sl__conn_close(c);

@@ -234,6 +234,7 @@ struct sl_worker {
     uint64_t client_aborts, app_timeouts;
     uint64_t proxy_rejects; /* connections closed for a bad or missing PROXY header */
     struct sl_log_every maxconn_warn; /* "max_connections reached", once a second */
+    struct sl_log_every proxy_warn;   /* bad PROXY headers, once a second */
     uint64_t rng[4];                  /* request ids: xoshiro256** state (reqid.c) */
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */

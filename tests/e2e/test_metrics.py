@@ -209,3 +209,39 @@ def test_refused_connections_are_counted_and_warned_once_a_second(serve, tmp_pat
                      reason="max_connections")
 
     assert wait_for(rejected, 10, "a scrape") >= 5
+
+
+def test_bad_proxy_headers_are_counted_and_warned_once_a_second(serve, tmp_path):
+    sock = tmp_path / "metrics.sock"
+    server = serve(
+        "metrics_app:app",
+        listeners=[
+            {"tcp": "127.0.0.1:0", "name": "edge", "proxy": {"protocol": "v1"}},
+            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+        ],
+    )
+    server.wait_serving()
+    mark = server.mark()
+    t0 = time.monotonic()
+    for _ in range(10):
+        with server.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # no PROXY header
+            try:
+                assert s.recv(100) == b""  # closed, not answered
+            except ConnectionResetError:  # closed with our bytes unread
+                pass
+    elapsed = time.monotonic() - t0
+
+    def counted():
+        m = parse(scrape(sock).text)
+        n = value(m, "saltare_connections_rejected_total", listener="edge",
+                  reason="proxy_protocol")
+        return n if n == 10 else None
+
+    wait_for(counted, 10, "10 proxy_protocol rejects")
+    lines = [l for l in lines_after(server.log_path, mark) if "proxy: closing connection" in l]
+    assert lines and lines[0].endswith(": no PROXY protocol header"), lines
+    if elapsed < 0.9:  # all within one second: one line (the rest are counted for the next)
+        assert len(lines) == 1, lines
+    else:
+        assert len(lines) <= 10
