@@ -206,8 +206,12 @@ static const char *tls_name(const struct sl_req *r)
 static void access_log(struct sl_conn *c, struct sl_req *r)
 {
     struct sl_worker *w = c->w;
-    sl__metrics_req_end(c, r);
-    if (!sl_access_log_on(&w->alog) || r->logged)
+    bool log = sl_access_log_on(&w->alog) && !r->logged;
+    if (!log && (r->mdone || !sl_metrics_enabled()))
+        return;
+    uint64_t end_us = r->t_start_us ? sl_clock_us() : 0; /* one clock read for both */
+    sl__metrics_req_end(c, r, end_us);
+    if (!log)
         return;
     r->logged = true;
     char client[64];
@@ -230,7 +234,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .minor = r->minor,
         .bytes = r->no_body ? 0 : r->resp_sent,
         .bytes_in = r->body_total,
-        .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
+        .latency_us = end_us ? end_us - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
         .user_agent_len = r->ua_len,
         .route = r->route ? r->route->name : NULL,
@@ -652,7 +656,8 @@ static void req_step(struct sl_conn *c)
 /* Where the access log will find method, path and User-Agent. */
 static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h)
 {
-    r->t_start_us = sl_clock_us();
+    if (!r->t_start_us) /* the metrics hook may have read the clock already */
+        r->t_start_us = sl_clock_us();
     r->method_off = (uint32_t)(h->method - c->rbuf);
     r->method_len = (uint32_t)h->method_len;
     if (h->path >= c->rbuf && h->path < c->rbuf + r->head_len) {

@@ -336,11 +336,23 @@ void sl_metrics_request_start(size_t listener)
         add(&b[L_IN_FLIGHT], 1);
 }
 
+/* Index into method_names; by length first (this runs per request). */
 static unsigned method_class(const char *m, size_t n)
 {
-    for (unsigned i = 0; m && i < NMETHOD - 1; i++)
-        if (strlen(method_names[i]) == n && memcmp(method_names[i], m, n) == 0)
+    static const unsigned by_len[8][2] = {
+        [3] = {0, 3}, /* GET, PUT */
+        [4] = {1, 2}, /* HEAD, POST */
+        [5] = {5, 5}, /* PATCH */
+        [6] = {4, 4}, /* DELETE */
+        [7] = {6, 6}, /* OPTIONS */
+    };
+    if (!m || n < 3 || n > 7)
+        return NMETHOD - 1;
+    for (int k = 0; k < 2; k++) {
+        unsigned i = by_len[n][k];
+        if (memcmp(method_names[i], m, n) == 0)
             return i;
+    }
     return NMETHOD - 1;
 }
 

@@ -30,9 +30,10 @@ static inline void sl__metrics_req_start(struct sl_conn *c, struct sl_req *r,
     sl_metrics_request_start(sl__metrics_l(c));
 }
 
-/* The exchange is over (or, for a WebSocket, its handshake answered):
- * counted once, as the access log counts it (499: the client left first). */
-static inline void sl__metrics_req_end(struct sl_conn *c, struct sl_req *r)
+/* The exchange is over (or, for a WebSocket, its handshake answered) at
+ * end_us (sl_clock_us): counted once, as the access log counts it (499: the
+ * client left first). */
+static inline void sl__metrics_req_end(struct sl_conn *c, struct sl_req *r, uint64_t end_us)
 {
     if (!sl_metrics_enabled() || r->mdone)
         return;
@@ -44,7 +45,7 @@ static inline void sl__metrics_req_end(struct sl_conn *c, struct sl_req *r)
         .method = c->rbuf && r->method_len ? c->rbuf + r->method_off : NULL,
         .method_len = r->method_len,
         .status = r->started && !r->head ? r->status : 499,
-        .duration_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
+        .duration_us = r->t_start_us && end_us > r->t_start_us ? end_us - r->t_start_us : 0,
         .bytes_in = r->body_total,
         .bytes_out = r->no_body ? 0 : r->resp_sent,
         .started = r->metered,

@@ -272,7 +272,7 @@ int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_h
     r->started = true;
     r->status = 101;
     log_prepare(c, r, ws); /* the head is still in rbuf: copy before frames reuse it */
-    sl__metrics_req_end(c, r); /* the HTTP exchange (101) ends; the WebSocket opens */
+    sl__metrics_req_end(c, r, sl_clock_us()); /* the HTTP exchange (101) ends, a WebSocket opens */
     sl_metrics_ws_open(sl__metrics_l(c), +1);
     sl_timer_cancel(&c->w->wheel, &r->atimer);
     sl_timer_cancel(&c->w->wheel, &c->rtimer);

@@ -222,6 +222,24 @@ TEST_F(Metrics, ClassifiesMethodsAndStatuses)
     EXPECT_EQ("1", Value(t, s + "method=\"DELETE\",status=\"5xx\"}"));
 }
 
+TEST_F(Metrics, EachKnownMethodHasItsOwnClass)
+{
+    ASSERT_EQ(0, sl_metrics_attach());
+    const char *known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    for (const char *m : known)
+        Request(1, 0, m, 200, 10);
+    Request(1, 0, "get", 200, 10); // methods are case-sensitive
+    std::string t = Render();
+    for (const char *m : known)
+        EXPECT_EQ("1", Value(t, std::string("saltare_http_requests_total{listener=\"127.0.0.1:"
+                                            "9100\",route=\"\",method=\"") +
+                                    m + "\",status=\"2xx\"}"))
+            << m << "\n"
+            << t;
+    EXPECT_EQ("1", Value(t, "saltare_http_requests_total{listener=\"127.0.0.1:9100\",route=\"\","
+                            "method=\"other\",status=\"2xx\"}"));
+}
+
 TEST_F(Metrics, CountsRejectsTimeoutsBytesAndInstanceFacts)
 {
     ASSERT_EQ(0, sl_metrics_attach());

@@ -245,3 +245,39 @@ def test_bad_proxy_headers_are_counted_and_warned_once_a_second(serve, tmp_path)
         assert len(lines) == 1, lines
     else:
         assert len(lines) <= 10
+
+
+def test_websockets_open_and_messages(serve, tmp_path):
+    import asyncio
+
+    import websockets
+
+    sock = tmp_path / "metrics.sock"
+    server = serve(
+        "ws_app:app",
+        listeners=[
+            {"tcp": "127.0.0.1:0", "name": "ws"},
+            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+        ],
+    )
+    url = f"ws://127.0.0.1:{server.port}/echo"
+
+    def ws_value(name, **labels):
+        return value(parse(scrape(sock).text), name, listener="ws", **labels)
+
+    async def scenario():
+        async with websockets.connect(url) as ws:
+            for text in ("a", "b", "c"):
+                await ws.send(text)
+                assert await ws.recv() == text
+            assert ws_value("saltare_websockets_open") == 1
+            assert ws_value("saltare_websocket_messages_total", direction="in") == 3
+            assert ws_value("saltare_websocket_messages_total", direction="out") == 3
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+    wait_for(lambda: ws_value("saltare_websockets_open") == 0, 10, "the WebSocket closed")
+    assert ws_value("saltare_websockets_opened_total") == 1
+    m = parse(scrape(sock).text)
+    assert value(m, "saltare_http_requests_total", listener="ws", route="", method="GET",
+                 status="1xx") == 1
+    assert value(m, "saltare_http_requests_in_flight", listener="ws") == 0
