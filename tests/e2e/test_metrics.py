@@ -4,6 +4,7 @@ OpenMetrics (checked by the prometheus_client parser), and exact values
 after a known mix of requests."""
 
 import re
+import socket
 import shutil
 import subprocess
 import threading
@@ -281,3 +282,52 @@ def test_websockets_open_and_messages(serve, tmp_path):
     assert value(m, "saltare_http_requests_total", listener="ws", route="", method="GET",
                  status="1xx") == 1
     assert value(m, "saltare_http_requests_in_flight", listener="ws") == 0
+
+
+def test_tls_handshakes_and_failures(serve, tmp_path):
+    import ssl
+
+    from conftest import ROOT
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run(["sh", str(ROOT / "tools" / "testcerts.sh"), str(certs)], check=True,
+                   capture_output=True)
+    sock = tmp_path / "metrics.sock"
+    server = serve(
+        "metrics_app:app",
+        listeners=[
+            {"tcp": "127.0.0.1:0", "name": "tls",
+             "tls": {"cert": str(certs / "server.pem"), "key": str(certs / "server.key")}},
+            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+        ],
+        timeouts={"handshake": "1s"},
+    )
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", server.port)) as raw, \
+                ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", server.port)) as s:  # plain HTTP: no handshake
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            s.recv(100)
+        except ConnectionResetError:
+            pass
+    slow = socket.create_connection(("127.0.0.1", server.port))  # says nothing: times out
+
+    def failures(reason):
+        return value(parse(scrape(sock).text), "saltare_tls_handshake_failures_total",
+                     listener="tls", reason=reason)
+
+    wait_for(lambda: failures("timeout") == 1, 15, "the handshake timeout")
+    slow.close()
+    m = parse(scrape(sock).text)
+    assert value(m, "saltare_tls_handshakes_total", listener="tls") == 2
+    assert value(m, "saltare_tls_handshake_failures_total", listener="tls", reason="error") + \
+        value(m, "saltare_tls_handshake_failures_total", listener="tls", reason="closed") == 1
+    assert value(m, "saltare_timeouts_total", listener="tls", kind="handshake") == 1
+    # the metrics listener has no TLS: no TLS series for it
+    assert ("saltare_tls_handshakes_total",
+            frozenset({("listener", str(sock))})) not in m
