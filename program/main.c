@@ -497,7 +497,7 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
         backoff_sleep(backoff_ms, &open);
         backoff_ms = backoff_ms < 10000 ? backoff_ms * 2 : 10000;
         if (!stop_signals && spawn(cfg, fds, pids, (unsigned)slot) == 0)
-            alive++;
+            alive++, sl_metrics_worker_restarted(); /* saltare_worker_restarts_total */
     }
     return rc;
 }

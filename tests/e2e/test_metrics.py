@@ -331,3 +331,38 @@ def test_tls_handshakes_and_failures(serve, tmp_path):
     # the metrics listener has no TLS: no TLS series for it
     assert ("saltare_tls_handshakes_total",
             frozenset({("listener", str(sock))})) not in m
+
+
+def test_a_respawned_worker_keeps_the_instance_counters(serve, tmp_path):
+    import os
+    import signal
+
+    sock = tmp_path / "metrics.sock"
+    server = serve(
+        "metrics_app:app",
+        workers=2,
+        listeners=[
+            {"tcp": "127.0.0.1:0", "name": "web"},
+            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+        ],
+    )
+    wait_for(lambda: server.stderr().count("worker ready") >= 2, 30, "2 workers ready")
+    pids = set()
+    for _ in range(20):
+        pids.add(int(httpx.get(server.url + "/").text.split()[0]))
+    total = lambda: value(parse(scrape(sock).text), "saltare_http_requests_total",  # noqa: E731
+                          listener="web", route="", method="GET", status="2xx")
+    assert total() == 20
+    victim = next(iter(pids))
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: server.stderr().count("worker ready") >= 3, 30, "the respawned worker")
+    m = parse(scrape(sock).text)
+    assert value(m, "saltare_worker_restarts_total") == 1
+    assert value(m, "saltare_workers") == 2
+    workers = {dict(l)["pid"] for (n, l) in m if n == "saltare_process_start_time_seconds"
+               and dict(l)["process"] != "master"}
+    assert str(victim) not in workers and len(workers) == 2
+    # what the dead worker counted is still there (counters never go back)
+    for _ in range(5):
+        assert httpx.get(server.url + "/").status_code == 200
+    assert total() == 25
