@@ -797,6 +797,10 @@ static size_t format_json(char *buf, const struct sl_access_entry *e, const stru
         lit(buf, &p, ",\"route\":");
         json_str(buf, &p, p + 256, e->route, strlen(e->route));
     }
+    if (e->request_id) {
+        lit(buf, &p, ",\"request_id\":");
+        json_str(buf, &p, p + 256, e->request_id, e->request_id_len);
+    }
     if (e->ws) {
         lit(buf, &p, ",\"ws_close\":");
         num(buf, &p, e->ws_close);
@@ -921,6 +925,8 @@ static bool custom_field(char *buf, size_t *p, size_t limit, const char *name, s
         text_str(buf, p, limit, e->tls, e->tls ? strlen(e->tls) : 0);
     else if (IS("listener"))
         text_str(buf, p, limit, e->listener, e->listener ? strlen(e->listener) : 0);
+    else if (IS("request_id"))
+        text_str(buf, p, limit, e->request_id, e->request_id_len);
     else
         return false;
 #undef IS

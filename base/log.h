@@ -164,6 +164,8 @@ struct sl_access_entry {
     size_t referer_len;
     const char *listener; /* its name, or address; NUL-terminated; NULL = none */
     const char *tls;      /* "TLSv1.3"...; NULL = plain connection */
+    const char *request_id; /* http.request_id; NULL = none (no field) */
+    size_t request_id_len;
 };
 
 #define SL_ACCESS_LINE_MAX 8192
@@ -188,6 +190,29 @@ void sl_access_log_write(const struct sl_access_log *l, const struct sl_access_e
  * cutting between characters; returns the length written. Exposed for
  * tests. */
 size_t sl_log_escape(char *out, size_t cap, const char *src, size_t n);
+
+/*
+ * A warning that repeats under load (every refused connection) is said at
+ * most once per second, with how many times it happened since it was last
+ * said. Call sl_log_every_due() at each occurrence: it counts it and
+ * returns that count when a line is due now (then the count restarts),
+ * else 0. `now_ms` on any monotonic clock.
+ */
+struct sl_log_every {
+    uint64_t last_ms; /* when the last line was due; 0 = never */
+    uint64_t count;   /* occurrences not yet reported */
+};
+
+static inline uint64_t sl_log_every_due(struct sl_log_every *e, uint64_t now_ms)
+{
+    e->count++;
+    if (e->last_ms && now_ms - e->last_ms < 1000)
+        return 0;
+    uint64_t n = e->count;
+    e->last_ms = now_ms ? now_ms : 1;
+    e->count = 0;
+    return n;
+}
 
 #ifdef __cplusplus
 }

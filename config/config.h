@@ -140,6 +140,7 @@ enum sl_route_action {
     SL_ROUTE_PREFLIGHT, /* CORS preflight answered in C */
     SL_ROUTE_FILES,     /* static files under a root directory */
     SL_ROUTE_TRACEMALLOC, /* top Python allocations, answered by the bridge (python/) */
+    SL_ROUTE_METRICS,   /* the instance's metrics (server/metrics.c) */
 };
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
@@ -279,6 +280,13 @@ struct sl_tcp_config {
     uint32_t defer_accept_ms; /* wake accept only once data arrived; 0 = off */
 };
 
+/* http.request_id (h-metrics): a request id per request, in the scope, the
+ * response and the access log. */
+struct sl_request_id_config {
+    const char *header;  /* the header carrying it ("X-Request-ID"); NULL = off */
+    bool trust_incoming; /* reuse a valid id the client sent */
+};
+
 struct sl_app_config {
     const char *target;      /* "module:attr" as written */
     const char *module;      /* "main" */
@@ -288,6 +296,7 @@ struct sl_app_config {
     const char *venv; /* NULL = none */
     enum sl_lifespan lifespan;
     enum sl_loop_kind loop;
+    const char *root_path; /* ASGI root_path; "" = none (no trailing slash) */
 };
 
 struct sl_config {
@@ -306,6 +315,8 @@ struct sl_config {
     } process;
     struct {
         const char *server_header; /* "" = send no Server header */
+        struct sl_request_id_config request_id;
+        bool server_timing; /* Server-Timing: app;dur=MS on the app's responses */
     } http;
     struct {
         const char *access; /* NULL = off, "stderr", or a file path */

@@ -13,6 +13,7 @@
  */
 #include <stddef.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -462,6 +463,18 @@ static const struct sl__section route_rate_section = {
     .doc = "A token bucket of this route's own, like `limits.rate`.",
 };
 
+static const struct sl__section metrics_section = {
+    .name = "routes[].metrics",
+    .size = 0,
+    .doc = "The whole instance's metrics (every worker summed, from a registry in shared "
+           "memory), in the Prometheus text format 0.0.4, or OpenMetrics 1.0 when the Accept "
+           "header asks for `application/openmetrics-text`. Any method is answered like GET "
+           "(HEAD without the body). Put it on its own listener (`127.0.0.1:9100`, a Unix "
+           "socket) or restrict it with `source`. Request durations are a histogram with the "
+           "buckets 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10 s and +Inf; "
+           "the full list of metrics is in README.md (Metrics).",
+};
+
 static const struct sl__key route_limits_keys[] = {
     {.name = "max_body",
      RLIMIT(max_body),
@@ -594,6 +607,9 @@ static const struct sl__key route_keys[] = {
     {.name = "tracemalloc",
      ACTION(tracemalloc, tracemalloc_section, SL_ROUTE_TRACEMALLOC),
      .doc = "Top Python allocations (tracemalloc)."},
+    {.name = "metrics",
+     ACTION(action, metrics_section, SL_ROUTE_METRICS),
+     .doc = "Prometheus metrics."},
     {.name = "limits",
      ROUTE(limits),
      .shape = SL__SECTION,
@@ -1344,8 +1360,9 @@ static const char *const access_format_names[] = {"json", "combined", "custom", 
 static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
 /* Fields of an access-log line (base/log.c renders them). */
 static const char *const access_fields[] = {
-    "time",     "client",     "method",  "path",     "query", "status",   "bytes_in", "bytes_out",
-    "duration", "user_agent", "referer", "listener", "pid",   "protocol", "tls",      NULL};
+    "time",     "client",    "method",   "path",       "query",   "status",
+    "bytes_in", "bytes_out", "duration", "user_agent", "referer", "listener",
+    "pid",      "protocol",  "tls",      "request_id", NULL};
 
 static const struct sl__key app_keys[] = {
     {.name = "target",
@@ -1382,14 +1399,43 @@ static const struct sl__key app_keys[] = {
      .names = loop_names,
      .def = "auto",
      .doc = "Event loop: `auto` uses uvloop when it can be imported, else asyncio."},
+    {.name = "root_path",
+     APP(root_path),
+     .type = &sl__type_string,
+     .def = "\"\"",
+     .doc = "The path the app is mounted at behind a proxy that strips it (`/api`): the "
+            "scope's `root_path`, and put back in front of `path` and `raw_path` (ASGI: "
+            "`path` includes `root_path`). `X-Forwarded-Prefix` from a trusted proxy "
+            "(`proxy.headers`) overrides it per request. `\"\"` = mounted at the root."},
 };
+
+/* app.root_path: "" or "/" and path characters, no trailing slash. */
+static bool root_path_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return true;
+    if (s[0] != '/' || s[n - 1] == '/' || n > 1024)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("-._~!$&'()*+,;=:@/", *p)))
+            return false;
+    return true;
+}
 
 /* Splits the target into module and attribute (validated by its type). */
 static void app_finish(struct sl__cx *cx, const struct sl__node *map, void *obj, const char *path)
 {
     struct sl_app_config *app = obj;
     size_t colon;
-    (void)map, (void)path;
+    if (app->root_path && !root_path_ok(app->root_path)) {
+        const struct sl__node *at = sl__map_get(map, "root_path");
+        sl__error(cx, at ? at : map, sl__path_join(cx, path, "root_path"),
+                  "expected \"\" or a path like \"/api\" (no trailing slash, no %%-escapes), "
+                  "got \"%.100s\"",
+                  app->root_path);
+    }
     if (app->target == NULL || sl__parse_target(app->target, &colon) < 0)
         return;
     app->module = sl__arena_strndup(cx->out, app->target, colon);
@@ -1405,12 +1451,77 @@ static const struct sl__section app_section = {
     .doc = "The Python application.",
 };
 
+/* ---- http.request_id (h-metrics) ---- */
+static const struct sl__key request_id_keys[] = {
+    {.name = "header",
+     FIELD(struct sl_request_id_config, header),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "The header that carries the id (`X-Request-ID`); null = no request ids. Each "
+            "request gets one: 32 hex digits (128 random bits), or the client's own with "
+            "`trust_incoming`. It is sent back in this response header (unless the app sets "
+            "it), given to the app as `scope[\"extensions\"][\"request_id\"]` (a str) and "
+            "logged as `request_id`."},
+    {.name = "trust_incoming",
+     FIELD(struct sl_request_id_config, trust_incoming),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Reuse the id a request brings in `header` when it is 1 to 64 characters of "
+            "letters, digits and `-_.:+/=@`; any other value is replaced by a fresh id."},
+};
+
+/* The header name is a token (RFC 9110 5.1) and not one the core owns. */
+static void request_id_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                              const char *path)
+{
+    const struct sl_request_id_config *rid = obj;
+    const char *h = rid->header;
+    if (h == NULL)
+        return;
+    bool ok = *h != 0 && strlen(h) <= 64;
+    for (const char *p = h; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             strchr("!#$%&'*+-.^_`|~", *p) != NULL;
+    static const char *const owned[] = {"content-length", "transfer-encoding", "connection", "date",
+                                        "server",         "server-timing",     "host"};
+    for (size_t i = 0; ok && i < ARRAY_LEN(owned); i++)
+        ok = strcasecmp(h, owned[i]) != 0;
+    const struct sl__node *at = sl__map_get(map, "header");
+    if (!ok)
+        sl__error(cx, at ? at : map, sl__path_join(cx, path, "header"),
+                  "expected a header name like \"X-Request-ID\" (a token of at most 64 "
+                  "characters, not one the server sets itself), got \"%.64s\"",
+                  h);
+}
+
+static const struct sl__section request_id_section = {
+    .name = "http.request_id",
+    .keys = request_id_keys,
+    .nkeys = ARRAY_LEN(request_id_keys),
+    .size = sizeof(struct sl_request_id_config),
+    .finish = request_id_finish,
+    .doc = "Request ids, for tracing one request through logs and services.",
+};
+/* ---- end http.request_id ---- */
+
 static const struct sl__key http_keys[] = {
     {.name = "server_header",
      SUBFIELD(http, server_header),
      .type = &sl__type_header,
      .def = "\"saltare\"",
      .doc = "Value of the `Server` response header; `\"\"` sends none."},
+    {.name = "request_id",
+     SUBFIELD(http, request_id),
+     .shape = SL__SECTION,
+     .section = &request_id_section,
+     .doc = "Request ids."},
+    {.name = "server_timing",
+     SUBFIELD(http, server_timing),
+     .type = &sl__type_bool,
+     .def = "false",
+     .doc = "Add `Server-Timing: app;dur=MS` to the app's responses: milliseconds from the "
+            "request head to the app's response start (not on responses of intercept routes)."},
 };
 
 static const struct sl__section http_section = {
@@ -1453,7 +1564,8 @@ static const struct sl__key log_keys[] = {
      .doc = "`json`: one object per line with `time`, `client`, `method`, `path`, `query`, "
             "`status`, `bytes_in` (request body), `bytes_out` (response body), `duration` "
             "(seconds, head received to response sent), `user_agent`, `referer` (null when "
-            "absent), `listener`, `pid` and `tls` (`TLSv1.3`, null on plain connections). "
+            "absent), `listener`, `pid` and `tls` (`TLSv1.3`, null on plain connections), "
+            "and `request_id` with `http.request_id`. "
             "`combined`: Apache/nginx combined format "
             "(GoAccess, fail2ban): `client - - [time] \"request line\" status bytes "
             "\"referer\" \"user agent\"`. `custom`: `access_template`. Requests the "
@@ -1510,7 +1622,7 @@ static void log_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
             sl__error(cx, at ? at : map, sl__path_join(cx, path, "access_template"),
                       "unknown field \"$%.*s\", expected one of: time, client, method, path, "
                       "query, status, bytes_in, bytes_out, duration, user_agent, referer, "
-                      "listener, pid, protocol, tls (or $$)",
+                      "listener, pid, protocol, tls, request_id (or $$)",
                       (int)(n < 40 ? n : 40), p + 1);
         p += 1 + n;
     }

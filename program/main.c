@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "python/bridge.h"
 #include "server/listen.h"
+#include "server/metrics.h"
 #include "base/log.h"
 #include "server/notify.h"
 #include "server/tls.h"
@@ -262,6 +263,13 @@ static void announce(const struct sl_config *cfg, unsigned workers)
 
 static volatile sig_atomic_t stop_signals;
 static volatile sig_atomic_t reopen_signals; /* SIGUSR2: workers reopen their logs */
+static volatile sig_atomic_t stats_signals;  /* SIGUSR1: a stats line from each process */
+
+static void on_stats_signal(int sig)
+{
+    (void)sig;
+    stats_signals++;
+}
 
 static void on_reopen_signal(int sig)
 {
@@ -295,7 +303,8 @@ static void on_child(int sig)
 static int master_signals(sigset_t *open)
 {
     struct sigaction stop = {.sa_handler = on_stop_signal}, child = {.sa_handler = on_child},
-                     reopen = {.sa_handler = on_reopen_signal};
+                     reopen = {.sa_handler = on_reopen_signal},
+                     stats = {.sa_handler = on_stats_signal};
     sigset_t set;
 
     sigemptyset(&set);
@@ -303,10 +312,11 @@ static int master_signals(sigset_t *open)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
     sigaddset(&set, SIGUSR2);
-    stop.sa_mask = child.sa_mask = reopen.sa_mask = set;
+    sigaddset(&set, SIGUSR1);
+    stop.sa_mask = child.sa_mask = reopen.sa_mask = stats.sa_mask = set;
     if (sigprocmask(SIG_BLOCK, &set, open) < 0 || sigaction(SIGTERM, &stop, NULL) < 0 ||
         sigaction(SIGINT, &stop, NULL) < 0 || sigaction(SIGCHLD, &child, NULL) < 0 ||
-        sigaction(SIGUSR2, &reopen, NULL) < 0) {
+        sigaction(SIGUSR2, &reopen, NULL) < 0 || sigaction(SIGUSR1, &stats, NULL) < 0) {
         int err = errno;
         sl_log(SL_LOG_ERROR, "cannot set up the master's signals: %s", strerror(err));
         return -err;
@@ -315,6 +325,7 @@ static int master_signals(sigset_t *open)
     sigdelset(open, SIGINT);
     sigdelset(open, SIGCHLD);
     sigdelset(open, SIGUSR2);
+    sigdelset(open, SIGUSR1);
     return 0;
 }
 
@@ -429,7 +440,7 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
 {
     pid_t pids[1024] = {0};
     unsigned alive = 0, backoff_ms = 100;
-    int rc = 0, forwarded = 0, reopened = 0;
+    int rc = 0, forwarded = 0, reopened = 0, statted = 0;
     sigset_t open;
 
     if (master_signals(&open) < 0)
@@ -451,6 +462,10 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
             forward_signal(pids, n, SIGTERM), forwarded++; /* 2nd: workers abort */
         while (reopened < reopen_signals)
             forward_signal(pids, n, SIGUSR2), reopened++; /* log reopen */
+        /* SIGUSR1: our stats line, and each worker's */
+        while (statted < stats_signals)
+            forward_signal(pids, n, SIGUSR1), sl_metrics_log_master_stats(alive, stop_signals > 0),
+                statted++;
         pid = waitpid(-1, &status, WNOHANG);
         if (pid == 0) {
             wait_event(&open); /* a stop signal, a worker exit or a worker ready */
@@ -482,7 +497,7 @@ static int supervise(const struct sl_config *cfg, const int *fds, unsigned n)
         backoff_sleep(backoff_ms, &open);
         backoff_ms = backoff_ms < 10000 ? backoff_ms * 2 : 10000;
         if (!stop_signals && spawn(cfg, fds, pids, (unsigned)slot) == 0)
-            alive++;
+            alive++, sl_metrics_worker_restarted(); /* saltare_worker_restarts_total */
     }
     return rc;
 }
@@ -506,11 +521,14 @@ static int serve(const struct sl_config *cfg)
      * start must not kill us. The master later forwards it instead. */
     if (sl_log_reopen_on(SIGUSR2) < 0)
         sl_log(SL_LOG_WARNING, "cannot handle SIGUSR2: %s", strerror(errno));
+    signal(SIGUSR1, SIG_IGN); /* stats: until a worker or the master handles it */
     raise_nofile(cfg);
     if (sl_listen_open_all(cfg, &set) < 0)
         return 1;
     cfg = &set.cfg; /* systemd items expanded to the sockets passed */
     fds = set.fds;
+    if ((rc = sl_metrics_init(cfg, workers, SL_VERSION, false)) < 0) /* before fork: shared */
+        sl_log(SL_LOG_WARNING, "metrics: cannot map the registry: %s", strerror(-rc));
     if (sl_tls_init(cfg) < 0) { /* before fork: workers share ticket keys */
         rc = SL_EX_CONFIG;
         goto out_close;

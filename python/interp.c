@@ -19,6 +19,7 @@
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
 #include "base/log.h"
+#include "server/metrics.h"
 
 struct sl__py sl__py;
 
@@ -273,6 +274,10 @@ static PyObject *loop_factory(enum sl_loop_kind kind)
             sl__py_log(SL_LOG_DEBUG, "uvloop is not importable; using asyncio");
         }
     }
+    const char *pv = Py_GetVersion(); /* "3.11.2 (main, ...)" */
+    char ver[32];
+    snprintf(ver, sizeof(ver), "%.*s", (int)strcspn(pv, " "), pv);
+    sl_metrics_set_build(ver, mod ? "uvloop" : "asyncio"); /* saltare_build_info */
     if (mod == NULL && (mod = PyImport_ImportModule("asyncio")) == NULL)
         return NULL;
     f = PyObject_GetAttrString(mod, "new_event_loop"); /* new */

@@ -452,6 +452,59 @@ static int forwarded(PyObject *scope, struct sl_req *req, bool tls)
 }
 /* (end h-obs) */
 
+/* root_path: X-Forwarded-Prefix from a trusted proxy, else app.root_path.
+ * ASGI's path and raw_path include it (the proxy stripped it), so it is put
+ * back in front of them. *path is updated (borrowed from the scope). */
+static int add_root_path(PyObject *scope, struct sl_req *req, PyObject **path)
+{
+    const struct sl__strs *s = &sl__py.s;
+    const char *pre;
+    size_t n;
+    if (!sl_req_forwarded_prefix(req, &pre, &n)) {
+        pre = sl__py.cfg->app.root_path;
+        n = pre ? strlen(pre) : 0;
+    }
+    PyObject *raw = PyDict_GetItem(scope, s->raw_path); /* borrowed */
+    if (n == 0 || raw == NULL || PyBytes_GET_SIZE(raw) == 0 || PyBytes_AS_STRING(raw)[0] != '/')
+        return 0;                         /* the root, or a target without a path ("*") */
+    PyObject *root = path_decode(pre, n); /* new */
+    PyObject *full = root ? PyUnicode_Concat(root, *path) : NULL; /* new */
+    PyObject *full_raw =
+        full ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n + PyBytes_GET_SIZE(raw)) : NULL;
+    if (full_raw == NULL) {
+        Py_XDECREF(root);
+        Py_XDECREF(full);
+        return -1;
+    }
+    memcpy(PyBytes_AS_STRING(full_raw), pre, n);
+    memcpy(PyBytes_AS_STRING(full_raw) + n, PyBytes_AS_STRING(raw), (size_t)PyBytes_GET_SIZE(raw));
+    *path = full;
+    return (set_steal(scope, s->root_path, root) < 0) | (set_steal(scope, s->path, full) < 0) |
+                   (set_steal(scope, s->raw_path, full_raw) < 0)
+               ? -1
+               : 0;
+}
+
+/* http.request_id: scope["extensions"]["request_id"], a str (h-metrics). */
+static int add_request_id(PyObject *scope, struct sl_req *req)
+{
+    const struct sl__strs *s = &sl__py.s;
+    size_t n;
+    const char *id = sl_req_request_id(req, &n);
+    if (id == NULL)
+        return 0;
+    PyObject *shared = PyDict_GetItem(sl__py.scope_template, s->extensions); /* borrowed */
+    PyObject *ext = PyDict_GetItem(scope, s->extensions);                    /* borrowed */
+    if (ext == shared) { /* the template's: this scope gets its own */
+        if ((ext = PyDict_Copy(shared)) == NULL || set_steal(scope, s->extensions, ext) < 0)
+            return -1;
+    }
+    PyObject *v = PyUnicode_DecodeASCII(id, (Py_ssize_t)n, NULL); /* new; checked ASCII */
+    int rc = v ? PyDict_SetItemString(ext, "request_id", v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
 PyObject *sl__scope_http(struct sl_req *req, PyObject **method, PyObject **path)
 {
     const struct sl_h1_request *h = sl_req_head(req);
@@ -481,6 +534,8 @@ PyObject *sl__scope_http(struct sl_req *req, PyObject **method, PyObject **path)
     if (tls && add_tls(scope, tls) < 0)
         goto fail;
     if (forwarded(scope, req, tls != NULL) < 0) /* proxy.* */
+        goto fail;
+    if (add_request_id(scope, req) < 0 || add_root_path(scope, req, &p) < 0)
         goto fail;
     /* Present whenever lifespan ran, even empty: ASGI says a missing
      * "state" means the server does not support it. A shallow copy per

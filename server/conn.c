@@ -30,6 +30,7 @@
 
 #include "base/clock.h"
 #include "server/proxy.h"
+#include "server/metrics_internal.h"
 #include "server/route_internal.h"
 #include "server/tls.h"
 #include "server/server_internal.h"
@@ -102,6 +103,7 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
     w->nconns++;
     const struct sl_timeouts *to = &l->cfg->timeouts;
     sl__timer_arm(c, &c->rtimer, c->hs_pending ? to->handshake_ms : to->header_ms);
+    sl_metrics_conn(sl__metrics_l(c), +1);
     return c;
 }
 
@@ -150,6 +152,7 @@ static ssize_t rbuf_read(struct sl_conn *c)
     ssize_t n = c->tp->read(c->fd, c->tp_ctx, c->rbuf + c->rlen, room);
     if (c->hs_pending && sl_tls_handshake_done(c->tp_ctx)) {
         c->hs_pending = false; /* the first request head's time starts now */
+        sl_metrics_tls(sl__metrics_l(c), true, 0);
         sl__timer_arm(c, &c->rtimer, c->l->cfg->timeouts.header_ms);
     }
     if (n > 0) {
@@ -212,7 +215,12 @@ static const char *tls_name(const struct sl_req *r)
 static void access_log(struct sl_conn *c, struct sl_req *r)
 {
     struct sl_worker *w = c->w;
-    if (!sl_access_log_on(&w->alog) || r->logged)
+    bool log = sl_access_log_on(&w->alog) && !r->logged;
+    if (!log && (r->mdone || !sl_metrics_enabled()))
+        return;
+    uint64_t end_us = r->t_start_us ? sl_clock_us() : 0; /* one clock read for both */
+    sl__metrics_req_end(c, r, end_us);
+    if (!log)
         return;
     r->logged = true;
     char client[64];
@@ -235,7 +243,7 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .minor = r->minor,
         .bytes = r->no_body ? 0 : r->resp_sent,
         .bytes_in = r->body_total,
-        .latency_us = r->t_start_us ? sl_clock_us() - r->t_start_us : 0,
+        .latency_us = end_us ? end_us - r->t_start_us : 0,
         .user_agent = r->ua_len ? c->rbuf + r->ua_off : NULL,
         .user_agent_len = r->ua_len,
         .route = r->route ? r->route->name : NULL,
@@ -243,6 +251,8 @@ static void access_log(struct sl_conn *c, struct sl_req *r)
         .referer_len = r->ref_len,
         .listener = c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name,
         .tls = tls_name(r),
+        .request_id = r->rid_len ? r->rid : NULL,
+        .request_id_len = r->rid_len,
     };
     if (!c->rbuf)
         e.method_len = e.path_len = e.user_agent_len = e.referer_len = 0, e.user_agent = NULL,
@@ -300,8 +310,13 @@ void sl__conn_close(struct sl_conn *c)
     c->tp->close(c->fd, c->tp_ctx);
     c->fd = -1;
     c->tp_ctx = NULL;
-    if (c->ws)
+    if (c->ws) {
         sl__ws_log(c); /* its one access-log line, now that it ended */
+        sl_metrics_ws_open(sl__metrics_l(c), -1);
+    }
+    if (c->hs_pending) /* a handshake that never finished (timeouts count on their own) */
+        sl_metrics_tls(sl__metrics_l(c), false,
+                       c->peer_eof ? SL_METRICS_TLS_CLOSED : SL_METRICS_TLS_ERROR);
     struct sl_req *r = c->req;
     if (r) {
         access_log(c, r);
@@ -321,6 +336,7 @@ void sl__conn_close(struct sl_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    sl_metrics_conn(sl__metrics_l(c), -1);
     c->next = w->dead;
     c->prev = NULL;
     w->dead = c;
@@ -390,11 +406,13 @@ static void rtimer_fired(struct sl_timer *t)
     /* In REQ the read timer is the body timeout: the app waited for body
      * bytes too long (or leftover body was being dropped). */
     if (c->state == SL__C_REQ && r && !r->finished && r->body_waiting) {
+        sl_metrics_timeout(sl__metrics_l(c), SL_METRICS_TIMEOUT_BODY);
         r->body_err = -ETIMEDOUT;
         r->body_waiting = false;
         sl__worker_queue_event(r, SL__EV_BODY);
     }
     if (c->need_proxy) {
+        sl_metrics_timeout(sl__metrics_l(c), SL_METRICS_TIMEOUT_HEADER);
         proxy_reject(c, "no PROXY header within timeouts.header");
         return;
     }
@@ -402,6 +420,9 @@ static void rtimer_fired(struct sl_timer *t)
         char client[64];
         sl__conn_client(c, client, sizeof(client));
         sl_log(SL_LOG_INFO, "tls handshake %s: not done within timeouts.handshake", client);
+        sl_metrics_timeout(sl__metrics_l(c), SL_METRICS_TIMEOUT_HANDSHAKE);
+        sl_metrics_tls(sl__metrics_l(c), false, SL_METRICS_TLS_TIMEOUT);
+        c->hs_pending = false; /* counted: not again as a failure at close */
         sl__conn_close(c);
         return;
     }
@@ -409,15 +430,21 @@ static void rtimer_fired(struct sl_timer *t)
      * as Apache and NGINX Unit do) before closing. A connection that sent
      * nothing (fresh, or idle between requests) is closed in silence. */
     if (c->state == SL__C_HEAD && c->rbuf && c->rlen > c->rstart) {
+        sl_metrics_timeout(sl__metrics_l(c), SL_METRICS_TIMEOUT_HEADER);
         sl__resp_core_error(c, 408);
         return;
     }
+    if (c->state == SL__C_IDLE || c->state == SL__C_HEAD)
+        sl_metrics_timeout(sl__metrics_l(c), c->nrequests ? SL_METRICS_TIMEOUT_KEEP_ALIVE
+                                                          : SL_METRICS_TIMEOUT_HEADER);
     sl__conn_close(c);
 }
 
 static void wtimer_fired(struct sl_timer *t)
 {
-    sl__conn_close(sl_container_of(t, struct sl_conn, wtimer));
+    struct sl_conn *c = sl_container_of(t, struct sl_conn, wtimer);
+    sl_metrics_timeout(sl__metrics_l(c), SL_METRICS_TIMEOUT_WRITE);
+    sl__conn_close(c);
 }
 
 /* ---- between requests ---------------------------------------------------- */
@@ -639,7 +666,8 @@ static void req_step(struct sl_conn *c)
 /* Where the access log will find method, path and User-Agent. */
 static void note_log_fields(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h)
 {
-    r->t_start_us = sl_clock_us();
+    if (!r->t_start_us) /* the metrics hook may have read the clock already */
+        r->t_start_us = sl_clock_us();
     r->method_off = (uint32_t)(h->method - c->rbuf);
     r->method_len = (uint32_t)h->method_len;
     if (h->path >= c->rbuf && h->path < c->rbuf + r->head_len) {
@@ -677,7 +705,7 @@ static bool is_tchar(unsigned char ch)
  */
 void sl__conn_note_line(struct sl_conn *c, struct sl_req *r)
 {
-    if (!sl_access_log_on(&c->w->alog) || !c->rbuf)
+    if ((!sl_access_log_on(&c->w->alog) && !sl_metrics_enabled()) || !c->rbuf)
         return;
     const char *b = c->rbuf + c->rstart, *end = c->rbuf + c->rlen, *p = b;
     r->t_start_us = sl_clock_us();
@@ -742,6 +770,11 @@ static void proxy_headers(struct sl_conn *c, struct sl_req *r, const struct sl_h
         r->fwd_host_off = (uint32_t)(o.host - c->rbuf);
         r->fwd_host_len = (uint32_t)o.host_len;
     }
+    if (o.prefix) {
+        r->fwd_prefix = true;
+        r->fwd_prefix_off = (uint32_t)(o.prefix - c->rbuf);
+        r->fwd_prefix_len = (uint32_t)o.prefix_len;
+    }
 }
 
 static void start_request(struct sl_conn *c, size_t head_len)
@@ -758,6 +791,8 @@ static void start_request(struct sl_conn *c, size_t head_len)
     c->state = SL__C_REQ;
     c->nrequests++;
     w->requests++;
+    sl__metrics_req_start(c, r, &w->head);
+    sl__reqid_assign(c, r, &w->head);
     c->parse_prev = 0;
     sl_timer_cancel(&w->wheel, &c->rtimer);
     /* intercept routes (server/route_act.c): answered here, or the app;
@@ -845,10 +880,20 @@ static int proxy_done(struct sl_conn *c, const struct sl_proxy_info *pi)
 static void proxy_reject(struct sl_conn *c, const char *why)
 {
     char client[64];
+    /* Said at most once a second (a flood of them is one line with a count). */
+    uint64_t n = sl_log_every_due(&c->w->proxy_warn, sl_clock_ms());
     sl__conn_client(c, client, sizeof(client));
-    sl_log(SL_LOG_WARNING, "proxy: closing connection from %s on %s: %s", client,
-           c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name, why);
+    if (n == 1)
+        sl_log(SL_LOG_WARNING, "proxy: closing connection from %s on %s: %s", client,
+               c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name, why);
+    else if (n > 1)
+        sl_log(SL_LOG_WARNING,
+               "proxy: closing connection from %s on %s: %s (%llu such closes since the last "
+               "such warning)",
+               client, c->l->cfg->label ? c->l->cfg->label : c->l->cfg->name, why,
+               (unsigned long long)n);
     c->w->proxy_rejects++;
+    sl_metrics_reject(sl__metrics_l(c), SL_METRICS_REJECT_PROXY_PROTOCOL);
     sl__conn_close(c);
 }
 
@@ -927,6 +972,7 @@ static void head_step(struct sl_conn *c)
                 return;
             }
             if (rc != SL_H1_INCOMPLETE) {
+                sl_metrics_reject(sl__metrics_l(c), SL_METRICS_REJECT_PARSE_ERROR);
                 sl__resp_core_error(c, sl_h1_error_status(rc));
                 return;
             }

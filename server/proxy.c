@@ -556,15 +556,57 @@ static bool forwarded(const struct sl_proxy_config *p, const struct sl_h1_reques
     return true;
 }
 
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool sl_proxy_prefix_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 1024 || s[0] != '/')
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                return false;
+            i += 2;
+        } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     (c && strchr("-._~!$&'()*+,;=:@/", c)))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* X-Forwarded-Prefix (its right-most value): a mount path, trailing
+ * slashes dropped. A malformed one says nothing. */
+static void forwarded_prefix(const struct sl_h1_request *h, struct sl_proxy_origin *out)
+{
+    const char *v;
+    size_t n;
+    if (!last_item(h, "x-forwarded-prefix", 18, &v, &n) || !sl_proxy_prefix_ok(v, n))
+        return;
+    while (n > 0 && v[n - 1] == '/')
+        n--;
+    out->prefix = v;
+    out->prefix_len = n;
+}
+
 void sl_proxy_from_headers(const struct sl_proxy_config *p, const struct sl_h1_request *h,
                            struct sl_proxy_origin *out)
 {
     const char *v;
     size_t n;
     memset(out, 0, sizeof(*out));
+    forwarded_prefix(h, out); /* Forwarded (RFC 7239) has no prefix of its own */
     if (has_header(h, "forwarded", 9)) {
-        if (!forwarded(p, h, out))
+        if (!forwarded(p, h, out)) {
+            const char *pv = out->prefix;
+            size_t pn = out->prefix_len;
             memset(out, 0, sizeof(*out));
+            out->prefix = pv, out->prefix_len = pn;
+        }
         return;
     }
     xff_client(p, h, out);

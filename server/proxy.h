@@ -98,6 +98,11 @@ struct sl_proxy_origin {
     enum sl_proxy_scheme scheme;
     const char *host; /* "name[:port]" as sent; NULL = none */
     size_t host_len;
+    /* X-Forwarded-Prefix: the path the proxy mounted the app at, as sent,
+     * without trailing slashes (prefix_len 0: "/", the root); NULL = none
+     * or malformed. */
+    const char *prefix;
+    size_t prefix_len;
 };
 
 /*
@@ -112,6 +117,11 @@ struct sl_proxy_origin {
  */
 void sl_proxy_from_headers(const struct sl_proxy_config *p, const struct sl_h1_request *h,
                            struct sl_proxy_origin *out);
+
+/* Whether [s, s+n) is a path prefix as X-Forwarded-Prefix and app.root_path
+ * take it: "/" then RFC 3986 pchars and '/' ('%' only before two hex
+ * digits), at most 1024 bytes. */
+bool sl_proxy_prefix_ok(const char *s, size_t n);
 
 /* Parses an address as proxies write it: "1.2.3.4", "1.2.3.4:80",
  * "2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:80". Returns 0 or -1. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "server/metrics_internal.h"
 #include "server/route_internal.h"
 #include "server/server_internal.h"
 
@@ -26,6 +27,7 @@ static void app_timer_fired(struct sl_timer *t)
     if (!r->app_holds)
         return;
     r->w->app_timeouts++;
+    sl_metrics_timeout((size_t)(r->l - r->w->ls), SL_METRICS_TIMEOUT_APP);
     if (r->c && !r->gone && !r->ended)
         sl__resp_fail(r, 504);
     r->disc_sent = true; /* CANCEL says more than DISCONNECT would */
@@ -143,6 +145,16 @@ int sl_req_forwarded_scheme(const struct sl_req *r)
     if (r->fwd_scheme)
         return r->fwd_scheme;
     return r->c && r->c->proxy_ssl ? 2 : 0;
+}
+
+bool sl_req_forwarded_prefix(const struct sl_req *r, const char **prefix, size_t *len)
+{
+    const struct sl_conn *c = r->c;
+    if (!c || !c->rbuf || !r->fwd_prefix)
+        return false;
+    *prefix = c->rbuf + r->fwd_prefix_off;
+    *len = r->fwd_prefix_len;
+    return true;
 }
 
 bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *len, int *port)

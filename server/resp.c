@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "server/route_internal.h"
 #include "server/server_internal.h"
 
@@ -370,6 +371,40 @@ static void decide_framing(struct sl_conn *c, struct sl_req *r, int status,
     }
 }
 
+/* http.request_id: the header to send the id in, unless the app sent it
+ * itself; NULL = none. */
+static const char *rid_header(const struct sl_req *r, const struct sl_h1_header *h, size_t n)
+{
+    const char *name = r->rid_len ? r->w->cfg->http.request_id.header : NULL;
+    size_t len = name ? strlen(name) : 0;
+    for (size_t i = 0; name && i < n; i++)
+        if (h[i].name_len == len && strncasecmp(h[i].name, name, len) == 0)
+            return NULL;
+    return name;
+}
+
+static char *put_rid(char *p, const struct sl_req *r, const char *name)
+{
+    p = put(p, name, strlen(name));
+    p = PUT_LIT(p, ": ");
+    p = put(p, r->rid, r->rid_len);
+    return PUT_LIT(p, "\r\n");
+}
+
+/* http.server_timing: "Server-Timing: app;dur=12.345" on the app's
+ * responses (not on those of intercept routes). */
+static char *put_timing(char *p, const struct sl_req *r)
+{
+    uint64_t us = sl_clock_us() - r->t_start_us;
+    p = PUT_LIT(p, "Server-Timing: app;dur=");
+    p = put_u64(p, us / 1000);
+    *p++ = '.';
+    *p++ = (char)('0' + us / 100 % 10);
+    *p++ = (char)('0' + us / 10 % 10);
+    *p++ = (char)('0' + us % 10);
+    return PUT_LIT(p, "\r\n");
+}
+
 int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, size_t n,
                   bool trailers)
 {
@@ -386,8 +421,12 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
     struct sl_worker *w = c->w;
     decide_framing(c, r, status, &f, trailers);
     bool server = w->server_line && !f.has_server;
+    const char *rid = rid_header(r, h, n);
+    bool timing = w->cfg->http.server_timing && r->t_start_us &&
+                  (!r->route || r->route->action == SL_ROUTE_APP);
     size_t size = 16 + strlen(sl_h1_reason(status)) + SL_DATE_LINE_LEN +
-                  (server ? w->server_line_len : 0) + f.bytes + 40 + 28 + 26 + 2;
+                  (server ? w->server_line_len : 0) + f.bytes + 40 + 28 + 26 + 2 +
+                  (rid ? strlen(rid) + 4 + r->rid_len : 0) + (timing ? 56 : 0);
     struct sl__obuf *b = obuf_new(w, size);
     if (!b)
         return -ENOMEM;
@@ -400,6 +439,10 @@ int sl_resp_start(struct sl_req *r, int status, const struct sl_h1_header *h, si
         p = put(p, sl_date_line(&w->date), SL_DATE_LINE_LEN);
     if (server)
         p = put(p, w->server_line, w->server_line_len);
+    if (rid)
+        p = put_rid(p, r, rid);
+    if (timing)
+        p = put_timing(p, r);
     for (size_t i = 0; i < n; i++) {
         int kind = classify(&h[i]);
         /* RFC 9110 8.6: never a Content-Length on a 204 (a 304 or HEAD may
@@ -682,6 +725,8 @@ void sl__resp_core_error(struct sl_conn *c, int status)
     p = PUT_LIT(p, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
     p = put_u64(p, strlen(reason) + 1);
     p = PUT_LIT(p, "\r\nConnection: close\r\n");
+    if (r->rid_len) /* buf has room: a name of 64 and an id of 64 at most */
+        p = put_rid(p, r, w->cfg->http.request_id.header);
     if (status == 426) /* only the WebSocket handshake asks for an upgrade */
         p = PUT_LIT(p, "Sec-WebSocket-Version: 13\r\n");
     p = PUT_LIT(p, "\r\n");

@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "server/metrics.h"
 #include "server/route_internal.h"
 
 #define LOCATION_MAX 8192 /* bytes of a Location header we build */
@@ -286,6 +288,30 @@ static void act_preflight(struct sl_req *r, const struct sl_h1_request *h,
     respond(r, 204, v, n, "", 0);
 }
 
+/* The instance's metrics, in the format the Accept header asks for. */
+static void act_metrics(struct sl_req *r, const struct sl_h1_request *h)
+{
+    const struct sl_h1_header *accept = header(h, "accept");
+    enum sl_metrics_format f =
+        sl_metrics_negotiate(accept ? accept->value : NULL, accept ? accept->value_len : 0);
+    char *body = NULL;
+    size_t len = 0;
+    int rc = sl_metrics_render(f, &body, &len);
+    if (rc < 0) {
+        respond_text(r, 503,
+                     rc == -ENOENT ? "metrics are not enabled in this process\n"
+                                   : "metrics unavailable\n");
+        return;
+    }
+    struct sl_h1_header v[4];
+    size_t n = 0;
+    const char *ct = sl_metrics_content_type(f);
+    hdr(v, &n, "Content-Type", ct, strlen(ct));
+    hdr(v, &n, "Cache-Control", "no-store", 8);
+    respond(r, 200, v, n, body, len);
+    free(body);
+}
+
 bool sl__route_answer(struct sl_req *r, const struct sl_h1_request *h,
                       const struct sl_route_hit *hit)
 {
@@ -311,6 +337,9 @@ bool sl__route_answer(struct sl_req *r, const struct sl_h1_request *h,
         return true;
     case SL_ROUTE_FILES:
         return sl__route_files(r, h, hit);
+    case SL_ROUTE_METRICS:
+        act_metrics(r, h);
+        return true;
     default:
         return false; /* the app */
     }

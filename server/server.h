@@ -90,6 +90,14 @@ bool sl_req_forwarded_host(const struct sl_req *r, const char **host, size_t *le
 /* The intercept route the request matched (its action is `app` or
  * `tracemalloc`: the others never reach the app), or NULL. */
 const struct sl_route_config *sl_req_route(const struct sl_req *r);
+/* The request's id (http.request_id; NULL, *len 0 when off). Borrowed:
+ * valid as long as the req. */
+const char *sl_req_request_id(const struct sl_req *r, size_t *len);
+
+/* The path a trusted proxy says it mounted the app at (X-Forwarded-Prefix,
+ * percent-encoded as sent, no trailing slash; *len 0 for the root): false
+ * when none. *prefix borrows the head: valid only inside on_request. */
+bool sl_req_forwarded_prefix(const struct sl_req *r, const char **prefix, size_t *len);
 
 void sl_req_set_data(struct sl_req *r, void *data);
 void *sl_req_data(const struct sl_req *r);

@@ -41,6 +41,7 @@
 #define SL__DISCARD_MAX (64u << 10) /* unread body dropped to keep alive */
 #define SL__LINGER_MS 2000u         /* lingering close bound */
 #define SL__TICK_MS 8u              /* timer wheel resolution */
+#define SL__RID_MAX 64u             /* longest request id (http.request_id) */
 
 enum sl__tag { SL__TAG_LISTENER = 1, SL__TAG_CONN, SL__TAG_WAKE };
 
@@ -159,7 +160,11 @@ struct sl_req {
     bool logged : 1;
     bool in_free : 1;    /* on the worker's free list */
     bool ws : 1;         /* a checked WebSocket handshake (sl_req_is_websocket) */
+    bool metered : 1;    /* counted in flight by the metrics registry */
+    bool mdone : 1;      /* its exchange was counted by the metrics registry */
     uint16_t ws_code;    /* WebSocket close code for sl_ws_close_code; 0 = 1006 */
+    uint8_t rid_len;     /* http.request_id: the id's length, 0 = none */
+    char rid[SL__RID_MAX];
     uint32_t ws_key_off; /* Sec-WebSocket-Key value in c->rbuf (24 bytes) */
     uint8_t evmask;      /* SL__EV_* waiting to be delivered */
     uint8_t minor;       /* request HTTP minor version */
@@ -194,6 +199,9 @@ struct sl_req {
     uint8_t fwd_client_len;
     uint8_t fwd_scheme;
     uint32_t fwd_host_off, fwd_host_len;
+    /* X-Forwarded-Prefix, an offset into the head; fwd_prefix false = none */
+    bool fwd_prefix;
+    uint32_t fwd_prefix_off, fwd_prefix_len;
     /* The formatted response head, from sl_resp_start until the app's first
      * body call commits it to the output queue. While it is here nothing of
      * the app's response is the client's yet: a failure can still be a 500. */
@@ -243,6 +251,9 @@ struct sl_worker {
     uint64_t proxy_rejects; /* connections closed for a bad or missing PROXY header */
     uint64_t conn_ip_rejects, rate_rejects, concurrency_rejects; /* limits.c */
     struct sl_client_table *clients; /* limits.c; NULL until a limit needs it */
+    struct sl_log_every maxconn_warn; /* "max_connections reached", once a second */
+    struct sl_log_every proxy_warn;   /* bad PROXY headers, once a second */
+    uint64_t rng[4];                  /* request ids: xoshiro256** state (reqid.c) */
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
     struct sl_conn *batch; /* output held for sl_worker_flush */
@@ -277,6 +288,16 @@ uint32_t sl__conn_rcap(const struct sl_conn *c);
 void sl__conn_client(const struct sl_conn *c, char *out, size_t cap);
 void sl__addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t cap);
 void sl__conn_note_line(struct sl_conn *c, struct sl_req *r);
+
+/* stats.c: SIGUSR1's line (installed by sl_worker_new, checked each poll) */
+int sl__stats_on(struct sl_worker *w, int sig);
+void sl__stats_off(struct sl_worker *w);
+void sl__stats_check(struct sl_worker *w);
+
+/* reqid.c */
+void sl__reqid_seed(struct sl_worker *w);
+/* Gives r its request id (http.request_id), and its clock for Server-Timing. */
+void sl__reqid_assign(struct sl_conn *c, struct sl_req *r, const struct sl_h1_request *h);
 
 /* req.c */
 struct sl_req *sl__req_new(struct sl_worker *w);

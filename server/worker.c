@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "server/client_table.h"
+#include "server/metrics_internal.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
 #include "server/ws_deflate.h"
@@ -197,6 +198,18 @@ static void accept_pause(struct sl_worker *w, int err)
     sl_timer_arm(&w->wheel, &w->accept_timer, w->now_ms + ACCEPT_PAUSE_MS);
 }
 
+/* A connection over limits.max_connections: counted, and said once a second. */
+static void refused(struct sl_worker *w, struct sl__listener *l, uint32_t limit)
+{
+    sl_metrics_reject((size_t)(l - w->ls), SL_METRICS_REJECT_MAX_CONNECTIONS);
+    uint64_t n = sl_log_every_due(&w->maxconn_warn, sl_clock_ms());
+    if (n)
+        sl_log(SL_LOG_WARNING,
+               "%s: limits.max_connections (%u) reached: %llu connection(s) refused since the "
+               "last such warning",
+               l->cfg->label ? l->cfg->label : l->cfg->name, limit, (unsigned long long)n);
+}
+
 static void accept_ready(struct sl_worker *w, struct sl__listener *l)
 {
     uint32_t limit = l->cfg->limits.max_connections;
@@ -215,6 +228,8 @@ static void accept_ready(struct sl_worker *w, struct sl__listener *l)
          * prompt end instead of waiting in the backlog. */
         if (w->draining || (limit && w->nconns >= limit)) {
             close(fd);
+            if (!w->draining)
+                refused(w, l, limit);
             continue;
         }
         if (sl__conn_new(w, l, fd, &peer, l->is_unix ? 0 : len))
@@ -317,6 +332,7 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     sl_log_batch_begin(); /* access lines of this round: one write at its end */
     flush_batch(w);       /* first: the responses of the embedder's last turn */
     check_signals(w);
+    sl__stats_check(w); /* SIGUSR1 */
     while (w->later) { /* deferred last round: their turn again */
         struct sl_conn *c = w->later;
         w->later = c->pnext;
@@ -563,12 +579,17 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
     w->epfd = w->wakefd = -1;
     w->told_due_ms = UINT64_MAX;
     atomic_init(&w->signals, 0);
+    sl__reqid_seed(w);
+    if (sl_metrics_attach() < 0)
+        sl_log(SL_LOG_WARNING, "metrics: no free slot in the registry; this worker is not counted");
     int rc = worker_setup(w, listen_fds);
     if (rc < 0) {
         sl_worker_free(w);
         errno = -rc;
         return NULL;
     }
+    if ((rc = sl__stats_on(w, SIGUSR1)) < 0) /* after setup: the wake fd exists */
+        sl_log(SL_LOG_WARNING, "cannot handle SIGUSR1 (stats): %s", strerror(-rc));
     return w;
 }
 
@@ -576,6 +597,7 @@ void sl_worker_free(struct sl_worker *w)
 {
     if (!w)
         return;
+    sl__stats_off(w);
     w->in_poll = true; /* closing conns must not write the wake fd */
     while (w->conns)
         sl__conn_close(w->conns);

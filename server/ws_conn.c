@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "server/metrics_internal.h"
 #include "server/server_internal.h"
 #include "server/ws.h"
 #include "server/ws_deflate.h"
@@ -330,6 +331,8 @@ int sl_ws_accept(struct sl_req *r, const char *subprotocol, const struct sl_h1_h
     r->started = true;
     r->status = 101;
     log_prepare(c, r, ws); /* the head is still in rbuf: copy before frames reuse it */
+    sl__metrics_req_end(c, r, sl_clock_us()); /* the HTTP exchange (101) ends, a WebSocket opens */
+    sl_metrics_ws_open(sl__metrics_l(c), +1);
     sl_timer_cancel(&c->w->wheel, &r->atimer);
     sl_timer_cancel(&c->w->wheel, &c->rtimer);
     c->state = SL__C_WS;
@@ -501,6 +504,7 @@ bool sl__ws_timer(struct sl_conn *c)
     }
     if (ws->pinged && ws->rx_ms < ws->ping_ms) {
         if (cfg->ping_timeout_ms && now - ws->ping_ms >= cfg->ping_timeout_ms) {
+            sl_metrics_timeout(sl__metrics_l(c), SL_METRICS_TIMEOUT_WEBSOCKET);
             ws_end(c, SL_WS_CLOSE_ABNORMAL);
             return false;
         }
@@ -639,6 +643,7 @@ static bool on_data(struct sl_conn *c, const struct sl_ws_event *ev)
     if (!ev->fin)
         return true;
     ws->msgs_in++;
+    sl_metrics_ws_message(sl__metrics_l(c), false);
     if (ws->waiting && r->app_holds) {
         ws->waiting = false;
         sl__worker_queue_event(r, SL__EV_BODY);
@@ -865,6 +870,7 @@ int sl_ws_send(struct sl_req *r, bool text, const void *data, size_t len)
         return -EPIPE;
     }
     c->ws->msgs_out++;
+    sl_metrics_ws_message(sl__metrics_l(c), true);
     c->ws->bytes_out += app_len;
     if (c->out_bytes > SL__HIGH_WATER) {
         r->want_drain = true;

@@ -888,7 +888,7 @@ TEST(ConfigErrors, SuggestAKeyOfTheSameNameInASubsection)
 TEST(ConfigErrors, ListTheKnownKeysWhenNothingIsClose)
 {
     EXPECT_EQ("test.yaml:1:25: app.frobnicate: unknown key, expected one of: target, path, venv, "
-              "lifespan, loop\n",
+              "lifespan, loop, root_path\n",
               Errors("app: {target: main:app, frobnicate: 1}\n"));
 }
 
@@ -1055,6 +1055,7 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  venv: null\n"
               "  lifespan: auto\n"
               "  loop: auto\n"
+              "  root_path: \"\"\n"
               "workers: 1\n"
               "routes: []\n"
               "listeners:\n"
@@ -1106,6 +1107,10 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  raise_nofile: false\n"
               "http:\n"
               "  server_header: \"saltare\"\n"
+              "  request_id:\n"
+              "    header: null\n"
+              "    trust_incoming: false\n"
+              "  server_timing: false\n"
               "log:\n"
               "  access: off\n"
               "  error: stderr\n"

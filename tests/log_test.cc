@@ -127,6 +127,23 @@ TEST(AccessLog, CustomTemplateFillsNamedFields)
                     "1.500000 HTTP/1.1 9 api $nosuch X\n");
 }
 
+TEST(AccessLog, RequestIdIsAJsonFieldAndATemplateFieldWhenSet)
+{
+    char buf[SL_ACCESS_LINE_MAX];
+    sl_access_entry e = Sample();
+    sl_access_log l{};
+    std::string line(buf, sl_access_format(buf, sizeof(buf), &e, &l));
+    EXPECT_EQ(line.find("request_id"), std::string::npos) << line;
+    e.request_id = "abc-1\"x";
+    e.request_id_len = 7;
+    line.assign(buf, sl_access_format(buf, sizeof(buf), &e, &l));
+    EXPECT_NE(line.find(",\"request_id\":\"abc-1\\\"x\"}\n"), std::string::npos) << line;
+    l.format = SL_ACCESS_CUSTOM;
+    l.tmpl = "[$request_id]";
+    line.assign(buf, sl_access_format(buf, sizeof(buf), &e, &l));
+    EXPECT_EQ(line, "[abc-1\\\"x]\n");
+}
+
 /* A FIFO whose reader never reads: writing far more than it holds must
  * return at once, and what does arrive is whole lines. */
 TEST(AccessLog, AFullFifoDropsWholeLinesAndNeverBlocks)

@@ -497,6 +497,33 @@ TEST(ProxyHeaders, ForwardedHiddenOrMalformedSaysNothing)
     EXPECT_EQ("10.0.0.2", Host(o.client));
 }
 
+TEST(ProxyHeaders, XForwardedPrefixIsAPathWithoutTrailingSlashes)
+{
+    Trust t({{"10.0.0.0", 8}});
+    auto prefix = [&](const char *v) {
+        Head h({{"X-Forwarded-Prefix", v}});
+        sl_proxy_origin o = From(t, h);
+        return o.prefix ? std::string(o.prefix, o.prefix_len) : std::string("<none>");
+    };
+    EXPECT_EQ("/api", prefix("/api"));
+    EXPECT_EQ("/api/v1", prefix("/api/v1//"));
+    EXPECT_EQ("", prefix("/"));
+    EXPECT_EQ("/caf%C3%A9", prefix("/caf%C3%A9"));
+    EXPECT_EQ("/b", prefix("/a, /b"));
+    for (const char *bad : {"", "api", "/a b", "/x%zz", "/x%4", "/q?x", "/f#g", "//\x01"})
+        EXPECT_EQ("<none>", prefix(bad)) << bad;
+    // Also beside Forwarded, which has no prefix parameter of its own.
+    Head f({{"Forwarded", "for=1.2.3.4"}, {"X-Forwarded-Prefix", "/m"}});
+    sl_proxy_origin o = From(t, f);
+    EXPECT_TRUE(o.has_client);
+    EXPECT_EQ("/m", std::string(o.prefix, o.prefix_len));
+    Head broken({{"Forwarded", "for=1.2.3.4;garbage"}, {"X-Forwarded-Prefix", "/m"}});
+    sl_proxy_origin b = From(t, broken);
+    EXPECT_FALSE(b.has_client);
+    ASSERT_NE(nullptr, b.prefix);
+    EXPECT_EQ("/m", std::string(b.prefix, b.prefix_len));
+}
+
 } // namespace
 
 // The config's one parser of ranges (config/cidr.c) and the server's one

@@ -22,6 +22,7 @@ PACKAGES=(
     python3-httptools python3-websockets python3-multipart testssl.sh media-types
     clang libclang-rt-14-dev valgrind
     nginx-light wrk
+    prometheus python3-prometheus-client
 )
 
 deps() {

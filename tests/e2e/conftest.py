@@ -277,6 +277,7 @@ class Launcher:
         venv: str | None = None,
         extra_path: list[str] = (),
         ready: bool = True,
+        app_options: dict | None = None,  # more app.* keys (root_path...)
         **sections,
     ) -> Server:
         host = port = uds = None
@@ -295,6 +296,7 @@ class Launcher:
                 "lifespan": lifespan,
                 "loop": loop,
                 "venv": venv,
+                **(app_options or {}),
             },
             "workers": 1,
             "listeners": [listener],

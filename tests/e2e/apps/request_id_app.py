@@ -1,0 +1,20 @@
+"""Answers with scope["extensions"]["request_id"] (or null) as its body;
+/own sets an X-Request-ID header of its own; /slow takes 0.2 s first."""
+
+import asyncio
+import json
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    if scope["path"] == "/slow":
+        await asyncio.sleep(0.2)
+    body = json.dumps({"request_id": scope["extensions"].get("request_id")}).encode()
+    headers = [(b"content-type", b"application/json")]
+    if scope["path"] == "/own":
+        headers.append((b"x-request-id", b"from-the-app"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
