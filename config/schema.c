@@ -70,12 +70,29 @@ static const struct sl__key timeouts_keys[] = {
      .def = "30s",
      .doc = "On SIGTERM/SIGINT, how long in-flight requests may take to finish before the "
             "remaining connections are closed."},
+    /* Last: global only, listeners' `timeouts` use every key but this one. */
+    {.name = "startup",
+     TIMEOUT(startup_ms),
+     .def = "1m",
+     .doc = "Global only. How long a worker may take from its start (the app import when "
+            "`app.preload` is off, then lifespan startup) to \"ready\"; a worker still starting "
+            "then is killed. At start that is exit status 3; on a reload (SIGHUP) or a respawn "
+            "the old workers keep serving. `0` = no limit."},
 };
 
 static const struct sl__section timeouts_section = {
     .name = "timeouts",
     .keys = timeouts_keys,
     .nkeys = ARRAY_LEN(timeouts_keys),
+    .size = sizeof(struct sl_timeouts),
+    .doc = "Timeouts, per connection. `0` disables one.",
+};
+
+/* A listener's overrides: the same keys but the last, `startup` (process-wide). */
+static const struct sl__section listener_timeouts_section = {
+    .name = "timeouts",
+    .keys = timeouts_keys,
+    .nkeys = ARRAY_LEN(timeouts_keys) - 1,
     .size = sizeof(struct sl_timeouts),
     .doc = "Timeouts, per connection. `0` disables one.",
 };
@@ -1021,7 +1038,7 @@ static const struct sl__key listener_keys[] = {
     {.name = "timeouts",
      LISTENER(timeouts),
      .shape = SL__SECTION,
-     .section = &timeouts_section,
+     .section = &listener_timeouts_section,
      .flags = SL__INHERIT,
      .inherit = offsetof(struct sl_config, timeouts),
      .doc = "Overrides of the global `timeouts` for this listener; keys not set here inherit "
@@ -1198,6 +1215,48 @@ static const struct sl__key process_keys[] = {
      .type = &sl__type_bool,
      .def = "false",
      .doc = "Raise the soft open-file limit to the hard limit at start (logged)."},
+    {.name = "max_requests",
+     SUBFIELD(process, max_requests),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000000,
+     .def = "0",
+     .doc = "Replace a worker after it served this many requests (plus its jitter): a new "
+            "worker starts, and the old one drains only once the new one is ready. `0` = "
+            "never."},
+    {.name = "max_requests_jitter",
+     SUBFIELD(process, max_requests_jitter),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000000,
+     .def = "0",
+     .doc = "Each worker adds a random 0 to this many requests to `max_requests`, so workers "
+            "started together are not all replaced at once."},
+    {.name = "max_rss",
+     SUBFIELD(process, max_rss),
+     .type = &sl__type_size,
+     .min = 0,
+     .max = 1ll << 40,
+     .def = "0",
+     .doc = "Replace a worker whose resident memory stays above this size for 3 samples in a "
+            "row (sampled every second), one worker at a time, the new one ready before the "
+            "old one drains. `0` = never."},
+    {.name = "crash_limit",
+     SUBFIELD(process, crash_limit),
+     .type = &sl__type_int,
+     .min = 1,
+     .max = 10000,
+     .def = "5",
+     .doc = "This many unexpected worker exits within `crash_window` are logged as a crash "
+            "loop (at `error`); the master keeps respawning with back-off while the other "
+            "workers serve."},
+    {.name = "crash_window",
+     SUBFIELD(process, crash_window_ms),
+     .type = &sl__type_duration,
+     .min = SECOND,
+     .max = DAY,
+     .def = "1m",
+     .doc = "The window `crash_limit` counts crashes in."},
 };
 
 static const struct sl__section process_section = {
@@ -1214,6 +1273,7 @@ static const struct sl__section process_section = {
 
 static const char *const lifespan_names[] = {"auto", "on", "off", NULL};
 static const char *const loop_names[] = {"auto", "asyncio", "uvloop", NULL};
+static const char *const preload_names[] = {"auto", "on", "off", NULL};
 static const char *const level_names[] = {"debug", "info", "warning", "error", NULL};
 static const char *const access_format_names[] = {"json", "combined", "custom", NULL};
 static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
@@ -1257,6 +1317,15 @@ static const struct sl__key app_keys[] = {
      .names = loop_names,
      .def = "auto",
      .doc = "Event loop: `auto` uses uvloop when it can be imported, else asyncio."},
+    {.name = "preload",
+     APP(preload),
+     .type = &sl__type_enum,
+     .names = preload_names,
+     .def = "auto",
+     .doc = "`on`: the master imports the app, runs `gc.freeze()` and forks the workers, "
+            "which share the imported pages. `off`: each worker imports the app itself (a "
+            "crashed worker's state is never inherited; more memory). `auto`: `on` when "
+            "`workers` is more than 1."},
 };
 
 /* Splits the target into module and attribute (validated by its type). */

@@ -22,7 +22,9 @@
 #include <malloc.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
@@ -53,6 +55,8 @@ static struct {
     bool stopping;         /* serving is ending (done resolved) or the loop was stopped */
     bool finishing;        /* serving ended: lifespan shutdown and cleanup */
     bool aborted;          /* second signal */
+    uint64_t max_requests; /* process.max_requests plus this worker's jitter; 0 = none */
+    bool recycle_asked;    /* told the master max_requests was reached */
 } S;
 
 static struct sl_worker *volatile sig_worker; /* NULL outside serving */
@@ -228,6 +232,14 @@ static void poll_worker(void)
         sl__serve_kick();
     arm_timer(w);
     check_state(w);
+    if (S.max_requests && !S.recycle_asked && sl__py.nrequests >= S.max_requests) {
+        /* The master starts a replacement and drains us once it is ready:
+         * until then this worker keeps serving. */
+        S.recycle_asked = true;
+        sl__py_log(SL_LOG_INFO, "served %llu requests (process.max_requests): asking to be replaced",
+                   (unsigned long long)sl__py.nrequests);
+        sl_notify_worker_recycle();
+    }
 }
 
 static PyObject *on_readable(PyObject *self, PyObject *unused)
@@ -530,12 +542,26 @@ static int run(struct sl_worker *w)
     return status;
 }
 
+/* process.max_requests plus 0..max_requests_jitter, drawn per worker. */
+static uint64_t max_requests_draw(const struct sl_config *cfg)
+{
+    uint64_t n = cfg->process.max_requests, jitter = cfg->process.max_requests_jitter;
+    struct timespec ts;
+
+    if (n == 0 || jitter == 0)
+        return n;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    srandom((unsigned)getpid() ^ (unsigned)ts.tv_nsec);
+    return n + (uint64_t)random() % (jitter + 1);
+}
+
 int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
 {
     struct sl_worker *w;
     int rc;
 
     sl__py.cfg = cfg;
+    S.max_requests = max_requests_draw(cfg);
     if (sl__py_loop_for_child() < 0 || callbacks_create() < 0) {
         sl__py_log_error("cannot set up the event loop");
         return 1;
@@ -554,6 +580,7 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
         return 1;
     }
     sl_worker_set_batching(w, true);
+    sl_worker_set_owns_listeners(w, true); /* our copies: a drain closes them */
     sl__py.worker = w;
     sl_notify_worker_ready(); /* lifespan startup done, accepting: READY=1 */
     sl_log(SL_LOG_INFO, "worker ready: lifespan startup done, serving");

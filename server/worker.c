@@ -414,6 +414,11 @@ void sl_worker_signal_drain(struct sl_worker *w)
     errno = saved;
 }
 
+void sl_worker_set_owns_listeners(struct sl_worker *w, bool on)
+{
+    w->owns_listeners = on;
+}
+
 /* Idle connections (no request bytes) close now; the others close after
  * their current response (conn.c checks w->draining). */
 void sl_worker_drain(struct sl_worker *w)
@@ -424,6 +429,10 @@ void sl_worker_drain(struct sl_worker *w)
     if (!w->accept_paused)
         listeners_ctl(w, EPOLL_CTL_DEL);
     sl_timer_cancel(&w->wheel, &w->accept_timer);
+    for (size_t i = 0; w->owns_listeners && i < w->nls; i++) {
+        close(w->ls[i].fd);
+        w->ls[i].fd = -1;
+    }
     for (struct sl_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == SL__C_IDLE)

@@ -79,7 +79,7 @@ TEST(EpollFailure, AWriteThatCannotWaitForEpolloutClosesTheConnection)
     lc.limits.max_headers = 64;
     lc.limits.max_request_target = 8192;
     // no write timeout (the 4th): nothing else would end it
-    lc.timeouts = {5000, 5000, 5000, 0, 1000, 0, 10000};
+    lc.timeouts = {5000, 5000, 5000, 0, 1000, 0, 10000, 0};
     sl_config cfg{};
     cfg.listeners = &lc;
     cfg.nlisteners = 1;

@@ -357,7 +357,7 @@ class Server
         lc.limits.max_headers = 64;
         lc.limits.max_connections = o.max_connections;
         lc.limits.max_keepalive_requests = o.max_keepalive_requests;
-        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms, 10000};
+        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms, 10000, 0};
         cfg.listeners = &lc;
         cfg.nlisteners = 1;
         cfg.http.server_header = "saltare-test";

@@ -137,7 +137,7 @@ class Server
         lc.limits.max_header_bytes = 8192;
         lc.limits.max_request_target = 8192;
         lc.limits.max_headers = 64;
-        lc.timeouts = {5000, 5000, 5000, 5000, 1000, 0, 10000};
+        lc.timeouts = {5000, 5000, 5000, 5000, 1000, 0, 10000, 0};
         lc.websocket.max_message = max_message;
         lc.websocket.ping_interval_ms = ping_interval_ms;
         lc.websocket.ping_timeout_ms = ping_timeout_ms;
