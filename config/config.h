@@ -282,6 +282,9 @@ struct sl_config {
     struct sl_proxy_config proxy; /* global section */
     struct {
         bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */
+        const char *user;     /* drop privileges to this user (name or uid); NULL = stay */
+        const char *group;    /* with `user`: this group instead of the user's; NULL */
+        const char *pid_file; /* the master's PID, written after binding; NULL = none */
     } process;
     struct {
         const char *server_header; /* "" = send no Server header */

@@ -20,6 +20,8 @@
 
 #include "config/config.h"
 #include "python/bridge.h"
+#include "program/pidfile.h"
+#include "program/privdrop.h"
 #include "server/listen.h"
 #include "base/log.h"
 #include "server/notify.h"
@@ -511,10 +513,14 @@ static int serve(const struct sl_config *cfg)
         return 1;
     cfg = &set.cfg; /* systemd items expanded to the sockets passed */
     fds = set.fds;
+    if (cfg->process.pid_file && (rc = 1) && sl_pidfile_write(cfg->process.pid_file) < 0)
+        goto out_close;
     if (sl_tls_init(cfg) < 0) { /* before fork: workers share ticket keys */
         rc = SL_EX_CONFIG;
         goto out_close;
     }
+    if ((rc = 1) && sl_privdrop(cfg) < 0) /* bound, keys read; the app not yet imported */
+        goto out_close;
     sl_notify_init(workers == 1 ? 0 : workers);
     sl_notify("STATUS=starting: importing the app");
     rc = sl_py_init(cfg);
