@@ -519,8 +519,10 @@ static int serve(const struct sl_config *cfg)
         rc = SL_EX_CONFIG;
         goto out_close;
     }
-    if ((rc = 1) && sl_privdrop(cfg) < 0) /* bound, keys read; the app not yet imported */
+    if ((rc = sl_privdrop(cfg)) < 0) { /* bound, keys read; the app not yet imported */
+        rc = rc == -ENOENT ? SL_EX_CONFIG : 1; /* no such user: the config's error */
         goto out_close;
+    }
     sl_notify_init(workers == 1 ? 0 : workers);
     sl_notify("STATUS=starting: importing the app");
     rc = sl_py_init(cfg);
