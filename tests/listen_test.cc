@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -674,4 +675,140 @@ TEST(ListenMatch, AnFdItemTakesThatFd)
     char err[256];
     ASSERT_EQ(0, sl_listen_match(items, 2, fds, 1, owner, err, sizeof(err))) << err;
     EXPECT_EQ(1, owner[0]);
+}
+
+// ---- re-exec for real: the sockets survive execve ------------------------
+//
+// The test forks; the child opens the old listeners, prepares, and execs
+// this test binary again, whose constructor below plays the new image: it
+// opens the new config's listeners and reports what it got on a pipe.
+
+namespace
+{
+
+// "tcp:PORT" or "unix:PATH" items, ';'-separated; storage lives in `keep`.
+std::vector<sl_listener_config> ParseItems(const std::string &spec, std::vector<std::string> *keep)
+{
+    std::vector<sl_listener_config> items;
+    size_t pos = 0;
+    keep->reserve(64);
+    while (pos < spec.size()) {
+        size_t end = spec.find(';', pos);
+        std::string one = spec.substr(pos, end == std::string::npos ? end : end - pos);
+        pos = end == std::string::npos ? spec.size() : end + 1;
+        if (one.rfind("tcp:", 0) == 0) {
+            items.push_back(Tcp("127.0.0.1", static_cast<uint16_t>(std::stoi(one.substr(4)))));
+        } else {
+            keep->push_back(one.substr(5));
+            items.push_back(Unix(keep->back()));
+        }
+    }
+    return items;
+}
+
+// The new image: reports "fd kind owned\n" per entry, then "open:" and the
+// probed fds still open, then "env:" and whether the variable leaked.
+__attribute__((constructor)) void NewImage()
+{
+    const char *spec = getenv("SL_TEST_NEW_IMAGE");
+    if (spec == nullptr)
+        return;
+    int out = atoi(getenv("SL_TEST_REPORT_FD"));
+    std::string probe = getenv("SL_TEST_PROBE");
+    unsetenv("SL_TEST_NEW_IMAGE");
+    std::vector<std::string> keep;
+    std::vector<sl_listener_config> items = ParseItems(spec, &keep);
+    sl_config cfg = Config(items);
+    sl_listen_set set;
+    std::string report;
+    if (sl_listen_open_all(&cfg, &set) < 0) {
+        report = "failed\n";
+    } else {
+        for (size_t i = 0; i < set.n; i++)
+            report += std::to_string(set.fds[i]) + " " +
+                      (set.items[i].kind == SL_LISTENER_UNIX ? "unix" : "tcp") + " " +
+                      (set.owned[i] ? "owned" : "-") + (CloseOnExec(set.fds[i]) ? "" : " leaky") +
+                      "\n";
+        report += "open:";
+        for (size_t p = 0; p < probe.size();) {
+            size_t e = probe.find(',', p);
+            int fd = std::stoi(probe.substr(p, e == std::string::npos ? e : e - p));
+            p = e == std::string::npos ? probe.size() : e + 1;
+            if (IsOpen(fd) && fd != out)
+                report += " " + std::to_string(fd);
+        }
+        report += std::string("\nenv:") + (getenv(SL_LISTEN_ENV) ? "leaked" : "unset") + "\n";
+    }
+    if (write(out, report.data(), report.size()) < 0)
+        _exit(2);
+    _exit(0);
+}
+
+} // namespace
+
+TEST(ListenReexec, SocketsSurviveARealExec)
+{
+    uint16_t pa = FreePort(), pb = FreePort(), pc = FreePort();
+    std::string kept = Tmp("exec-kept"), gone = Tmp("exec-gone");
+    std::string old_spec = "tcp:" + std::to_string(pa) + ";unix:" + kept + ";tcp:" +
+                           std::to_string(pb) + ";unix:" + gone;
+    std::string new_spec = "unix:" + kept + ";tcp:" + std::to_string(pc) + ";tcp:" +
+                           std::to_string(pa);
+    int report[2];
+    ASSERT_EQ(0, pipe(report)); // no O_CLOEXEC: the new image writes to it
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(report[0]);
+        std::vector<std::string> keep_old, keep_new;
+        std::vector<sl_listener_config> old_items = ParseItems(old_spec, &keep_old);
+        std::vector<sl_listener_config> new_items = ParseItems(new_spec, &keep_new);
+        sl_config old_cfg = Config(old_items), new_cfg = Config(new_items);
+        sl_listen_set set;
+        sl_listen_exec x;
+        int other = open("/dev/null", O_RDONLY | O_CLOEXEC); // must not survive
+        if (sl_listen_open_all(&old_cfg, &set) < 0 ||
+            sl_listen_exec_prepare(&set, &new_cfg, &x) < 0)
+            _exit(3);
+        std::string probe = std::to_string(other);
+        for (size_t i = 0; i < set.n; i++)
+            probe += "," + std::to_string(set.fds[i]);
+        std::string tag = std::to_string(set.fds[0]) + "," + std::to_string(set.fds[1]) + "," +
+                          std::to_string(set.fds[2]) + "," + std::to_string(set.fds[3]) + "," +
+                          std::to_string(x.fds[0]);
+        setenv("SL_TEST_NEW_IMAGE", new_spec.c_str(), 1);
+        setenv("SL_TEST_REPORT_FD", std::to_string(report[1]).c_str(), 1);
+        setenv("SL_TEST_PROBE", probe.c_str(), 1);
+        // The old image's fds, for the parent to compare: written first.
+        tag += "\n";
+        if (write(report[1], tag.data(), tag.size()) < 0)
+            _exit(4);
+        execl("/proc/self/exe", "listen_test", (char *)nullptr);
+        _exit(5);
+    }
+    close(report[1]);
+    std::string got;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(report[0], buf, sizeof(buf))) > 0)
+        got.append(buf, static_cast<size_t>(n));
+    close(report[0]);
+    int status = 0;
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << got;
+    // Old image: a, kept, b, gone, and the new tcp listener bound before exec.
+    int a, k, b, g, c;
+    ASSERT_EQ(5, sscanf(got.c_str(), "%d,%d,%d,%d,%d", &a, &k, &b, &g, &c)) << got;
+    std::string want = std::to_string(k) + " unix owned\n" + std::to_string(c) + " tcp -\n" +
+                       std::to_string(a) + " tcp -\n";
+    std::string rest = got.substr(got.find('\n') + 1);
+    EXPECT_EQ(want, rest.substr(0, want.size())) << got;
+    // Nothing else from the old image is open: not the /dev/null fd (it had
+    // close-on-exec), not the removed listeners.
+    std::string open_line = rest.substr(want.size());
+    std::string expect_open = "open: " + std::to_string(a) + " " + std::to_string(k) + "\n";
+    EXPECT_EQ(expect_open + "env:unset\n", open_line) << got;
+    EXPECT_EQ(0, access(kept.c_str(), F_OK)); // kept: never unlinked...
+    EXPECT_NE(0, access(gone.c_str(), F_OK)); // ...the removed one's file is gone
+    unlink(kept.c_str());
 }
