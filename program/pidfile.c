@@ -63,8 +63,6 @@ static void exe_name(long pid, char *out, size_t cap)
 static bool held_by_other(const char *path, long pid)
 {
     char theirs[PATH_MAX], ours[PATH_MAX];
-    if (pid == (long)getpid())
-        return false; /* ours: written before a re-exec */
     if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
         sl_log(SL_LOG_INFO, "pid file %s: process %ld is gone; replacing the file", path, pid);
         return false;
@@ -123,6 +121,8 @@ int sl_pidfile_write(const char *path)
         sl_log(SL_LOG_ERROR, "pid file %s: %s", path, strerror((int)-old));
         return (int)old;
     }
+    if (old == (long)self) /* a re-exec: already ours, and we may no longer be root */
+        goto out_remember;
     if (old > 0 && held_by_other(path, old)) {
         sl_log(SL_LOG_ERROR,
                "pid file %s: saltare is already running as PID %ld (stop it, or remove the "
@@ -135,6 +135,7 @@ int sl_pidfile_write(const char *path)
         sl_log(SL_LOG_ERROR, "pid file %s: %s", path, strerror(-rc));
         return rc;
     }
+out_remember:
     snprintf(g_path, sizeof(g_path), "%s", path);
     g_pid = self;
     if (!registered && atexit(remove_at_exit) == 0)

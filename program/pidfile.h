@@ -17,10 +17,11 @@ extern "C" {
 #endif
 
 /*
- * Writes getpid() to `path` ("1234\n"). An existing file is replaced when
- * it names no running process, this process (a re-exec), or a process that
- * is not saltare (its /proc/PID/exe has another name: the PID was reused);
- * a running saltare is an error. Returns 0, -EEXIST (another saltare runs),
+ * Writes getpid() to `path` ("1234\n"). A file that already names this
+ * process (written before a re-exec) is kept as it is. An existing file is
+ * replaced when it names no running process or a process that is not
+ * saltare (its /proc/PID/exe has another name: the PID was reused); a
+ * running saltare is an error. Returns 0, -EEXIST (another saltare runs),
  * or another negative errno; errors are logged naming the path.
  */
 int sl_pidfile_write(const char *path);

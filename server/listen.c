@@ -1150,6 +1150,40 @@ static int prebind(const struct sl_listen_set *set, const struct sl_config *next
     return 0;
 }
 
+/*
+ * Runs the next image's matching over the sockets it will inherit, so a
+ * `systemd:` item no inherited socket satisfies is an error now, not after
+ * the exec (systemd passes its sockets only at the first start).
+ */
+static int check_next(const struct sl_listen_set *set, const struct sl_listen_exec *x,
+                      const struct sl_config *next)
+{
+    size_t n = set->n + x->n;
+    struct sl_sd_fd *fds = calloc(n + 1, sizeof(*fds));
+    int *owner = calloc(n + 1, sizeof(*owner));
+    char err[1024];
+    int rc = fds && owner ? 0 : -ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool old = i < set->n;
+        struct sl_sd_fd *f = &fds[i];
+        f->fd = old ? set->fds[i] : x->fds[i - set->n];
+        f->origin = old ? set->origin[i] : SL_LISTEN_FROM_BIND;
+        f->name = old && set->sd_names[i * SD_NAME_CAP] ? set->sd_names + i * SD_NAME_CAP
+                                                        : "unknown";
+        f->addrlen = sizeof(f->addr);
+        if (f->fd < 0 || getsockname(f->fd, (struct sockaddr *)&f->addr, &f->addrlen) < 0)
+            f->addrlen = 0;
+    }
+    if (rc == 0 && sl_listen_match(next->listeners, next->nlisteners, fds, n, owner, err,
+                                   sizeof(err)) < 0) {
+        sl_log(SL_LOG_ERROR, "%s (systemd passes sockets only at the first start)", err);
+        rc = -ENOENT;
+    }
+    free(fds);
+    free(owner);
+    return rc;
+}
+
 int sl_listen_exec_prepare(const struct sl_listen_set *set, const struct sl_config *next,
                            struct sl_listen_exec *x)
 {
@@ -1157,7 +1191,7 @@ int sl_listen_exec_prepare(const struct sl_listen_set *set, const struct sl_conf
     char *env = NULL;
     int rc;
     memset(x, 0, sizeof(*x));
-    if ((rc = prebind(set, next, x)) < 0)
+    if ((rc = prebind(set, next, x)) < 0 || (next && (rc = check_next(set, x, next)) < 0))
         goto out_abort;
     cap = 32 + (set->n + x->n) * (32 + 3 * (NAME_CAP + SD_NAME_CAP));
     if ((env = malloc(cap)) == NULL) {

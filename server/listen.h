@@ -115,9 +115,10 @@ struct sl_listen_exec {
  * tcp/unix listeners of `next` (the config the new image will load; NULL =
  * none) that no socket of `set` serves yet, clears FD_CLOEXEC on every
  * socket of `set` and on those, and sets SL_LISTEN_ENV (every other fd keeps
- * its flags). On an error (logged, naming the listener) nothing is left
- * changed and a negative errno is returned; otherwise 0: call exec next,
- * and sl_listen_exec_abort if it returns.
+ * its flags). A `systemd:` item of `next` that no inherited socket would
+ * satisfy is an error too (-ENOENT). On an error (logged, naming the
+ * listener) nothing is left changed and a negative errno is returned;
+ * otherwise 0: call exec next, and sl_listen_exec_abort if it returns.
  */
 int sl_listen_exec_prepare(const struct sl_listen_set *set, const struct sl_config *next,
                            struct sl_listen_exec *x);

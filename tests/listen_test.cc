@@ -812,3 +812,19 @@ TEST(ListenReexec, SocketsSurviveARealExec)
     EXPECT_NE(0, access(gone.c_str(), F_OK)); // ...the removed one's file is gone
     unlink(kept.c_str());
 }
+
+TEST(ListenReexec, ANewSystemdItemWithoutASocketIsAnErrorBeforeTheExec)
+{
+    uint16_t p = FreePort();
+    std::vector<sl_listener_config> items = {Tcp("127.0.0.1", p)};
+    sl_config cfg = Config(items);
+    sl_listen_set set;
+    ASSERT_EQ(0, sl_listen_open_all(&cfg, &set));
+    std::vector<sl_listener_config> new_items = {Tcp("127.0.0.1", p), Systemd("web")};
+    sl_config new_cfg = Config(new_items);
+    sl_listen_exec x;
+    EXPECT_EQ(-ENOENT, sl_listen_exec_prepare(&set, &new_cfg, &x));
+    EXPECT_EQ(nullptr, getenv(SL_LISTEN_ENV));
+    EXPECT_TRUE(CloseOnExec(set.fds[0]));
+    sl_listen_close_set(&set);
+}
