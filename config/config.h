@@ -288,6 +288,9 @@ struct sl_config {
         uint64_t max_rss;             /* bytes; replaced when over it; 0 = never */
         uint32_t crash_limit;         /* this many crashes within crash_window = a crash loop */
         uint32_t crash_window_ms;
+        const char *user;     /* drop privileges to this user (name or uid); NULL = stay */
+        const char *group;    /* with `user`: this group instead of the user's; NULL */
+        const char *pid_file; /* the master's PID, written after binding; NULL = none */
     } process;
     struct {
         const char *server_header; /* "" = send no Server header */

@@ -1257,13 +1257,53 @@ static const struct sl__key process_keys[] = {
      .max = DAY,
      .def = "1m",
      .doc = "The window `crash_limit` counts crashes in."},
+    {.name = "user",
+     SUBFIELD(process, user),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Run as this user (a name or a numeric uid) once the listeners are bound and "
+            "the TLS keys read: its uid, its primary group (unless `group` is given) and its "
+            "supplementary groups; getting root back is checked to fail. Needs root (or the "
+            "user itself). null = keep the starting user."},
+    {.name = "group",
+     SUBFIELD(process, group),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "With `user`: run with this group (a name or a numeric gid) instead of the "
+            "user's primary group. Not allowed without `user`: a root process that only "
+            "changes its group keeps every privilege."},
+    {.name = "pid_file",
+     SUBFIELD(process, pid_file),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_WRITE,
+     .doc = "Write the master's PID to this file (atomically: a temporary file renamed) once "
+            "the listeners are bound; removed at a clean exit, kept across a SIGHUP reload "
+            "(same PID). A file naming a dead process is replaced; one naming a running "
+            "saltare is an error (exit 1). null = none."},
 };
+
+/* `group` alone would leave a root process root. */
+static void process_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                           const char *path)
+{
+    const struct sl__node *g = map ? sl__map_get(map, "group") : NULL;
+    const struct sl__node *u = map ? sl__map_get(map, "user") : NULL;
+    (void)obj;
+    if (g && !sl__node_is_null(g) && (!u || sl__node_is_null(u)))
+        sl__error(cx, g, sl__path_join(cx, path, "group"),
+                  "needs process.user too (changing only the group of a root process drops "
+                  "no privilege)");
+}
 
 static const struct sl__section process_section = {
     .name = "process",
     .keys = process_keys,
     .nkeys = ARRAY_LEN(process_keys),
     .size = sizeof(((struct sl_config *)0)->process),
+    .finish = process_finish,
     .doc = "Process-wide settings.",
 };
 

@@ -23,6 +23,7 @@
 
 #include "base/log.h"
 #include "program/exit.h"
+#include "program/pidfile.h"
 #include "program/proctitle.h"
 #include "program/reload.h"
 #include "program/worker_proc.h"
@@ -220,7 +221,7 @@ static void gen_fail(struct sl_master *m, const char *why, int code)
 
     if (old == 0) {
         sl_log(SL_LOG_ERROR, "%s; stopping", why);
-        stop_begin(m, code == SL_EXIT_APP ? SL_EXIT_APP : code ? code : SL_EXIT_FAILURE);
+        stop_begin(m, code == SL_EXIT_APP ? SL_EXIT_APP : SL_EXIT_FAILURE);
         return;
     }
     m->gen_failed = true;
@@ -379,8 +380,10 @@ static void reaped(struct sl_master *m, pid_t pid, int status)
         crash_loop_check(m, now);
         return;
     }
-    if (!m->gen_ready && w.state == SL_W_STARTING &&
-        (code == SL_EXIT_APP || w.startup_killed || count(m, true, -1) > 0)) {
+    /* A generation whose worker dies before it ever served is not
+     * respawned: at the first start that ends the server, on a reload the
+     * old generation serves on. */
+    if (!m->gen_ready && w.state == SL_W_STARTING) {
         snprintf(why, sizeof(why), "worker %u of generation %u %s during startup", w.slot, m->gen,
                  how);
         gen_fail(m, why, w.startup_killed ? SL_EXIT_APP : code);
@@ -689,8 +692,6 @@ static int start(struct sl_master *m)
     int rc;
 
     m->target = workers_wanted(cfg);
-    m->preload = cfg->app.preload == SL_PRELOAD_ON ||
-                 (cfg->app.preload == SL_PRELOAD_AUTO && m->target > 1);
     raise_nofile(cfg);
     if (sl_listen_open_all(cfg, &m->set) < 0) {
         rc = SL_EXIT_FAILURE;
@@ -698,11 +699,27 @@ static int start(struct sl_master *m)
     }
     m->have_set = true;
     m->wcfg = &m->set.cfg; /* systemd items expanded to the sockets passed */
+    if (cfg->process.pid_file && sl_pidfile_write(cfg->process.pid_file) < 0) {
+        rc = SL_EXIT_FAILURE;
+        goto fail;
+    }
     if (sl_tls_init(m->wcfg) < 0) { /* before fork: workers share ticket keys */
         rc = SL_EXIT_CONFIG;
         goto fail;
     }
     m->tls_on = true;
+    /* The master keeps its privileges (a reload binds, reads keys, rewrites
+     * the pid file); each worker drops them right after fork. */
+    if ((rc = sl_privdrop_init(&m->priv, cfg)) < 0) {
+        rc = rc == -ENOENT || rc == -EINVAL ? SL_EXIT_CONFIG : SL_EXIT_FAILURE;
+        goto fail;
+    }
+    /* With process.user, `auto` never runs the app as root in the master. */
+    m->preload = cfg->app.preload == SL_PRELOAD_ON ||
+                 (cfg->app.preload == SL_PRELOAD_AUTO && m->target > 1 && !m->priv.on);
+    if (m->preload && m->priv.on)
+        sl_log(SL_LOG_WARNING, "app.preload: on with process.user: the app is imported in the "
+                               "master, before the workers drop their privileges");
     if (m->preload) {
         sl_notify("STATUS=starting: importing the app");
         if (sl_py_init(m->wcfg) != 0) {
@@ -746,5 +763,6 @@ int sl_master_run(struct sl_master *m, const struct sl_config *cfg)
         sl_tls_fini();
     if (m->have_set)
         sl_listen_close_set(&m->set);
+    sl_privdrop_release(&m->priv);
     return m->rc;
 }

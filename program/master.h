@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "program/cli.h"
+#include "program/privdrop.h"
 #include "server/listen.h"
 
 #define SL_MASTER_MAX_WORKERS 1024
@@ -66,6 +67,7 @@ struct sl_master {
     bool have_set;
     bool tls_on;
     bool preload; /* the app is imported here, before fork */
+    struct sl_privdrop priv; /* process.user/group: applied in each worker after fork */
     unsigned gen;
     unsigned target; /* workers wanted */
     int chan[2];     /* the workers' messages: read end, write end */

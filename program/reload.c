@@ -23,21 +23,6 @@
 
 #define LOG_DRAIN_MS 2000
 
-#ifndef SL_LISTEN_ENV /* TEMPORARY until h-inherit lands: no listener carry-over */
-struct sl_listen_exec {
-    int unused;
-};
-static int sl_listen_exec_prepare(const struct sl_listen_set *s, const struct sl_config *n,
-                                  struct sl_listen_exec *x)
-{
-    (void)s, (void)n, (void)x;
-    return 0;
-}
-static void sl_listen_exec_abort(const struct sl_listen_set *s, struct sl_listen_exec *x)
-{
-    (void)s, (void)x;
-}
-#endif
 
 static int cloexec(int fd, bool on)
 {

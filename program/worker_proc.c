@@ -64,6 +64,10 @@ static int worker_main(struct sl_master *m, unsigned slot, pid_t master)
                strerror(errno));
     close(m->chan[0]);
     sl_notify_forked(m->chan[1]);
+    /* process.user/group: before any app code, and before PDEATHSIG (an id
+     * change clears it). */
+    if (sl_privdrop_apply(&m->priv) < 0)
+        return SL_EXIT_FAILURE;
     /* A master killed outright (SIGKILL, a crash) must not leave orphans
      * serving on its sockets: they drain as if it had sent SIGTERM. The
      * master's re-exec keeps its pid and thread: it does not fire this. */
