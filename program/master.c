@@ -621,11 +621,14 @@ static void signals_act(struct sl_master *m)
     }
     if (hups < sig_hup) {
         hups = sig_hup;
-        if (!m->gen_ready && !m->gen_failed)
-            sl_log(SL_LOG_WARNING, "SIGHUP ignored: generation %u is still starting; send it "
-                                   "again once it serves", m->gen);
-        else
-            sl_reload(m); /* returns only if the reload did not happen */
+        if (!m->gen_ready && !m->gen_failed && !m->hup_pending)
+            sl_log(SL_LOG_INFO, "SIGHUP: generation %u is still starting; reloading once it "
+                                "serves", m->gen);
+        m->hup_pending = true;
+    }
+    if (m->hup_pending && (m->gen_ready || m->gen_failed)) {
+        m->hup_pending = false;
+        sl_reload(m); /* returns only if the reload did not happen */
     }
 }
 

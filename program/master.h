@@ -75,6 +75,7 @@ struct sl_master {
     struct sl_slot slots[SL_MASTER_MAX_WORKERS + 1];
     bool gen_ready;  /* every slot of this generation had a ready worker */
     bool gen_failed; /* this generation could not start; the old one serves on */
+    bool hup_pending; /* SIGHUP while the generation starts: reload once it serves */
     bool stopping;
     bool killed;     /* second signal */
     uint64_t stop_deadline_ms; /* 0 = none */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -419,7 +420,24 @@ void sl_worker_set_owns_listeners(struct sl_worker *w, bool on)
     w->owns_listeners = on;
 }
 
-/* Idle connections (no request bytes) close now; the others close after
+/*
+ * Whether an idle connection may be closed at once by a drain. Not a fresh
+ * one (accepted, nothing read yet): its client is sending its first
+ * request, which closing would reset (a new connection is never retried);
+ * it gets one answer with "Connection: close", within timeouts.header. Not
+ * a kept-alive one whose next request already sits unread in the socket.
+ * The rest may close: a client must expect a kept-alive connection to
+ * close while idle (RFC 9112 9.3.1 lets it retry).
+ */
+static bool idle_for_good(const struct sl_conn *c)
+{
+    int pending = 0;
+    if (c->nrequests == 0)
+        return false;
+    return ioctl(c->fd, FIONREAD, &pending) < 0 || pending == 0;
+}
+
+/* Idle kept-alive connections close now (idle_for_good); the others close after
  * their current response (conn.c checks w->draining). */
 void sl_worker_drain(struct sl_worker *w)
 {
@@ -435,7 +453,7 @@ void sl_worker_drain(struct sl_worker *w)
     }
     for (struct sl_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == SL__C_IDLE)
+        if (c->state == SL__C_IDLE && idle_for_good(c))
             sl__conn_close(c);
         else if (c->state == SL__C_WS)
             sl__ws_going_away(c); /* close 1001; the peer's answer ends it */

@@ -329,3 +329,21 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker(serve):
         time.sleep(0.05)
     assert "SIGTTOU: 1 worker" in server.stderr()
     assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_max_rss_replaces_a_worker_that_stays_over_it(serve):
+    server = serve("proc_app:app", lifespan="on", workers=1, process={"max_rss": "120MiB"})
+    server.wait_serving()
+    before = server.worker_pid
+    mark = server.mark()
+    assert httpx.get(server.url + "/grow?160", timeout=10).text == "grown"
+    deadline = time.monotonic() + 20
+    while f"pid {before} draining (process.max_rss)" not in server.stderr_since(mark):
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    log = server.stderr_since(mark)
+    assert re.search(rf"worker 1 \(pid {before}\) uses \d+ KiB, over process.max_rss for 3", log)
+    while f"(pid {before}) drained and exited" not in server.stderr_since(mark):
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    assert httpx.get(server.url + "/pid").text != str(before)  # the replacement serves
