@@ -45,19 +45,12 @@ static int log_setup(const struct sl_config *cfg)
     return 0;
 }
 
-static int serve(struct sl_cli *cli, int argc, char **argv, char **args)
+static int serve_with(struct sl_master *m, struct sl_cli *cli, int argc, char **argv)
 {
-    struct sl_master *m = calloc(1, sizeof(*m));
     const struct sl_config *cfg;
     bool reexec;
     int err, rc;
 
-    if (m == NULL) {
-        perror("saltare");
-        return SL_EXIT_FAILURE;
-    }
-    m->cli = cli;
-    m->argv = args;
     /* First: a SIGTERM from now on waits, pending, for the master's loop. */
     if ((rc = sl_master_signals(m)) < 0) {
         fprintf(stderr, "saltare: cannot set up the master's signals: %s\n", strerror(-rc));
@@ -78,8 +71,30 @@ static int serve(struct sl_cli *cli, int argc, char **argv, char **args)
     sl_notify_init();
     rc = sl_master_run(m, cfg);
     sl_cfg_free(cfg);
+    return rc;
+}
+
+static int serve(struct sl_cli *cli, int argc, char **argv, char **args)
+{
+    struct sl_master *m = calloc(1, sizeof(*m));
+    int rc;
+
+    if (m == NULL) {
+        perror("saltare");
+        return SL_EXIT_FAILURE;
+    }
+    m->cli = cli;
+    m->argv = args;
+    rc = serve_with(m, cli, argc, argv);
     free(m);
     return rc;
+}
+
+static void args_free(int argc, char **args)
+{
+    for (int i = 0; args && i < argc; i++)
+        free(args[i]);
+    free(args);
 }
 
 int main(int argc, char **argv)
@@ -97,29 +112,27 @@ int main(int argc, char **argv)
         perror("saltare");
         return SL_EXIT_FAILURE;
     }
-    if ((rc = sl_cli_parse(&cli, argc, args)) != 0)
-        return rc;
-    if (cli.schema) {
+    if ((rc = sl_cli_parse(&cli, argc, args)) != 0) {
+        /* nothing */
+    } else if (cli.schema) {
         sl_cfg_print_schema(stdout);
-        return SL_EXIT_OK;
-    }
-    if (cli.docs) {
+    } else if (cli.docs) {
         sl_cfg_print_docs(stdout);
-        return SL_EXIT_OK;
-    }
-    if (cli.print_config || cli.test_only) {
-        if ((cfg = sl_cli_load_config(&cli, false)) == NULL)
-            return SL_EXIT_CONFIG;
-        if (cli.print_config)
-            sl_cfg_print(cfg, stdout);
-        else
-            printf("configuration OK\n");
-        sl_cfg_free(cfg);
-        rc = SL_EXIT_OK;
+    } else if (cli.print_config || cli.test_only) {
+        if ((cfg = sl_cli_load_config(&cli, false)) == NULL) {
+            rc = SL_EXIT_CONFIG;
+        } else {
+            if (cli.print_config)
+                sl_cfg_print(cfg, stdout);
+            else
+                printf("configuration OK\n");
+            sl_cfg_free(cfg);
+        }
     } else {
         rc = serve(&cli, argc, argv, args);
     }
     sl_cli_release(&cli);
+    args_free(argc, args);
     sl_log_drain(LOG_DRAIN_MS);
     return rc;
 }

@@ -122,12 +122,20 @@ static unsigned alive(const struct sl_master *m)
 }
 
 /* Tells a worker to drain (once: a second SIGTERM would abort it). */
-static void drain(struct sl_wproc *w)
+static void drain_for(struct sl_wproc *w, bool restart)
 {
     if (w->state == SL_W_DRAINING)
         return;
     w->state = SL_W_DRAINING;
-    kill(w->pid, SIGTERM);
+    if (restart) /* replaced, not stopping: its WebSockets close with 1012 */
+        sigqueue(w->pid, SIGTERM, (union sigval){.sival_int = SL_PY_DRAIN_RESTART});
+    else
+        kill(w->pid, SIGTERM);
+}
+
+static void drain(struct sl_wproc *w)
+{
+    drain_for(w, false);
 }
 
 struct sl_wproc *sl__master_spawn(struct sl_master *m, unsigned slot, pid_t replaces)
@@ -196,7 +204,7 @@ static void gen_became_ready(struct sl_master *m)
     m->gen_ready = true;
     for (size_t i = 0; i < SL_MASTER_MAX_PROCS; i++)
         if (m->w[i].pid && m->w[i].gen != m->gen && m->w[i].state != SL_W_DRAINING) {
-            drain(&m->w[i]);
+            drain_for(&m->w[i], true);
             old++;
         }
     if (m->reload_started_ms)
@@ -357,8 +365,8 @@ static void reaped(struct sl_master *m, pid_t pid, int status)
         return;
     }
     if (w.state == SL_W_DRAINING) {
-        sl_log(SL_LOG_INFO, "worker %u [gen %u] (pid %d) drained and %s", w.slot, w.gen,
-               (int)pid, how);
+        sl_log(SL_LOG_INFO, "worker %u [gen %u] (pid %d) %s %s", w.slot, w.gen, (int)pid,
+               WIFEXITED(status) ? "drained and" : "stopped:", how);
         return;
     }
     if (w.gen != m->gen) {
@@ -414,7 +422,7 @@ static void on_ready(struct sl_master *m, struct sl_wproc *w)
         if (old) {
             sl_log(SL_LOG_INFO, "worker %u replaced: pid %d ready, pid %d draining (%s)", w->slot,
                    (int)w->pid, (int)old->pid, old->recycle ? old->recycle : "recycled");
-            drain(old);
+            drain_for(old, true);
         }
         w->replaces = 0;
     }

@@ -11,6 +11,10 @@
 
 extern char **environ;
 
+/* Our copies of the environment strings, never freed: they must stay reachable
+ * (for leak checkers) once unsetenv drops one from environ. Not static: a
+ * write-only static would be optimised away. */
+char **sl__proctitle_env;
 static char *area;     /* argv[0], then every contiguous argv and environ string */
 static size_t area_len; /* bytes we may write, the final NUL included */
 
@@ -35,6 +39,9 @@ static char *environ_move(char *end)
         if (environ[i] == end)
             end = environ[i] + strlen(environ[i]) + 1;
     }
+    sl__proctitle_env = calloc(n + 1, sizeof(*sl__proctitle_env));
+    if (sl__proctitle_env != NULL)
+        memcpy(sl__proctitle_env, copy, n * sizeof(*copy));
     environ = copy; /* the old strings are ours now (setenv/getenv use the copy) */
     return end;
 }

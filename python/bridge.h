@@ -42,6 +42,10 @@ int sl_py_init(const struct sl_config *cfg);
  */
 int sl_py_serve(const struct sl_config *cfg, const int *listen_fds);
 
+/* sigqueue(2) value with SIGTERM: drain for a restart (reload, recycling):
+ * WebSockets close with 1012 instead of 1001. A plain SIGTERM stops. */
+#define SL_PY_DRAIN_RESTART 1
+
 /*
  * fork(2) for a worker, with CPython's before/after-fork hooks (a plain
  * fork when the interpreter was not started: app.preload off). In the

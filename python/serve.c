@@ -61,6 +61,7 @@ static struct {
 
 static struct sl_worker *volatile sig_worker; /* NULL outside serving */
 static volatile sig_atomic_t early_signals;   /* received while sig_worker was NULL */
+static volatile sig_atomic_t early_restart;   /* one of them was a restart */
 
 uint64_t sl__now_ms(void)
 {
@@ -332,30 +333,44 @@ static PyMethodDef idle_def = {"saltare_idle", on_idle, METH_NOARGS, NULL};
  * serving), a first signal is remembered for the worker to drain as soon as
  * it exists; a second one exits at once.
  */
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *info, void *ctx)
 {
     struct sl_worker *w = sig_worker;
     int saved = errno;
+    /* The master queues SIGTERM with SL_PY_DRAIN_RESTART when the worker is
+     * replaced (reload, recycling) rather than the server stopping. */
+    bool restart = info && info->si_code == SI_QUEUE &&
+                   info->si_value.sival_int == SL_PY_DRAIN_RESTART;
 
-    (void)sig;
-    if (w != NULL)
+    (void)sig, (void)ctx;
+    if (w != NULL && restart)
+        sl_worker_signal_restart(w);
+    else if (w != NULL)
         sl_worker_signal_drain(w);
     else if (++early_signals >= 2)
         _exit(1);
+    else if (restart)
+        early_restart = 1;
     errno = saved;
 }
 
 /* Installs `handler` for SIGTERM and SIGINT, each blocking both while it
  * runs. If that fails (logged), the two stay blocked rather than falling
  * back to a default action that would kill the worker mid-request. */
-static void signals_install(void (*handler)(int))
+static void signals_install(void (*handler)(int, siginfo_t *, void *))
 {
-    struct sigaction sa = {.sa_handler = handler, .sa_flags = SA_RESTART};
+    struct sigaction sa = {.sa_flags = SA_RESTART};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sa.sa_mask = set;
+    if (handler) {
+        sa.sa_sigaction = handler;
+        sa.sa_flags |= SA_SIGINFO;
+    } else {
+        sa.sa_handler = SIG_DFL;
+    }
     if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0) {
         sl__py_log(SL_LOG_ERROR, "cannot install the stop signal handlers: %s", strerror(errno));
         return;
@@ -515,8 +530,8 @@ static int run(struct sl_worker *w)
         return 1;
     }
     sig_worker = w;
-    for (int i = early_signals; i > 0; i--)
-        sl_worker_signal_drain(w); /* a signal during startup: serve nothing */
+    for (int i = early_signals; i > 0; i--) /* a signal during startup: serve nothing */
+        early_restart ? sl_worker_signal_restart(w) : sl_worker_signal_drain(w);
     sl__serve_kick();              /* connections may already be waiting */
     S.compacted = true;            /* startup just did it */
     idle_arm();
@@ -592,6 +607,6 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
     if (!S.aborted)
         cancel_leftovers();
     sl__lifespan_release();
-    signals_install(SIG_DFL);
+    signals_install(NULL); /* SIG_DFL */
     return rc;
 }

@@ -285,6 +285,11 @@ void sl_worker_set_owns_listeners(struct sl_worker *w, bool on);
  * call before the worker is done sets sl_worker_abort_requested(). */
 void sl_worker_signal_drain(struct sl_worker *w);
 bool sl_worker_draining(const struct sl_worker *w);
+
+/* Async-signal-safe: sl_worker_signal_drain for a restart (a reload, a
+ * recycling): open WebSockets are closed with 1012 (Service Restart, the
+ * client may reconnect at once) instead of 1001 (Going Away). */
+void sl_worker_signal_restart(struct sl_worker *w);
 bool sl_worker_abort_requested(const struct sl_worker *w);
 
 /* True once draining and no connection is left. */

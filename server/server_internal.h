@@ -201,6 +201,7 @@ struct sl_worker {
     bool draining;
     bool accept_paused;
     atomic_uint signals;
+    atomic_bool restarting; /* sl_worker_signal_restart: WebSockets close with 1012 */
     const struct sl_config *cfg;
     const struct sl_app_ops *ops;
     void *app;

@@ -415,6 +415,12 @@ void sl_worker_signal_drain(struct sl_worker *w)
     errno = saved;
 }
 
+void sl_worker_signal_restart(struct sl_worker *w)
+{
+    atomic_store_explicit(&w->restarting, true, memory_order_relaxed);
+    sl_worker_signal_drain(w);
+}
+
 void sl_worker_set_owns_listeners(struct sl_worker *w, bool on)
 {
     w->owns_listeners = on;
@@ -456,7 +462,7 @@ void sl_worker_drain(struct sl_worker *w)
         if (c->state == SL__C_IDLE && idle_for_good(c))
             sl__conn_close(c);
         else if (c->state == SL__C_WS)
-            sl__ws_going_away(c); /* close 1001; the peer's answer ends it */
+            sl__ws_going_away(c); /* close 1001 (1012: restart); the peer's answer ends it */
     }
 }
 
