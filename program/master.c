@@ -235,8 +235,11 @@ static void gen_fail(struct sl_master *m, const char *why, int code)
     m->gen_failed = true;
     for (size_t i = 0; i < SL_MASTER_MAX_PROCS; i++) {
         struct sl_wproc *w = &m->w[i];
-        if (w->pid && w->gen == m->gen && w->state == SL_W_STARTING)
-            kill(w->pid, SIGKILL), w->state = SL_W_DRAINING;
+        if (w->pid && w->gen == m->gen && w->state == SL_W_STARTING) {
+            kill(w->pid, SIGKILL);
+            w->state = SL_W_DRAINING;
+            w->startup_killed = true; /* its status is ours, not a failure to report */
+        }
         else if (w->pid && w->gen == m->gen)
             drain(w);
     }
@@ -360,7 +363,7 @@ static void reaped(struct sl_master *m, pid_t pid, int status)
     describe(how, sizeof(how), status);
     if (m->stopping) {
         sl_log(SL_LOG_INFO, "worker %u [gen %u] (pid %d) %s", w.slot, w.gen, (int)pid, how);
-        if (code != 0 && m->rc == 0 && !m->killed)
+        if (code != 0 && m->rc == 0 && !m->killed && !w.startup_killed)
             m->rc = code == SL_EXIT_APP ? SL_EXIT_APP : SL_EXIT_FAILURE;
         return;
     }
