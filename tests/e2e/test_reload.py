@@ -385,3 +385,16 @@ def test_max_requests_recycling_under_load_drops_nothing(serve, tmp_path):
     log = server.stderr_since(mark)
     assert "recycling worker" in log and "(process.max_requests)" in log
     assert len(server.worker_pids()) >= 2
+
+
+def test_respawn_back_off_doubles_while_a_worker_keeps_crashing(serve, tmp_path):
+    server = start(serve, tmp_path, workers=1)
+    mark = server.mark()
+    for delay in (100, 200, 400):  # each worker crashed before running healthily 10 s
+        pid = server.worker_pid
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            get(server, "/crash", timeout=5)
+        wait_log(server, rf"worker 1 \(pid {pid}\) exited with status 1; respawning in {delay} ms",
+                 mark)
+        wait_for(lambda: server.worker_pids() and server.worker_pids()[0] != pid, 20, "respawn")
+        wait_log(server, rf"saltare\[{server.worker_pid}\]: info: worker ready", mark)
