@@ -24,10 +24,9 @@
 extern "C" {
 #endif
 
-#define SL_EX_CONFIG 78 /* sysexits.h EX_CONFIG: exit status on any config error */
-
 enum sl_lifespan { SL_LIFESPAN_AUTO, SL_LIFESPAN_ON, SL_LIFESPAN_OFF };
 enum sl_loop_kind { SL_LOOP_AUTO, SL_LOOP_ASYNCIO, SL_LOOP_UVLOOP };
+enum sl_preload { SL_PRELOAD_AUTO, SL_PRELOAD_ON, SL_PRELOAD_OFF };
 enum sl_listener_kind { SL_LISTENER_TCP, SL_LISTENER_UNIX, SL_LISTENER_FD, SL_LISTENER_SYSTEMD };
 enum sl_tls_version { SL_TLS_1_2, SL_TLS_1_3 };
 enum sl_verify_client { SL_VERIFY_OFF, SL_VERIFY_OPTIONAL, SL_VERIFY_REQUIRED };
@@ -41,6 +40,7 @@ struct sl_timeouts {
     uint32_t shutdown_ms;   /* graceful drain bound on SIGTERM/SIGINT */
     uint32_t app_ms;        /* request head to the app's end of response; 0 = no limit */
     uint32_t handshake_ms;  /* TLS: accept (or PROXY header) to handshake done */
+    uint32_t startup_ms;    /* global only: a worker's start to "ready"; 0 = no limit */
 };
 
 /* A token bucket per client address: `per_sec` requests a second on
@@ -297,6 +297,7 @@ struct sl_app_config {
     enum sl_lifespan lifespan;
     enum sl_loop_kind loop;
     const char *root_path; /* ASGI root_path; "" = none (no trailing slash) */
+    enum sl_preload preload; /* auto: on when more than one worker */
 };
 
 struct sl_config {
@@ -311,7 +312,15 @@ struct sl_config {
     struct sl_route_list routes;  /* global intercept routes */
     struct sl_proxy_config proxy; /* global section */
     struct {
-        bool raise_nofile; /* soft RLIMIT_NOFILE to the hard limit at start */
+        bool raise_nofile;            /* soft RLIMIT_NOFILE to the hard limit at start */
+        uint32_t max_requests;        /* a worker is replaced after this many; 0 = never */
+        uint32_t max_requests_jitter; /* plus 0..jitter, per worker */
+        uint64_t max_rss;             /* bytes; replaced when over it; 0 = never */
+        uint32_t crash_limit;         /* this many crashes within crash_window = a crash loop */
+        uint32_t crash_window_ms;
+        const char *user;     /* drop privileges to this user (name or uid); NULL = stay */
+        const char *group;    /* with `user`: this group instead of the user's; NULL */
+        const char *pid_file; /* the master's PID, written after binding; NULL = none */
     } process;
     struct {
         const char *server_header; /* "" = send no Server header */

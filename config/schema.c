@@ -71,12 +71,29 @@ static const struct sl__key timeouts_keys[] = {
      .def = "30s",
      .doc = "On SIGTERM/SIGINT, how long in-flight requests may take to finish before the "
             "remaining connections are closed."},
+    /* Last: global only, listeners' `timeouts` use every key but this one. */
+    {.name = "startup",
+     TIMEOUT(startup_ms),
+     .def = "1m",
+     .doc = "Global only. How long a worker may take from its start (the app import when "
+            "`app.preload` is off, then lifespan startup) to \"ready\"; a worker still starting "
+            "then is killed. At start that is exit status 3; on a reload (SIGHUP) or a respawn "
+            "the old workers keep serving. `0` = no limit."},
 };
 
 static const struct sl__section timeouts_section = {
     .name = "timeouts",
     .keys = timeouts_keys,
     .nkeys = ARRAY_LEN(timeouts_keys),
+    .size = sizeof(struct sl_timeouts),
+    .doc = "Timeouts, per connection. `0` disables one.",
+};
+
+/* A listener's overrides: the same keys but the last, `startup` (process-wide). */
+static const struct sl__section listener_timeouts_section = {
+    .name = "timeouts",
+    .keys = timeouts_keys,
+    .nkeys = ARRAY_LEN(timeouts_keys) - 1,
     .size = sizeof(struct sl_timeouts),
     .doc = "Timeouts, per connection. `0` disables one.",
 };
@@ -1162,7 +1179,7 @@ static const struct sl__key listener_keys[] = {
     {.name = "timeouts",
      LISTENER(timeouts),
      .shape = SL__SECTION,
-     .section = &timeouts_section,
+     .section = &listener_timeouts_section,
      .flags = SL__INHERIT,
      .inherit = offsetof(struct sl_config, timeouts),
      .doc = "Overrides of the global `timeouts` for this listener; keys not set here inherit "
@@ -1339,13 +1356,95 @@ static const struct sl__key process_keys[] = {
      .type = &sl__type_bool,
      .def = "false",
      .doc = "Raise the soft open-file limit to the hard limit at start (logged)."},
+    {.name = "max_requests",
+     SUBFIELD(process, max_requests),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000000,
+     .def = "0",
+     .doc = "Replace a worker after it served this many requests (plus its jitter): a new "
+            "worker starts, and the old one drains only once the new one is ready. `0` = "
+            "never."},
+    {.name = "max_requests_jitter",
+     SUBFIELD(process, max_requests_jitter),
+     .type = &sl__type_int,
+     .min = 0,
+     .max = 1000000000,
+     .def = "0",
+     .doc = "Each worker adds a random 0 to this many requests to `max_requests`, so workers "
+            "started together are not all replaced at once."},
+    {.name = "max_rss",
+     SUBFIELD(process, max_rss),
+     .type = &sl__type_size,
+     .min = 0,
+     .max = 1ll << 40,
+     .def = "0",
+     .doc = "Replace a worker whose resident memory stays above this size for 3 samples in a "
+            "row (sampled every second), one worker at a time, the new one ready before the "
+            "old one drains. `0` = never."},
+    {.name = "crash_limit",
+     SUBFIELD(process, crash_limit),
+     .type = &sl__type_int,
+     .min = 1,
+     .max = 10000,
+     .def = "5",
+     .doc = "This many unexpected worker exits within `crash_window` are logged as a crash "
+            "loop (at `error`); the master keeps respawning with back-off while the other "
+            "workers serve."},
+    {.name = "crash_window",
+     SUBFIELD(process, crash_window_ms),
+     .type = &sl__type_duration,
+     .min = SECOND,
+     .max = DAY,
+     .def = "1m",
+     .doc = "The window `crash_limit` counts crashes in."},
+    {.name = "user",
+     SUBFIELD(process, user),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "Run as this user (a name or a numeric uid) once the listeners are bound and "
+            "the TLS keys read: its uid, its primary group (unless `group` is given) and its "
+            "supplementary groups; getting root back is checked to fail. Needs root (or the "
+            "user itself). null = keep the starting user."},
+    {.name = "group",
+     SUBFIELD(process, group),
+     .type = &sl__type_string,
+     .def = "null",
+     .flags = SL__NULLABLE,
+     .doc = "With `user`: run with this group (a name or a numeric gid) instead of the "
+            "user's primary group. Not allowed without `user`: a root process that only "
+            "changes its group keeps every privilege."},
+    {.name = "pid_file",
+     SUBFIELD(process, pid_file),
+     .type = &sl__type_path,
+     .def = "null",
+     .flags = SL__NULLABLE | SL__CHECK_WRITE,
+     .doc = "Write the master's PID to this file (atomically: a temporary file renamed) once "
+            "the listeners are bound; removed at a clean exit, kept across a SIGHUP reload "
+            "(same PID). A file naming a dead process is replaced; one naming a running "
+            "saltare is an error (exit 1). null = none."},
 };
+
+/* `group` alone would leave a root process root. */
+static void process_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
+                           const char *path)
+{
+    const struct sl__node *g = map ? sl__map_get(map, "group") : NULL;
+    const struct sl__node *u = map ? sl__map_get(map, "user") : NULL;
+    (void)obj;
+    if (g && !sl__node_is_null(g) && (!u || sl__node_is_null(u)))
+        sl__error(cx, g, sl__path_join(cx, path, "group"),
+                  "needs process.user too (changing only the group of a root process drops "
+                  "no privilege)");
+}
 
 static const struct sl__section process_section = {
     .name = "process",
     .keys = process_keys,
     .nkeys = ARRAY_LEN(process_keys),
     .size = sizeof(((struct sl_config *)0)->process),
+    .finish = process_finish,
     .doc = "Process-wide settings.",
 };
 
@@ -1355,6 +1454,7 @@ static const struct sl__section process_section = {
 
 static const char *const lifespan_names[] = {"auto", "on", "off", NULL};
 static const char *const loop_names[] = {"auto", "asyncio", "uvloop", NULL};
+static const char *const preload_names[] = {"auto", "on", "off", NULL};
 static const char *const level_names[] = {"debug", "info", "warning", "error", NULL};
 static const char *const access_format_names[] = {"json", "combined", "custom", NULL};
 static const char *const time_format_names[] = {"rfc3339", "unix", NULL};
@@ -1407,6 +1507,15 @@ static const struct sl__key app_keys[] = {
             "scope's `root_path`, and put back in front of `path` and `raw_path` (ASGI: "
             "`path` includes `root_path`). `X-Forwarded-Prefix` from a trusted proxy "
             "(`proxy.headers`) overrides it per request. `\"\"` = mounted at the root."},
+    {.name = "preload",
+     APP(preload),
+     .type = &sl__type_enum,
+     .names = preload_names,
+     .def = "auto",
+     .doc = "`on`: the master imports the app, runs `gc.freeze()` and forks the workers, "
+            "which share the imported pages. `off`: each worker imports the app itself (a "
+            "crashed worker's state is never inherited; more memory). `auto`: `on` when "
+            "`workers` is more than 1."},
 };
 
 /* app.root_path: "" or "/" and path characters, no trailing slash. */

@@ -17,26 +17,38 @@
 extern "C" {
 #endif
 
-#define SL_EX_APP 3 /* exit status when the app cannot be imported or started */
+/* What sl_py_init and sl_py_serve return when the app cannot be imported or
+ * started; program/exit.h turns it into the exit status. */
+#define SL_PY_APP_FAILED 3
 
 /*
  * Initialises the interpreter (app.path, app.venv), creates the event loop
  * (app.loop) and sets it current, then imports the app. Call once per process,
  * before forking workers so they share the imported pages. Returns 0, or
- * SL_EX_APP after printing the Python traceback.
+ * SL_PY_APP_FAILED after printing the Python traceback.
  */
 int sl_py_init(const struct sl_config *cfg);
 
 /*
  * Serves on the listening fds (one per cfg->listeners entry) in this process
- * until SIGTERM/SIGINT drains it: lifespan startup, serve, lifespan
- * shutdown. Installs the signal handlers. Returns the process exit status
- * (0 clean, SL_EX_APP on lifespan startup failure, 1 otherwise).
+ * until SIGTERM/SIGINT drains it: lifespan startup, report ready
+ * (sl_notify_worker_ready), serve, lifespan shutdown. The fds are this
+ * process's own copies (a forked worker): the drain closes them at once,
+ * so that new connections are refused once every process let go. After
+ * process.max_requests (+ jitter) requests it asks the master to be
+ * replaced (sl_notify_worker_recycle) and serves on until told to drain.
+ * Installs the signal handlers. Returns the process exit status (0 clean,
+ * SL_PY_APP_FAILED on lifespan startup failure, 1 otherwise).
  */
 int sl_py_serve(const struct sl_config *cfg, const int *listen_fds);
 
+/* sigqueue(2) value with SIGTERM: drain for a restart (reload, recycling):
+ * WebSockets close with 1012 instead of 1001. A plain SIGTERM stops. */
+#define SL_PY_DRAIN_RESTART 1
+
 /*
- * fork(2) for a worker, with CPython's before/after-fork hooks. In the
+ * fork(2) for a worker, with CPython's before/after-fork hooks (a plain
+ * fork when the interpreter was not started: app.preload off). In the
  * child, the next sl_py_serve() replaces the event loop inherited from the
  * parent (whose epoll instance the parent still owns) with a fresh one;
  * the imported app is shared copy-on-write (gc.freeze() ran before).

@@ -227,7 +227,7 @@ void sl__ws_settle(struct sl__exchange *ex, bool raised);
 /* ---- lifespan.c ------------------------------------------------------- */
 
 /* Runs lifespan startup per app.lifespan. Returns 0 (serving may start) or
- * SL_EX_APP after logging why. */
+ * SL_PY_APP_FAILED after logging why. */
 int sl__lifespan_startup(void);
 
 /* Runs lifespan shutdown, bounded by `timeout_ms` (0 = unbounded). Returns 0

@@ -469,29 +469,29 @@ int sl_py_init(const struct sl_config *cfg)
     sl__py.cfg = cfg;
     mallopt(M_ARENA_MAX, 2); /* one thread serves; a second arena covers helpers */
     if (interpreter_start(cfg) < 0)
-        return SL_EX_APP;
+        return SL_PY_APP_FAILED;
     if (strings_init() < 0 || exceptions_init() < 0 || sl__awaitable_init() < 0 ||
         sl__scope_init() < 0 || sl__tls_chain_init() < 0 || sl__request_init() < 0 ||
         sl__send_init() < 0 || sl__lifespan_init() < 0 || sl__tracemalloc_init(cfg) < 0) {
         sl__py_log_error("cannot initialise the bridge");
-        return SL_EX_APP;
+        return SL_PY_APP_FAILED;
     }
     if (sys_path_setup(&cfg->app) < 0) {
         sl__py_log_error("cannot set up sys.path");
-        return SL_EX_APP;
+        return SL_PY_APP_FAILED;
     }
     executable_setup(cfg->app.venv);
     sl__py.loop_factory = loop_factory(cfg->app.loop);
     if (sl__py.loop_factory == NULL || loop_install() < 0) {
         static const char *const kinds[] = {"auto", "asyncio", "uvloop"};
         sl__py_log_error("cannot create the event loop (app.loop: %s)", kinds[cfg->app.loop]);
-        return SL_EX_APP;
+        return SL_PY_APP_FAILED;
     }
     /* The loop is current before the import: apps that grab it then work. */
     sl__py.app = app_import(&cfg->app);
     if (sl__py.app == NULL) {
         sl__py_log_error("cannot load the app %s", cfg->app.target);
-        return SL_EX_APP;
+        return SL_PY_APP_FAILED;
     }
     sl__py_compact();
     return 0;
@@ -503,6 +503,8 @@ pid_t sl_py_fork(void)
 {
     pid_t pid;
 
+    if (!Py_IsInitialized()) /* app.preload off: the master never started Python */
+        return fork();
     PyOS_BeforeFork();
     pid = fork();
     if (pid == 0) {

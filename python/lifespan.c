@@ -5,7 +5,7 @@
  * worker. The server side posts lifespan.startup / lifespan.shutdown into it
  * and runs the loop until the app answers (complete or failed) or the task
  * ends. app.lifespan decides what an app that does not speak the protocol
- * means: `auto` serves without it, `on` refuses to start (exit SL_EX_APP),
+ * means: `auto` serves without it, `on` refuses to start (exit SL_PY_APP_FAILED),
  * `off` never calls the app with the lifespan scope.
  */
 #include "python/bridge.h"
@@ -244,7 +244,7 @@ static int unsupported(PyObject *exc, bool on)
         else
             sl__py_log(SL_LOG_ERROR, "lifespan startup failed: the app returned before "
                                      "lifespan.startup.complete (app.lifespan: on)");
-        return SL_EX_APP;
+        return SL_PY_APP_FAILED;
     }
     if (exc != NULL && (s = PyObject_Repr(exc)) != NULL && (text = PyUnicode_AsUTF8(s)) != NULL)
         sl__py_log(SL_LOG_INFO, "the app does not support lifespan (%s); serving without it", text);
@@ -281,7 +281,7 @@ int sl__lifespan_startup(void)
     if (mode == SL_LIFESPAN_OFF)
         return 0;
     if ((state = PyDict_New()) == NULL)
-        return SL_EX_APP;
+        return SL_PY_APP_FAILED;
     ls = lifespan_start(state);
     if (ls == NULL) {
         rc = start_failed(mode == SL_LIFESPAN_ON);
@@ -289,7 +289,7 @@ int sl__lifespan_startup(void)
     }
     if (phase_begin(ls, PH_STARTUP, sl__py.s.lifespan_startup) < 0 || phase_wait(ls) < 0) {
         sl__py_log_error("lifespan startup failed");
-        rc = SL_EX_APP;
+        rc = SL_PY_APP_FAILED;
         goto out;
     }
     switch (ls->outcome) {
@@ -299,7 +299,7 @@ int sl__lifespan_startup(void)
         break;
     case OUT_FAILED:
         log_failure("lifespan startup failed", ls->message);
-        rc = SL_EX_APP;
+        rc = SL_PY_APP_FAILED;
         break;
     default:
         rc = unsupported(ls->error, mode == SL_LIFESPAN_ON);

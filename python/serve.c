@@ -22,7 +22,9 @@
 #include <malloc.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
@@ -53,10 +55,13 @@ static struct {
     bool stopping;         /* serving is ending (done resolved) or the loop was stopped */
     bool finishing;        /* serving ended: lifespan shutdown and cleanup */
     bool aborted;          /* second signal */
+    uint64_t max_requests; /* process.max_requests plus this worker's jitter; 0 = none */
+    bool recycle_asked;    /* told the master max_requests was reached */
 } S;
 
 static struct sl_worker *volatile sig_worker; /* NULL outside serving */
 static volatile sig_atomic_t early_signals;   /* received while sig_worker was NULL */
+static volatile sig_atomic_t early_restart;   /* one of them was a restart */
 
 uint64_t sl__now_ms(void)
 {
@@ -228,6 +233,14 @@ static void poll_worker(void)
         sl__serve_kick();
     arm_timer(w);
     check_state(w);
+    if (S.max_requests && !S.recycle_asked && sl__py.nrequests >= S.max_requests) {
+        /* The master starts a replacement and drains us once it is ready:
+         * until then this worker keeps serving. */
+        S.recycle_asked = true;
+        sl__py_log(SL_LOG_INFO, "served %llu requests (process.max_requests): asking to be replaced",
+                   (unsigned long long)sl__py.nrequests);
+        sl_notify_worker_recycle();
+    }
 }
 
 static PyObject *on_readable(PyObject *self, PyObject *unused)
@@ -320,30 +333,44 @@ static PyMethodDef idle_def = {"saltare_idle", on_idle, METH_NOARGS, NULL};
  * serving), a first signal is remembered for the worker to drain as soon as
  * it exists; a second one exits at once.
  */
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *info, void *ctx)
 {
     struct sl_worker *w = sig_worker;
     int saved = errno;
+    /* The master queues SIGTERM with SL_PY_DRAIN_RESTART when the worker is
+     * replaced (reload, recycling) rather than the server stopping. */
+    bool restart = info && info->si_code == SI_QUEUE &&
+                   info->si_value.sival_int == SL_PY_DRAIN_RESTART;
 
-    (void)sig;
-    if (w != NULL)
+    (void)sig, (void)ctx;
+    if (w != NULL && restart)
+        sl_worker_signal_restart(w);
+    else if (w != NULL)
         sl_worker_signal_drain(w);
     else if (++early_signals >= 2)
         _exit(1);
+    else if (restart)
+        early_restart = 1;
     errno = saved;
 }
 
 /* Installs `handler` for SIGTERM and SIGINT, each blocking both while it
  * runs. If that fails (logged), the two stay blocked rather than falling
  * back to a default action that would kill the worker mid-request. */
-static void signals_install(void (*handler)(int))
+static void signals_install(void (*handler)(int, siginfo_t *, void *))
 {
-    struct sigaction sa = {.sa_handler = handler, .sa_flags = SA_RESTART};
+    struct sigaction sa = {.sa_flags = SA_RESTART};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sa.sa_mask = set;
+    if (handler) {
+        sa.sa_sigaction = handler;
+        sa.sa_flags |= SA_SIGINFO;
+    } else {
+        sa.sa_handler = SIG_DFL;
+    }
     if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0) {
         sl__py_log(SL_LOG_ERROR, "cannot install the stop signal handlers: %s", strerror(errno));
         return;
@@ -503,8 +530,8 @@ static int run(struct sl_worker *w)
         return 1;
     }
     sig_worker = w;
-    for (int i = early_signals; i > 0; i--)
-        sl_worker_signal_drain(w); /* a signal during startup: serve nothing */
+    for (int i = early_signals; i > 0; i--) /* a signal during startup: serve nothing */
+        early_restart ? sl_worker_signal_restart(w) : sl_worker_signal_drain(w);
     sl__serve_kick();              /* connections may already be waiting */
     S.compacted = true;            /* startup just did it */
     idle_arm();
@@ -530,12 +557,26 @@ static int run(struct sl_worker *w)
     return status;
 }
 
+/* process.max_requests plus 0..max_requests_jitter, drawn per worker. */
+static uint64_t max_requests_draw(const struct sl_config *cfg)
+{
+    uint64_t n = cfg->process.max_requests, jitter = cfg->process.max_requests_jitter;
+    struct timespec ts;
+
+    if (n == 0 || jitter == 0)
+        return n;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    srandom((unsigned)getpid() ^ (unsigned)ts.tv_nsec);
+    return n + (uint64_t)random() % (jitter + 1);
+}
+
 int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
 {
     struct sl_worker *w;
     int rc;
 
     sl__py.cfg = cfg;
+    S.max_requests = max_requests_draw(cfg);
     if (sl__py_loop_for_child() < 0 || callbacks_create() < 0) {
         sl__py_log_error("cannot set up the event loop");
         return 1;
@@ -554,6 +595,7 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
         return 1;
     }
     sl_worker_set_batching(w, true);
+    sl_worker_set_owns_listeners(w, true); /* our copies: a drain closes them */
     sl__py.worker = w;
     sl_notify_worker_ready(); /* lifespan startup done, accepting: READY=1 */
     sl_log(SL_LOG_INFO, "worker ready: lifespan startup done, serving");
@@ -565,6 +607,6 @@ int sl_py_serve(const struct sl_config *cfg, const int *listen_fds)
     if (!S.aborted)
         cancel_leftovers();
     sl__lifespan_release();
-    signals_install(SIG_DFL);
+    signals_install(NULL); /* SIG_DFL */
     return rc;
 }

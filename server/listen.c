@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pwd.h>
@@ -319,13 +320,18 @@ int sl_listen_match(const struct sl_listener_config *items, size_t nitems,
     socklen_t len;
     for (size_t j = 0; j < nfds; j++)
         owner[j] = -1;
+    for (size_t j = 0; j < nfds; j++) /* an `fd: N` item takes fd N */
+        for (size_t i = 0; i < nitems && owner[j] < 0; i++)
+            if (items[i].kind == SL_LISTENER_FD && items[i].fd == fds[j].fd)
+                owner[j] = (int)i;
     for (size_t j = 0; j < nfds; j++) /* by address */
         for (size_t i = 0; i < nitems && owner[j] < 0; i++)
             if (fds[j].addrlen && item_addr(&items[i], &ss, &len) &&
                 same_addr(&ss, len, &fds[j].addr, fds[j].addrlen))
                 owner[j] = (int)i;
     for (size_t j = 0; j < nfds; j++) /* by name, then the catch-all */
-        for (int pass = 0; pass < 2 && owner[j] < 0; pass++)
+        for (int pass = 0; pass < 2 && owner[j] < 0 && fds[j].origin == SL_LISTEN_FROM_SYSTEMD;
+             pass++)
             for (size_t i = 0; i < nitems && owner[j] < 0; i++) {
                 const char *want = items[i].systemd;
                 if (items[i].kind != SL_LISTENER_SYSTEMD || want == NULL)
@@ -482,7 +488,8 @@ static int adopt(struct sl_listener_config *e, int fd, char *name, size_t cap)
     return 0;
 }
 
-#define NAME_CAP 128
+#define NAME_CAP 128   /* an address: "[v6]:port", a Unix path (< 108) */
+#define SD_NAME_CAP 256 /* a FileDescriptorName: 1 to 255 bytes */
 
 struct build {
     const struct sl_config *cfg;
@@ -490,21 +497,108 @@ struct build {
     char *names; /* NAME_CAP bytes per entry */
 };
 
-static int add_entry(struct build *b, size_t item, int fd, bool owned, bool passed)
+/* The system-wide value a keep-alive option falls back to. */
+static int sysctl_int(const char *path, int dflt)
+{
+    int v = dflt;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = dflt;
+        fclose(f);
+    }
+    return v;
+}
+
+/*
+ * sl_listen_tune for a socket that may carry options from an older config:
+ * every option the config leaves at 0 is set back to the kernel's default
+ * (Fast Open and defer-accept off, no user timeout, the sysctl keep-alive
+ * values), since a kept socket still has whatever was set on it.
+ */
+static int retune(int fd, const struct sl_tcp_config *tcp)
+{
+    struct {
+        uint32_t val;
+        int level, name, dflt;
+    } opts[] = {
+        {tcp->fastopen, IPPROTO_TCP, TCP_FASTOPEN, 0},
+        {tcp->defer_accept_ms, IPPROTO_TCP, TCP_DEFER_ACCEPT, 0},
+        {tcp->user_timeout_ms, IPPROTO_TCP, TCP_USER_TIMEOUT, 0},
+        {tcp->keepalive_idle_ms, IPPROTO_TCP, TCP_KEEPIDLE,
+         sysctl_int("/proc/sys/net/ipv4/tcp_keepalive_time", 7200)},
+        {tcp->keepalive_interval_ms, IPPROTO_TCP, TCP_KEEPINTVL,
+         sysctl_int("/proc/sys/net/ipv4/tcp_keepalive_intvl", 75)},
+        {tcp->keepalive_count, IPPROTO_TCP, TCP_KEEPCNT,
+         sysctl_int("/proc/sys/net/ipv4/tcp_keepalive_probes", 9)},
+    };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        int v = opts[i].dflt;
+        if (opts[i].val == 0 &&
+            setsockopt(fd, opts[i].level, opts[i].name, &v, sizeof(v)) < 0 && errno != ENOPROTOOPT)
+            return -errno;
+    }
+    return sl_listen_tune(fd, tcp);
+}
+
+/*
+ * A socket kept from the previous image gets the new config's settings
+ * that can change on a live socket: the backlog (listen(2) again updates
+ * it), the TCP options, the mode and owner of a socket file we created.
+ * Sockets from systemd or an `fd:` item keep the backlog their creator set.
+ */
+static int refresh_kept(const struct sl_listener_config *item, const struct sl_listener_config *e,
+                        int fd, enum sl_listen_origin origin, bool owned)
+{
+    if (origin != SL_LISTEN_FROM_BIND)
+        return 0;
+    if (listen(fd, backlog_of(item)) < 0)
+        return fail(e, "listen (new backlog)", errno);
+    if (e->kind == SL_LISTENER_TCP) {
+        int on = 0;
+        socklen_t len = sizeof(on);
+        if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 && (on != 0) != item->reuseport)
+            sl_log(SL_LOG_WARNING,
+                   "listen %s: reuseport is now %s but the kept socket was bound with it %s; "
+                   "it stays so until the listener is removed and added again (or a restart)",
+                   label_of(e), item->reuseport ? "on" : "off", on ? "on" : "off");
+    }
+    if (e->kind == SL_LISTENER_UNIX && owned && e->path && e->path[0] != '@') {
+        struct sl_listener_config l = *item;
+        l.path = e->path;
+        return unix_file_attrs(&l);
+    }
+    return 0;
+}
+
+/* Adds entry for cfg item `item` served by `fd`; `p` = the passed fd it
+ * came from (systemd, `fd:` item or previous image), NULL = bound now. */
+static int add_entry(struct build *b, size_t item, int fd, const struct sl_sd_fd *p)
 {
     struct sl_listen_set *s = b->set;
+    const struct sl_listener_config *l = &b->cfg->listeners[item];
     struct sl_listener_config *e = &s->items[s->n];
-    *e = b->cfg->listeners[item];
-    s->fds[s->n] = fd;
-    s->owned[s->n] = owned;
+    size_t k = s->n;
+    *e = *l;
+    s->fds[k] = fd;
+    s->owned[k] = p ? p->owned : l->kind == SL_LISTENER_UNIX && l->path && l->path[0] != '@';
+    s->origin[k] = p ? p->origin
+                     : l->kind == SL_LISTENER_FD ? SL_LISTEN_FROM_FD : SL_LISTEN_FROM_BIND;
+    if (p && p->origin == SL_LISTEN_FROM_SYSTEMD)
+        snprintf(s->sd_names + k * SD_NAME_CAP, SD_NAME_CAP, "%s", p->name);
     s->n++;
-    if (passed) {
-        int rc = adopt(e, fd, b->names + (s->n - 1) * NAME_CAP, NAME_CAP);
+    if (p || l->kind == SL_LISTENER_FD) {
+        int rc = adopt(e, fd, b->names + k * NAME_CAP, NAME_CAP);
         if (rc < 0)
             return fail(e, "inherited socket", -rc);
     }
+    /* Only our own sockets get options reset: those from systemd or an `fd:`
+     * item may carry settings of their creator (DeferAcceptSec=...). */
+    bool kept = p && p->origin == SL_LISTEN_FROM_BIND;
+    if (p && refresh_kept(l, e, fd, p->origin, p->owned) < 0)
+        return -1;
     if (e->kind == SL_LISTENER_TCP) {
-        int rc = sl_listen_tune(fd, &b->cfg->tcp);
+        int rc = kept ? retune(fd, &b->cfg->tcp) : sl_listen_tune(fd, &b->cfg->tcp);
         if (rc < 0)
             return fail(e, "TCP options", -rc);
     }
@@ -533,21 +627,21 @@ static int build_entries(struct build *b, const struct sl_sd_fd *sd, int nsd, co
             if (owner[j] != (int)i)
                 continue;
             taken = true;
-            if (add_entry(b, i, sd[j].fd, false, true) < 0)
+            if (add_entry(b, i, sd[j].fd, &sd[j]) < 0)
                 return -1;
         }
         if (taken)
             continue;
         if (l->kind == SL_LISTENER_FD) {
             int fd = check_fd(l);
-            if (fd < 0 || add_entry(b, i, fd, false, true) < 0)
+            if (fd < 0 || add_entry(b, i, fd, NULL) < 0)
                 return -1;
             continue;
         }
         int fd = sl_listen_open(l);
         if (fd < 0)
             return -1;
-        if (add_entry(b, i, fd, l->kind == SL_LISTENER_UNIX, false) < 0)
+        if (add_entry(b, i, fd, NULL) < 0)
             return -1;
     }
     return 0;
@@ -558,9 +652,11 @@ static void unset_sd_env(void)
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
+    unsetenv(SL_LISTEN_ENV);
 }
 
-/* Passed fds no item claimed: said once, then closed. */
+/* Passed fds no item claimed: said once, then closed (and a Unix socket
+ * file we created removed: that listener left the config). */
 static void close_unclaimed(const struct sl_sd_fd *sd, int nsd, const int *owner)
 {
     for (int j = 0; j < nsd; j++) {
@@ -568,9 +664,17 @@ static void close_unclaimed(const struct sl_sd_fd *sd, int nsd, const int *owner
             continue;
         char addr[NAME_CAP];
         format_addr(&sd[j].addr, sd[j].addrlen, addr, sizeof(addr));
-        sl_log(SL_LOG_WARNING, "systemd socket %s (%s, fd %d) matches no listener; closed",
-               sd[j].name, addr, sd[j].fd);
+        if (sd[j].origin == SL_LISTEN_FROM_SYSTEMD)
+            sl_log(SL_LOG_WARNING, "systemd socket %s (%s, fd %d) matches no listener; closed",
+                   sd[j].name, addr, sd[j].fd);
+        else
+            sl_log(SL_LOG_INFO, "listener %s (fd %d) is no longer configured; closed", addr,
+                   sd[j].fd);
         close(sd[j].fd);
+        if (sd[j].owned && sd[j].addr.ss_family == AF_UNIX && addr[0] != '@' &&
+            unlink(addr) < 0 && errno != ENOENT)
+            sl_log(SL_LOG_WARNING, "listener %s: cannot remove the socket file: %s", addr,
+                   strerror(errno));
     }
 }
 
@@ -579,39 +683,112 @@ static int set_alloc(struct sl_listen_set *set, size_t cap, char **names)
     set->items = calloc(cap, sizeof(*set->items));
     set->fds = calloc(cap, sizeof(*set->fds));
     set->owned = calloc(cap, sizeof(*set->owned));
+    set->origin = calloc(cap, sizeof(*set->origin));
+    set->sd_names = calloc(cap, SD_NAME_CAP);
     *names = calloc(cap, NAME_CAP);
-    return set->items && set->fds && set->owned && *names ? 0 : -ENOMEM;
+    return set->items && set->fds && set->owned && set->origin && set->sd_names && *names
+               ? 0
+               : -ENOMEM;
+}
+
+/*
+ * Checks the sockets the previous image described: each must be a
+ * listening socket at the address described. One that is not (the
+ * variable is stale or forged) is left alone, neither used nor closed.
+ * Returns how many remain, compacted at the front.
+ */
+static int inherit_prepare(struct sl_sd_fd *fds, int n)
+{
+    int kept = 0;
+    for (int j = 0; j < n; j++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int listening = 0;
+        socklen_t ol = sizeof(listening);
+        char want[NAME_CAP];
+        format_addr(&fds[j].addr, fds[j].addrlen, want, sizeof(want));
+        if (getsockname(fds[j].fd, (struct sockaddr *)&ss, &len) < 0 ||
+            getsockopt(fds[j].fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) < 0 ||
+            !listening || !same_addr(&fds[j].addr, fds[j].addrlen, &ss, len)) {
+            sl_log(SL_LOG_ERROR, "%s: fd %d is not the listening socket %s; ignored",
+                   SL_LISTEN_ENV, fds[j].fd, want);
+            continue;
+        }
+        fds[kept++] = fds[j];
+    }
+    return kept;
+}
+
+/* Reads and unsets the passed-fd variables: systemd's first, then ours.
+ * Returns the count in sd, or a negative errno (logged). */
+static int read_passed(struct sl_sd_fd *sd, char *sdnames, size_t sdcap, char **inhnames)
+{
+    char err[1024];
+    int nsd = sl_listen_sd_env(NULL, (long)getpid(), sd, SD_FDS_MAX, sdnames, sdcap, err,
+                               sizeof(err));
+    const char *v = getenv(SL_LISTEN_ENV);
+    char *inh = v ? strdup(v) : NULL;
+    unset_sd_env(); /* the app and its children must not see them */
+    if (nsd < 0) {
+        sl_log(SL_LOG_ERROR, "systemd socket activation: %s", err);
+        goto out;
+    }
+    if (sd_prepare(sd, nsd) < 0) {
+        nsd = -ENOTSOCK;
+        goto out;
+    }
+    if (inh) {
+        size_t cap = strlen(inh) + 1;
+        int n;
+        *inhnames = malloc(cap);
+        if (*inhnames == NULL) {
+            nsd = -ENOMEM;
+            goto out;
+        }
+        n = sl_listen_env_parse(inh, (long)getpid(), sd + nsd, (size_t)(SD_FDS_MAX - nsd),
+                                *inhnames, cap, err, sizeof(err));
+        if (n < 0) {
+            sl_log(SL_LOG_ERROR, "%s: %s", SL_LISTEN_ENV, err);
+            nsd = n;
+            goto out;
+        }
+        nsd += inherit_prepare(sd + nsd, n);
+    }
+out:
+    free(inh);
+    return nsd;
 }
 
 int sl_listen_open_all(const struct sl_config *cfg, struct sl_listen_set *set)
 {
     static struct sl_sd_fd sd[SD_FDS_MAX];
     static int owner[SD_FDS_MAX];
-    char envnames[4096], err[1024];
-    int nsd = sl_listen_sd_env(NULL, (long)getpid(), sd, SD_FDS_MAX, envnames, sizeof(envnames),
-                               err, sizeof(err));
-    unset_sd_env(); /* the app and its children must not see them */
+    char envnames[4096], err[1024], *inhnames = NULL;
     memset(set, 0, sizeof(*set));
+    int nsd = read_passed(sd, envnames, sizeof(envnames), &inhnames);
     if (nsd < 0) {
-        sl_log(SL_LOG_ERROR, "systemd socket activation: %s", err);
+        free(inhnames);
         return nsd;
     }
-    if (sd_prepare(sd, nsd) < 0)
-        return -ENOTSOCK;
     if (sl_listen_match(cfg->listeners, cfg->nlisteners, sd, (size_t)nsd, owner, err, sizeof(err)) <
         0) {
         sl_log(SL_LOG_ERROR, "%s", err);
+        free(inhnames);
         return -ENOENT;
     }
+    /* Before binding: a removed listener may hold a port a new one needs. */
     close_unclaimed(sd, nsd, owner);
     struct build b = {.cfg = cfg, .set = set};
     if (set_alloc(set, cfg->nlisteners + (size_t)nsd + 1, &b.names) < 0) {
         free(b.names);
+        free(inhnames);
         sl_listen_close_set(set);
         return -ENOMEM;
     }
     set->names = b.names;
-    if (build_entries(&b, sd, nsd, owner) < 0) {
+    int rc = build_entries(&b, sd, nsd, owner);
+    free(inhnames); /* the names were copied into the set */
+    if (rc < 0) {
         for (int j = 0; j < nsd; j++) /* passed fds not yet in the set */
             if (owner[j] >= 0) {
                 bool in = false;
@@ -644,5 +821,419 @@ void sl_listen_close_set(struct sl_listen_set *set)
     free(set->fds);
     free(set->owned);
     free(set->names);
+    free(set->origin);
+    free(set->sd_names);
     memset(set, 0, sizeof(*set));
+}
+
+/* ---- re-exec: the SL_LISTEN_ENV variable --------------------------------- */
+
+static const char *const origin_names[] = {"systemd", "bind", "fd"};
+
+static bool plain(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("._/@:[]-", c) != NULL;
+}
+
+/* Appends s %XX-escaped at *pos; false when out of room. */
+static bool put_escaped(char *out, size_t cap, size_t *pos, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int n = plain(c) ? snprintf(out + *pos, cap - *pos, "%c", c)
+                         : snprintf(out + *pos, cap - *pos, "%%%02X", c);
+        if (n < 0 || (size_t)n >= cap - *pos)
+            return false;
+        *pos += (size_t)n;
+    }
+    return true;
+}
+
+/* One entry ";FD,ORIGIN,OWNED,KIND,ADDRESS,NAME" for a listening fd. */
+static int put_entry(char *out, size_t cap, size_t *pos, int fd, enum sl_listen_origin origin,
+                     bool owned, const char *sdname)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char addr[NAME_CAP];
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    format_addr(&ss, len, addr, sizeof(addr));
+    int n = snprintf(out + *pos, cap - *pos, ";%d,%s,%d,%s,", fd, origin_names[origin],
+                     owned ? 1 : 0, ss.ss_family == AF_UNIX ? "unix" : "tcp");
+    if (n < 0 || (size_t)n >= cap - *pos)
+        return -ENOSPC;
+    *pos += (size_t)n;
+    if (!put_escaped(out, cap, pos, addr) || *pos + 1 >= cap)
+        return -ENOSPC;
+    out[(*pos)++] = ',';
+    out[*pos] = '\0';
+    return put_escaped(out, cap, pos, sdname) ? 0 : -ENOSPC;
+}
+
+int sl_listen_env_format(const struct sl_listen_set *set, const struct sl_listen_exec *x, long pid,
+                         char *out, size_t cap)
+{
+    size_t pos = 0;
+    int n = snprintf(out, cap, "%ld", pid), rc;
+    if (n < 0 || (size_t)n >= cap)
+        return -ENOSPC;
+    pos = (size_t)n;
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->fds[i] < 0)
+            continue;
+        rc = put_entry(out, cap, &pos, set->fds[i], set->origin[i], set->owned[i],
+                       set->sd_names + i * SD_NAME_CAP);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; x && i < x->n; i++)
+        if ((rc = put_entry(out, cap, &pos, x->fds[i], SL_LISTEN_FROM_BIND, x->paths[i] != NULL,
+                            "")) < 0)
+            return rc;
+    return (int)pos;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
+}
+
+/* Unescapes s[0..len) into out (NUL-terminated); false on a bad escape or
+ * an embedded NUL. */
+static bool unescape(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi | lo) == 0)
+                return false;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return false;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* "1.2.3.4:80", "[::1]:80" -> a socket address; false when it is not one. */
+static bool parse_ip_port(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *colon = strrchr(s, ':');
+    long port;
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host) || parse_count(colon + 1, &port) < 0 ||
+        port > 65535)
+        return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    size_t hl = strlen(host);
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = '\0';
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1;
+    }
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    *len = sizeof(*in);
+    return inet_pton(AF_INET, host, &in->sin_addr) == 1;
+}
+
+/* Splits the next `sep`-terminated field off *p (NUL-terminates it). */
+static char *field(char **p, char sep)
+{
+    char *start = *p, *end = start ? strchr(start, sep) : NULL;
+    if (end) {
+        *end = '\0';
+        *p = end + 1;
+    } else {
+        *p = NULL;
+    }
+    return start;
+}
+
+static int parse_origin(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, origin_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* One "FD,ORIGIN,OWNED,KIND,ADDRESS,NAME" (modified in place). */
+static bool parse_entry(char *e, struct sl_sd_fd *out, char *names, size_t cap, size_t *used)
+{
+    char *f[6], addr[NAME_CAP * 3];
+    long fd;
+    for (int i = 0; i < 6; i++)
+        if ((f[i] = field(&e, ',')) == NULL)
+            return false;
+    int origin = parse_origin(f[1]);
+    bool unix_kind = strcmp(f[3], "unix") == 0;
+    if (e != NULL || parse_count(f[0], &fd) < 0 || fd > INT_MAX || origin < 0 ||
+        (strcmp(f[2], "0") != 0 && strcmp(f[2], "1") != 0) ||
+        (!unix_kind && strcmp(f[3], "tcp") != 0) ||
+        !unescape(f[4], strlen(f[4]), addr, sizeof(addr)) ||
+        !unescape(f[5], strlen(f[5]), names + *used, cap - *used))
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->fd = (int)fd;
+    out->origin = (enum sl_listen_origin)origin;
+    out->owned = f[2][0] == '1';
+    out->name = names[*used] ? names + *used : "unknown";
+    *used += strlen(names + *used) + 1;
+    if (unix_kind) {
+        out->addrlen = addr[0] ? unix_addr(addr, (struct sockaddr_un *)&out->addr) : 0;
+        return out->addrlen > 0;
+    }
+    return parse_ip_port(addr, &out->addr, &out->addrlen);
+}
+
+int sl_listen_env_parse(const char *value, long pid, struct sl_sd_fd *out, size_t max,
+                        char *names_buf, size_t names_cap, char *err, size_t errcap)
+{
+    size_t n = 0, used = 0;
+    long vpid;
+    if (value == NULL)
+        return 0;
+    char *copy = strdup(value), *p = copy;
+    if (copy == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return -ENOMEM;
+    }
+    char *head = field(&p, ';');
+    int rc = 0;
+    if (parse_count(head, &vpid) < 0) {
+        snprintf(err, errcap, "\"%.64s\": expected PID;FD,ORIGIN,OWNED,KIND,ADDRESS,NAME;...",
+                 value);
+        rc = -EINVAL;
+    } else if (vpid == pid) {
+        while (p != NULL && rc == 0) {
+            char *e = field(&p, ';');
+            if (n == max) {
+                snprintf(err, errcap, "more than %zu sockets", max);
+                rc = -EINVAL;
+            } else if (!parse_entry(e, &out[n], names_buf, names_cap, &used)) {
+                snprintf(err, errcap, "entry %zu: \"%.128s\" is not FD,ORIGIN,OWNED,KIND,ADDRESS,"
+                                      "NAME",
+                         n + 1, e);
+                rc = -EINVAL;
+            } else {
+                n++;
+            }
+        }
+    }
+    free(copy);
+    return rc < 0 ? rc : (int)n;
+}
+
+/* ---- re-exec: preparing and undoing ------------------------------------- */
+
+static int set_cloexec(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0)
+        return -errno;
+    return fcntl(fd, F_SETFD, on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC) < 0 ? -errno : 0;
+}
+
+/* Whether a socket of the set (or one already prepared) listens on item's address. */
+static bool served(const struct sl_listen_set *set, const struct sl_listen_exec *x,
+                   const struct sl_listener_config *item)
+{
+    struct sockaddr_storage want, ss;
+    socklen_t wl, len;
+    if (!item_addr(item, &want, &wl))
+        return false;
+    for (size_t i = 0; i < set->n + x->n; i++) {
+        int fd = i < set->n ? set->fds[i] : x->fds[i - set->n];
+        len = sizeof(ss);
+        if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+            same_addr(&want, wl, &ss, len))
+            return true;
+    }
+    return false;
+}
+
+static bool is_any(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    const struct sockaddr_in6 *in6 = (const void *)ss;
+    return memcmp(&in6->sin6_addr, &in6addr_any, sizeof(in6addr_any)) == 0;
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                    : ((const struct sockaddr_in6 *)ss)->sin6_port;
+}
+
+/*
+ * Whether binding item now would collide with a socket of our own that
+ * the next image will close (0.0.0.0:80 kept until then, 127.0.0.1:80
+ * new): such a listener is left for the next image to bind.
+ */
+static bool collides_with_ours(const struct sl_listen_set *set,
+                               const struct sl_listener_config *item)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (set->fds[i] < 0 || getsockname(set->fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+            ss.ss_family != item->addr.ss_family || port_of(&ss) != port_of(&item->addr))
+            continue;
+        if (is_any(&ss) || is_any(&item->addr))
+            return true;
+    }
+    return false;
+}
+
+static int exec_add(struct sl_listen_exec *x, int fd, const struct sl_listener_config *l)
+{
+    int *fds = realloc(x->fds, (x->n + 1) * sizeof(*fds));
+    if (fds)
+        x->fds = fds;
+    char **paths = fds ? realloc(x->paths, (x->n + 1) * sizeof(*paths)) : NULL;
+    if (paths)
+        x->paths = paths;
+    char *path = NULL;
+    if (paths && l->kind == SL_LISTENER_UNIX && l->path[0] != '@')
+        path = strdup(l->path);
+    if (!paths || (l->kind == SL_LISTENER_UNIX && l->path[0] != '@' && !path)) {
+        close(fd);
+        if (l->kind == SL_LISTENER_UNIX && l->path[0] != '@')
+            unlink(l->path);
+        return -ENOMEM;
+    }
+    x->fds[x->n] = fd;
+    x->paths[x->n] = path;
+    x->n++;
+    return 0;
+}
+
+/* Binds next's listeners the set does not serve yet (see the header). */
+static int prebind(const struct sl_listen_set *set, const struct sl_config *next,
+                   struct sl_listen_exec *x)
+{
+    for (size_t i = 0; next && i < next->nlisteners; i++) {
+        const struct sl_listener_config *l = &next->listeners[i];
+        bool tcp = l->kind == SL_LISTENER_TCP && l->name;
+        if (!(tcp || (l->kind == SL_LISTENER_UNIX && l->path)))
+            continue; /* systemd, fd: nothing to bind */
+        if ((tcp && port_of(&l->addr) == 0) || served(set, x, l))
+            continue; /* port 0: a new port each time; or kept */
+        if (tcp && collides_with_ours(set, l))
+            continue;
+        int fd = sl_listen_open(l);
+        if (fd < 0)
+            return fd;
+        int rc = exec_add(x, fd, l);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/*
+ * Runs the next image's matching over the sockets it will inherit, so a
+ * `systemd:` item no inherited socket satisfies is an error now, not after
+ * the exec (systemd passes its sockets only at the first start).
+ */
+static int check_next(const struct sl_listen_set *set, const struct sl_listen_exec *x,
+                      const struct sl_config *next)
+{
+    size_t n = set->n + x->n;
+    struct sl_sd_fd *fds = calloc(n + 1, sizeof(*fds));
+    int *owner = calloc(n + 1, sizeof(*owner));
+    char err[1024];
+    int rc = fds && owner ? 0 : -ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool old = i < set->n;
+        struct sl_sd_fd *f = &fds[i];
+        f->fd = old ? set->fds[i] : x->fds[i - set->n];
+        f->origin = old ? set->origin[i] : SL_LISTEN_FROM_BIND;
+        f->name = old && set->sd_names[i * SD_NAME_CAP] ? set->sd_names + i * SD_NAME_CAP
+                                                        : "unknown";
+        f->addrlen = sizeof(f->addr);
+        if (f->fd < 0 || getsockname(f->fd, (struct sockaddr *)&f->addr, &f->addrlen) < 0)
+            f->addrlen = 0;
+    }
+    if (rc == 0 && sl_listen_match(next->listeners, next->nlisteners, fds, n, owner, err,
+                                   sizeof(err)) < 0) {
+        sl_log(SL_LOG_ERROR, "%s (systemd passes sockets only at the first start)", err);
+        rc = -ENOENT;
+    }
+    free(fds);
+    free(owner);
+    return rc;
+}
+
+int sl_listen_exec_prepare(const struct sl_listen_set *set, const struct sl_config *next,
+                           struct sl_listen_exec *x)
+{
+    size_t cap;
+    char *env = NULL;
+    int rc;
+    memset(x, 0, sizeof(*x));
+    if ((rc = prebind(set, next, x)) < 0 || (next && (rc = check_next(set, x, next)) < 0))
+        goto out_abort;
+    cap = 32 + (set->n + x->n) * (32 + 3 * (NAME_CAP + SD_NAME_CAP));
+    if ((env = malloc(cap)) == NULL) {
+        rc = -ENOMEM;
+        goto out_abort;
+    }
+    if ((rc = sl_listen_env_format(set, x, (long)getpid(), env, cap)) < 0) {
+        sl_log(SL_LOG_ERROR, "%s: %s", SL_LISTEN_ENV, strerror(-rc));
+        goto out_abort;
+    }
+    for (size_t i = 0; i < set->n + x->n && rc >= 0; i++) {
+        int fd = i < set->n ? set->fds[i] : x->fds[i - set->n];
+        if (fd >= 0)
+            rc = set_cloexec(fd, false);
+    }
+    if (rc >= 0 && setenv(SL_LISTEN_ENV, env, 1) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        sl_log(SL_LOG_ERROR, "preparing the listeners for exec: %s", strerror(-rc));
+        goto out_abort;
+    }
+    free(env);
+    return 0;
+out_abort:
+    free(env);
+    sl_listen_exec_abort(set, x);
+    return rc;
+}
+
+void sl_listen_exec_abort(const struct sl_listen_set *set, struct sl_listen_exec *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        close(x->fds[i]);
+        if (x->paths[i])
+            unlink(x->paths[i]);
+        free(x->paths[i]);
+    }
+    free(x->fds);
+    free(x->paths);
+    memset(x, 0, sizeof(*x));
+    for (size_t i = 0; i < set->n; i++)
+        if (set->fds[i] >= 0)
+            set_cloexec(set->fds[i], true);
+    unsetenv(SL_LISTEN_ENV);
 }

@@ -6,6 +6,12 @@
  * systemd fds are matched to items by FileDescriptorName= or by address
  * (getsockname), never by their position: a TCP or Unix item whose address
  * systemd already bound takes that socket instead of binding its own.
+ *
+ * Across a re-exec (SIGHUP reload) the listening sockets are inherited: the
+ * old image clears close-on-exec on them and describes them in
+ * SALTARE_LISTEN_FDS (sl_listen_exec_prepare); the new image's
+ * sl_listen_open_all adopts the ones its config still has (same address,
+ * or same systemd name), binds the new ones and closes the removed ones.
  */
 #ifndef SL_SERVER_LISTEN_H
 #define SL_SERVER_LISTEN_H
@@ -28,6 +34,13 @@ extern "C" {
  * sees an ordinary listener; `fd` and `systemd` still say where it came
  * from. Pass `&set->cfg` and `set->fds` to the workers.
  */
+/* Where a listening socket first came from (kept across re-execs). */
+enum sl_listen_origin {
+    SL_LISTEN_FROM_SYSTEMD = 0, /* LISTEN_FDS (socket activation) */
+    SL_LISTEN_FROM_BIND,        /* bound by saltare (a tcp or unix item) */
+    SL_LISTEN_FROM_FD,          /* an `fd: N` item: passed by whoever started us */
+};
+
 struct sl_listen_set {
     struct sl_config cfg;
     struct sl_listener_config *items;
@@ -35,14 +48,27 @@ struct sl_listen_set {
     bool *owned; /* bound by us: a Unix socket file to remove at close */
     size_t n;
     char *names; /* the addresses of adopted sockets (items[i].name) */
+    enum sl_listen_origin *origin; /* per entry */
+    char *sd_names; /* per entry: the systemd FileDescriptorName ("" = none) */
 };
 
 /*
  * Opens every listener of `cfg` (which must outlive the set): reads and
- * unsets LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, matches the passed fds,
- * binds the rest, applies cfg->tcp to TCP listening sockets. Every error is
- * logged naming the listener. Returns 0, or a negative errno with nothing
- * left open.
+ * unsets LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES and SL_LISTEN_ENV, matches
+ * the passed fds, binds the rest, applies cfg->tcp to TCP listening sockets.
+ * Every error is logged naming the listener. Returns 0, or a negative errno
+ * with nothing left open.
+ *
+ * Sockets inherited through SL_LISTEN_ENV (a re-exec) are matched like
+ * systemd's: by address to tcp/unix items (an `fd: N` item takes fd N), and
+ * those that came from systemd also by name to systemd items. A kept socket
+ * is never re-bound and its Unix socket file never unlinked; its backlog
+ * and the `tcp` options are applied again (a value set back to 0 restores
+ * the kernel's default), as are mode/owner/group of a Unix socket file we
+ * created. `reuseport` cannot change on a bound socket: a kept listener
+ * keeps the value it was bound with (a warning says so). An inherited
+ * socket no item takes is closed, and its Unix socket file removed if we
+ * created it.
  */
 int sl_listen_open_all(const struct sl_config *cfg, struct sl_listen_set *set);
 
@@ -67,15 +93,75 @@ void sl_listen_close_all(const struct sl_config *cfg, int *fds);
  * inherit them). Returns 0 or -errno. */
 int sl_listen_tune(int fd, const struct sl_tcp_config *tcp);
 
-/* ---- systemd socket activation (exposed for tests) ---------------------- */
+/* ---- re-exec: carrying the listeners over ------------------------------- */
 
-/* One fd passed by systemd. */
+/* The environment variable that describes the inherited listening sockets. */
+#define SL_LISTEN_ENV "SALTARE_LISTEN_FDS"
+
+/*
+ * What sl_listen_exec_prepare set up, to undo if the exec fails: the
+ * sockets it bound for the next config's new listeners (they are inherited
+ * too, so a bind error is found before the exec, while the old image still
+ * serves).
+ */
+struct sl_listen_exec {
+    int *fds;     /* bound for `next` */
+    char **paths; /* their Unix socket files (NULL entry: none or abstract) */
+    size_t n;
+};
+
+/*
+ * Prepares this process for an exec that keeps its listeners: binds the
+ * tcp/unix listeners of `next` (the config the new image will load; NULL =
+ * none) that no socket of `set` serves yet, clears FD_CLOEXEC on every
+ * socket of `set` and on those, and sets SL_LISTEN_ENV (every other fd keeps
+ * its flags). A `systemd:` item of `next` that no inherited socket would
+ * satisfy is an error too (-ENOENT). On an error (logged, naming the
+ * listener) nothing is left changed and a negative errno is returned;
+ * otherwise 0: call exec next, and sl_listen_exec_abort if it returns.
+ */
+int sl_listen_exec_prepare(const struct sl_listen_set *set, const struct sl_config *next,
+                           struct sl_listen_exec *x);
+
+/* After a failed exec: closes what prepare bound (removing their Unix socket
+ * files), sets FD_CLOEXEC on the set again, unsets SL_LISTEN_ENV, frees x. */
+void sl_listen_exec_abort(const struct sl_listen_set *set, struct sl_listen_exec *x);
+
+/* ---- passed fds: systemd and re-exec (exposed for tests) ----------------- */
+
+/* One fd passed to us: by systemd, or by the previous image (re-exec). */
 struct sl_sd_fd {
     int fd;
     const char *name; /* from LISTEN_FDNAMES; "unknown" when none */
     struct sockaddr_storage addr;
     socklen_t addrlen; /* 0: getsockname failed (not a socket) */
+    /* Re-exec only (systemd fds keep the zero values): */
+    enum sl_listen_origin origin; /* systemd fds match systemd items; others only by address */
+    bool owned;                   /* its Unix socket file is ours to remove */
 };
+
+/*
+ * Formats the SL_LISTEN_ENV value describing every socket of `set` plus
+ * the extra fds `x` (NULL = none), for process `pid`:
+ *     PID;FD,ORIGIN,OWNED,KIND,ADDRESS,NAME;...
+ * ORIGIN is systemd, bind or fd; OWNED 0 or 1; KIND tcp or unix; ADDRESS
+ * the socket's own (getsockname) as "1.2.3.4:80", "[::1]:80", "/path" or
+ * "@abstract"; NAME the systemd FileDescriptorName (or empty). ADDRESS and
+ * NAME are %XX-escaped (every byte outside [A-Za-z0-9._/@:[]-]). Returns
+ * the length, or a negative errno (-ENOSPC: cap is too small).
+ */
+int sl_listen_env_format(const struct sl_listen_set *set, const struct sl_listen_exec *x, long pid,
+                         char *out, size_t cap);
+
+/*
+ * Parses an SL_LISTEN_ENV value: 0 entries when `value` is NULL or meant
+ * for another pid; else fills out[0..max) (fd, name, origin, owned; addr
+ * and addrlen from ADDRESS, to be checked against getsockname) with the
+ * strings in names_buf, and returns the count; -EINVAL with a message in
+ * err for a malformed value. Touches no fd.
+ */
+int sl_listen_env_parse(const char *value, long pid, struct sl_sd_fd *out, size_t max,
+                        char *names_buf, size_t names_cap, char *err, size_t errcap);
 
 /*
  * Assigns passed fds to listener items: owner[j] = the index of the item

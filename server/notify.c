@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -19,10 +20,10 @@ static struct {
     int sock; /* datagram socket to systemd, -1 = none */
     struct sockaddr_un addr;
     socklen_t addrlen;
-    int pipe_r, pipe_w; /* workers -> master readiness */
-    unsigned workers, ready;
-    bool is_worker, ready_sent, stopping_sent;
-} N = {.sock = -1, .pipe_r = -1, .pipe_w = -1};
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* for a re-exec */
+    int channel; /* worker: the write end of the master's pipe, -1 = none */
+    bool is_worker, stopping_sent;
+} N = {.sock = -1, .channel = -1};
 
 static int open_socket(const char *path)
 {
@@ -44,26 +45,20 @@ static int open_socket(const char *path)
     return 0;
 }
 
-int sl_notify_init(unsigned workers)
+int sl_notify_init(void)
 {
     const char *path = getenv("NOTIFY_SOCKET");
-    int p[2];
-    if (path) {
-        char copy[sizeof(N.addr.sun_path) + 1];
-        snprintf(copy, sizeof(copy), "%s", path);
-        unsetenv("NOTIFY_SOCKET"); /* the app's children must not notify for us */
-        open_socket(copy);
-    }
-    N.workers = workers;
-    if (workers == 0 || N.sock < 0)
+    if (path == NULL)
         return 0;
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
-        sl_log(SL_LOG_ERROR, "notify pipe: %s", strerror(errno));
-        return -errno;
-    }
-    N.pipe_r = p[0];
-    N.pipe_w = p[1];
-    return 0;
+    snprintf(N.path, sizeof(N.path), "%s", path);
+    unsetenv("NOTIFY_SOCKET"); /* the app's children must not notify for us */
+    return open_socket(N.path);
+}
+
+void sl_notify_export(void)
+{
+    if (N.path[0] != '\0' && !N.is_worker)
+        setenv("NOTIFY_SOCKET", N.path, 1);
 }
 
 void sl_notify(const char *msg)
@@ -75,56 +70,50 @@ void sl_notify(const char *msg)
         sl_log(SL_LOG_WARNING, "NOTIFY_SOCKET: %s", strerror(errno));
 }
 
-void sl_notify_forked(void)
+void sl_notify_forked(int channel_fd)
 {
     N.is_worker = true;
     if (N.sock >= 0)
         close(N.sock);
     N.sock = -1;
-    if (N.pipe_r >= 0)
-        close(N.pipe_r);
-    N.pipe_r = -1;
+    N.channel = channel_fd;
 }
 
-static void send_ready(unsigned n)
+static void tell_master(enum sl_notify_what what)
 {
-    char msg[128];
-    if (N.ready_sent)
+    struct sl_notify_msg m = {.pid = (int32_t)getpid(), .what = (int32_t)what};
+    if (N.channel < 0)
         return;
-    N.ready_sent = true;
-    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving, %u worker%s ready", n, n == 1 ? "" : "s");
-    sl_notify(msg);
+    /* Blocking or not, a write below PIPE_BUF is whole or nothing. */
+    if (write(N.channel, &m, sizeof(m)) != (ssize_t)sizeof(m))
+        sl_log(SL_LOG_WARNING, "cannot report to the master: %s", strerror(errno));
 }
 
 void sl_notify_worker_ready(void)
 {
-    if (N.is_worker) {
-        char one = 1;
-        if (N.pipe_w >= 0 && write(N.pipe_w, &one, 1) < 0)
-            sl_log(SL_LOG_WARNING, "notify pipe: %s", strerror(errno));
-        return;
-    }
-    send_ready(1);
+    tell_master(SL_NOTIFY_READY);
 }
 
-int sl_notify_pipe_fd(void)
+void sl_notify_worker_recycle(void)
 {
-    return N.pipe_r;
+    tell_master(SL_NOTIFY_RECYCLE);
 }
 
-void sl_notify_collect(void)
+void sl_notify_ready(unsigned n)
 {
-    char buf[256];
-    ssize_t n;
-    while ((n = read(N.pipe_r, buf, sizeof(buf))) > 0)
-        N.ready += (unsigned)n;
-    if (N.ready >= N.workers)
-        send_ready(N.workers);
-    else if (!N.ready_sent) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "STATUS=starting, %u of %u workers ready", N.ready, N.workers);
-        sl_notify(msg);
-    }
+    char msg[128];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving, %u worker%s ready", n, n == 1 ? "" : "s");
+    sl_notify(msg);
+}
+
+void sl_notify_reloading(void)
+{
+    char msg[96];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    sl_notify(msg);
 }
 
 void sl_notify_stopping(void)

@@ -1,47 +1,71 @@
 /*
- * notify: the systemd notification protocol (sd_notify(3)), without
- * libsystemd: datagrams of "KEY=VALUE\n" lines sent to $NOTIFY_SOCKET.
+ * notify: the two ways a process reports its state.
  *
- * Only the main process talks to systemd (the default NotifyAccess=main).
- * With forked workers, each worker reports "lifespan startup done" to the
- * master over a pipe, and the master says READY=1 once all have.
+ * To systemd: the notification protocol (sd_notify(3)) without libsystemd,
+ * datagrams of "KEY=VALUE\n" lines sent to $NOTIFY_SOCKET. Only the master
+ * talks to systemd (the default NotifyAccess=main).
+ *
+ * To the master: each worker writes fixed-size messages (struct
+ * sl_notify_msg) to a pipe the master reads. Messages are smaller than
+ * PIPE_BUF, so the writes of several workers never interleave. The pipe
+ * is created by the master (program/) and survives its re-exec on SIGHUP,
+ * so a message an old worker writes during the exec is read by the new
+ * image.
  */
 #ifndef SL_SERVER_NOTIFY_H
 #define SL_SERVER_NOTIFY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+enum sl_notify_what {
+    SL_NOTIFY_READY = 1,   /* lifespan startup done, accepting */
+    SL_NOTIFY_RECYCLE = 2, /* process.max_requests reached: replace me */
+};
+
+/* One worker -> master message. */
+struct sl_notify_msg {
+    int32_t pid;
+    int32_t what; /* enum sl_notify_what */
+};
+
 /*
  * Reads and unsets NOTIFY_SOCKET (a path, or "@abstract"), opens the
- * socket. `workers` > 0: workers will be forked and report through a pipe
- * (sl_notify_pipe_fd). Without NOTIFY_SOCKET every call is a no-op apart
- * from the pipe. Returns 0 or -errno (logged).
+ * socket. Without NOTIFY_SOCKET every systemd call is a no-op. Returns 0
+ * or -errno (logged).
  */
-int sl_notify_init(unsigned workers);
+int sl_notify_init(void);
+
+/* Puts NOTIFY_SOCKET back into the environment, for a re-exec of the
+ * master (the new image calls sl_notify_init again). */
+void sl_notify_export(void);
 
 /* Sends `msg` (lines "KEY=VALUE", no trailing newline needed) from the
- * main process; ignored in workers and without NOTIFY_SOCKET. */
+ * master; ignored in workers and without NOTIFY_SOCKET. */
 void sl_notify(const char *msg);
 
-/* In a forked worker, right after fork: it no longer speaks to systemd. */
-void sl_notify_forked(void);
+/* In a forked worker, right after fork: it no longer speaks to systemd;
+ * it reports to the master on `channel_fd` (the write end of the pipe;
+ * -1 = nobody to tell). */
+void sl_notify_forked(int channel_fd);
 
-/* A worker finished lifespan startup and accepts connections. In the main
- * process (single worker) this sends READY=1; in a forked worker it tells
- * the master. */
+/* A worker finished lifespan startup and accepts connections. */
 void sl_notify_worker_ready(void);
 
-/* Master: the read end of the workers' pipe (-1 without forked workers),
- * and what to do when it is readable: counts ready workers, READY=1 when
- * all of them are. */
-int sl_notify_pipe_fd(void);
-void sl_notify_collect(void);
+/* A worker reached process.max_requests and asks to be replaced. */
+void sl_notify_worker_recycle(void);
 
-/* Drain started: STOPPING=1 (main process only, once). */
+/* Master: all workers are ready: READY=1 (after RELOADING=1 too). */
+void sl_notify_ready(unsigned workers);
+
+/* Master: a reload starts: RELOADING=1 with MONOTONIC_USEC. */
+void sl_notify_reloading(void);
+
+/* Master: drain started: STOPPING=1 (once). */
 void sl_notify_stopping(void);
 
 #ifdef __cplusplus

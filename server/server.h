@@ -308,10 +308,24 @@ void sl_worker_flush(struct sl_worker *w);
  * requests finish (connections close after their current response). */
 void sl_worker_drain(struct sl_worker *w);
 
+/*
+ * The listening fds are this process's own copies (a forked worker): the
+ * drain then closes them, so that once every process sharing a socket has
+ * closed it the kernel refuses new connections at once instead of queueing
+ * them in a backlog nobody accepts from. Off by default (the fds are
+ * borrowed).
+ */
+void sl_worker_set_owns_listeners(struct sl_worker *w, bool on);
+
 /* Async-signal-safe: asks the worker to drain (wakes its epoll fd). A second
  * call before the worker is done sets sl_worker_abort_requested(). */
 void sl_worker_signal_drain(struct sl_worker *w);
 bool sl_worker_draining(const struct sl_worker *w);
+
+/* Async-signal-safe: sl_worker_signal_drain for a restart (a reload, a
+ * recycling): open WebSockets are closed with 1012 (Service Restart, the
+ * client may reconnect at once) instead of 1001 (Going Away). */
+void sl_worker_signal_restart(struct sl_worker *w);
 bool sl_worker_abort_requested(const struct sl_worker *w);
 
 /* True once draining and no connection is left. */

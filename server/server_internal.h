@@ -225,11 +225,13 @@ struct sl_worker {
     bool draining;
     bool accept_paused;
     atomic_uint signals;
+    atomic_bool restarting; /* sl_worker_signal_restart: WebSockets close with 1012 */
     const struct sl_config *cfg;
     const struct sl_app_ops *ops;
     void *app;
     struct sl__listener *ls;
     size_t nls;
+    bool owns_listeners; /* drain closes ls[i].fd (sl_worker_set_owns_listeners) */
     uint64_t now_ms;      /* CLOCK_MONOTONIC */
     uint64_t told_due_ms; /* the embedder polls by then (last sl_worker_next_timer_ms) */
     struct sl_timer_wheel wheel;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -435,7 +436,35 @@ void sl_worker_signal_drain(struct sl_worker *w)
     errno = saved;
 }
 
-/* Idle connections (no request bytes) close now; the others close after
+void sl_worker_signal_restart(struct sl_worker *w)
+{
+    atomic_store_explicit(&w->restarting, true, memory_order_relaxed);
+    sl_worker_signal_drain(w);
+}
+
+void sl_worker_set_owns_listeners(struct sl_worker *w, bool on)
+{
+    w->owns_listeners = on;
+}
+
+/*
+ * Whether an idle connection may be closed at once by a drain. Not a fresh
+ * one (accepted, nothing read yet): its client is sending its first
+ * request, which closing would reset (a new connection is never retried);
+ * it gets one answer with "Connection: close", within timeouts.header. Not
+ * a kept-alive one whose next request already sits unread in the socket.
+ * The rest may close: a client must expect a kept-alive connection to
+ * close while idle (RFC 9112 9.3.1 lets it retry).
+ */
+static bool idle_for_good(const struct sl_conn *c)
+{
+    int pending = 0;
+    if (c->nrequests == 0)
+        return false;
+    return ioctl(c->fd, FIONREAD, &pending) < 0 || pending == 0;
+}
+
+/* Idle kept-alive connections close now (idle_for_good); the others close after
  * their current response (conn.c checks w->draining). */
 void sl_worker_drain(struct sl_worker *w)
 {
@@ -445,12 +474,16 @@ void sl_worker_drain(struct sl_worker *w)
     if (!w->accept_paused)
         listeners_ctl(w, EPOLL_CTL_DEL);
     sl_timer_cancel(&w->wheel, &w->accept_timer);
+    for (size_t i = 0; w->owns_listeners && i < w->nls; i++) {
+        close(w->ls[i].fd);
+        w->ls[i].fd = -1;
+    }
     for (struct sl_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == SL__C_IDLE)
+        if (c->state == SL__C_IDLE && idle_for_good(c))
             sl__conn_close(c);
         else if (c->state == SL__C_WS)
-            sl__ws_going_away(c); /* close 1001; the peer's answer ends it */
+            sl__ws_going_away(c); /* close 1001 (1012: restart); the peer's answer ends it */
     }
 }
 

@@ -448,10 +448,13 @@ void sl__ws_release(struct sl_req *r)
 
 void sl__ws_going_away(struct sl_conn *c)
 {
+    unsigned code = atomic_load_explicit(&c->w->restarting, memory_order_relaxed)
+                        ? SL_WS_CLOSE_RESTART
+                        : SL_WS_CLOSE_GOING_AWAY;
     if (c->ws->close_sent)
         return;
-    ws_end(c, SL_WS_CLOSE_GOING_AWAY);
-    close_from_us(c, SL_WS_CLOSE_GOING_AWAY, NULL, 0);
+    ws_end(c, code);
+    close_from_us(c, code, NULL, 0);
 }
 
 void sl__ws_after_write(struct sl_conn *c)

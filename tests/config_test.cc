@@ -888,7 +888,7 @@ TEST(ConfigErrors, SuggestAKeyOfTheSameNameInASubsection)
 TEST(ConfigErrors, ListTheKnownKeysWhenNothingIsClose)
 {
     EXPECT_EQ("test.yaml:1:25: app.frobnicate: unknown key, expected one of: target, path, venv, "
-              "lifespan, loop, root_path\n",
+              "lifespan, loop, root_path, preload\n",
               Errors("app: {target: main:app, frobnicate: 1}\n"));
 }
 
@@ -1056,6 +1056,7 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  lifespan: auto\n"
               "  loop: auto\n"
               "  root_path: \"\"\n"
+              "  preload: auto\n"
               "workers: 1\n"
               "routes: []\n"
               "listeners:\n"
@@ -1071,6 +1072,7 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  write: 30s\n"
               "  app: 0\n"
               "  shutdown: 30s\n"
+              "  startup: 1m\n"
               "limits:\n"
               "  max_body: 1MiB\n"
               "  max_header_bytes: 16KiB\n"
@@ -1105,6 +1107,14 @@ TEST(ConfigPrint, PrintsEveryKeyWithDefaults)
               "  protocol: off\n"
               "process:\n"
               "  raise_nofile: false\n"
+              "  max_requests: 0\n"
+              "  max_requests_jitter: 0\n"
+              "  max_rss: 0\n"
+              "  crash_limit: 5\n"
+              "  crash_window: 1m\n"
+              "  user: null\n"
+              "  group: null\n"
+              "  pid_file: null\n"
               "http:\n"
               "  server_header: \"saltare\"\n"
               "  request_id:\n"
@@ -1137,6 +1147,7 @@ TEST(ConfigPrint, RoundTripsEveryNonDefaultValue)
 {
     Load load("app:\n  target: a.b:c.d\n  path: [x, \"y z\"]\n  venv: /v\n  lifespan: off\n"
               "  loop: asyncio\n"
+              "  preload: auto\n"
               "workers: 0\n"
               "listeners:\n"
               "  - tcp: \"[::1]:1\"\n    timeouts: {header: 1ms}\n"

@@ -339,7 +339,7 @@ class Server : public sl_testing::TestServer
         lc.limits.max_body = o.max_body;
         lc.limits.max_connections = o.max_connections;
         lc.limits.max_keepalive_requests = o.max_keepalive_requests;
-        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms, 10000};
+        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms, 10000, 0};
         cfg.http.server_header = "saltare-test";
         cfg.log.access = opt.access_log.empty() ? nullptr : opt.access_log.c_str();
         if (!Open(&app.ops, &app))

@@ -37,7 +37,7 @@ TestServer::TestServer(Addr addr, const std::string &path) : unix_path(path)
     lc.limits.max_header_bytes = 8192;
     lc.limits.max_request_target = 8192;
     lc.limits.max_headers = 64;
-    lc.timeouts = {5000, 5000, 5000, 5000, 1000, 0, 10000};
+    lc.timeouts = {5000, 5000, 5000, 5000, 1000, 0, 10000, 0};
     cfg.listeners = &lc;
     cfg.nlisteners = 1;
 }

@@ -141,6 +141,18 @@ class Server:
     def stderr(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def worker_pids(self) -> list[int]:
+        """The master's children: its worker processes (there is always a master)."""
+        children = pathlib.Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(p) for p in children.read_text().split()]
+
+    @property
+    def worker_pid(self) -> int:
+        """The one worker of a `workers: 1` server, once it is running."""
+        pids = wait_for(lambda: self.worker_pids() or None, START_TIMEOUT, "no worker process")
+        assert len(pids) == 1, pids
+        return pids[0]
+
     def mark(self, path: pathlib.Path | None = None) -> int:
         """The current end of the server's output (or of the file at `path`,
         e.g. an access log): pass it to stderr_since / lines_after."""
@@ -278,6 +290,7 @@ class Launcher:
         extra_path: list[str] = (),
         ready: bool = True,
         app_options: dict | None = None,  # more app.* keys (root_path...)
+        preload: str | None = None,
         **sections,
     ) -> Server:
         host = port = uds = None
@@ -297,6 +310,7 @@ class Launcher:
                 "loop": loop,
                 "venv": venv,
                 **(app_options or {}),
+                **({"preload": preload} if preload else {}),
             },
             "workers": 1,
             "listeners": [listener],

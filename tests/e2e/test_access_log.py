@@ -64,7 +64,7 @@ def test_json_fields_and_rfc3339_time(logged_server):
     assert 0 <= entry["duration"] < 30
     assert (entry["user_agent"], entry["referer"]) == ("t/1", "http://r.test/")
     assert entry["listener"].startswith("127.0.0.1:")
-    assert entry["pid"] == server.pid  # one worker: the master serves
+    assert entry["pid"] == server.worker_pid  # the worker, not the master
     assert entry["tls"] is None
 
 

@@ -27,7 +27,7 @@ def wait_until(what, pred, timeout=30.0):
 
 
 def open_fds(server) -> int:
-    return len(os.listdir(f"/proc/{server.pid}/fd"))
+    return len(os.listdir(f"/proc/{server.worker_pid}/fd"))
 
 
 def until_closed(s) -> bytes:

@@ -214,3 +214,136 @@ def test_workers_do_not_outlive_a_killed_master(serve):
                 pass
         raise
     assert server.stderr().count("lifespan shutdown ran") == 2  # they drained
+
+
+# ---- the master and its workers (proc_app) ---------------------------------
+
+
+def cmdline(pid: int) -> str:
+    return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode()
+
+
+def test_one_worker_still_has_a_master_with_titles(serve):
+    server = serve("proc_app:app", lifespan="on")
+    server.wait_serving()
+    worker = server.worker_pid
+    assert worker != server.pid
+    assert httpx.get(server.url + "/pid").text == str(worker)
+    assert cmdline(server.pid).startswith("saltare: master [gen 1]")
+    assert cmdline(worker).startswith("saltare: worker 1 [gen 1]")
+    assert server.stop() == 0
+
+
+def test_sigterm_during_the_app_import_with_one_worker_exits_0(serve, monkeypatch):
+    monkeypatch.setenv("PROC_IMPORT_SLEEP", "1.5")
+    server = serve("proc_app:app", lifespan="on", ready=False)
+    wait_for_log(server, "proc_app imported")  # inside the import's sleep
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.wait() == 0, server.stderr()
+
+
+def test_second_signal_kills_workers_even_when_the_app_blocks_its_loop(serve):
+    server = serve("proc_app:app", lifespan="on")
+    server.wait_serving()
+    with server.connect() as s:
+        s.sendall(b"GET /block?30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for_log(server, "blocking in pid")
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for_log(server, "stopping: draining 1 worker")
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.wait() == 1
+    assert time.monotonic() - started < 10  # not the 30 s the app blocks
+    assert "second signal: killing 1 worker" in server.stderr()
+
+
+def test_a_hung_lifespan_startup_is_bounded_by_timeouts_startup(serve, monkeypatch):
+    monkeypatch.setenv("PROC_STARTUP", "hang")
+    server = serve("proc_app:app", lifespan="on", ready=False, timeouts={"startup": "1s"})
+    assert server.wait() == 3
+    log = server.stderr()
+    assert "did not become ready within timeouts.startup (1 s)" in log
+    assert "serving proc_app:app" not in log  # "serving" only after startup
+
+
+def test_one_sigterm_stops_a_hung_startup(serve, monkeypatch):
+    monkeypatch.setenv("PROC_STARTUP", "hang")
+    server = serve("proc_app:app", lifespan="on", ready=False,
+                   timeouts={"startup": "1h", "shutdown": "1s"})
+    wait_for_log(server, "startup in pid")
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=20) != 0  # killed after timeouts.shutdown + grace
+    assert "killing 1 worker" in server.stderr()
+
+
+def test_new_connections_are_refused_at_once_while_draining(serve):
+    server = serve("proc_app:app", lifespan="on", workers=2)
+    server.wait_serving()
+    with server.connect() as s:
+        s.sendall(b"GET /slow?3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for_log(server, "slow request in pid")
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for_log(server, "stopping: draining")
+        deadline = time.monotonic() + 5
+        while True:  # every process lets go of the socket within moments
+            try:
+                server.connect().close()
+            except ConnectionRefusedError:
+                break
+            assert time.monotonic() < deadline, "still accepting while draining"
+            time.sleep(0.05)
+        assert read_response(s.makefile("rb"))[2] == b"slow done"  # in flight: finished
+    assert server.wait() == 0
+
+
+def test_preload_imports_once_in_the_master(serve):
+    server = serve("proc_app:app", lifespan="on", workers=2)
+    server.wait_serving()
+    imported = re.findall(r"proc_app imported in pid (\d+)", server.stderr())
+    assert imported == [str(server.pid)]
+
+
+def test_preload_off_imports_in_each_worker(serve):
+    server = serve("proc_app:app", lifespan="on", workers=2, preload="off")
+    deadline = time.monotonic() + 20
+    while len(re.findall(r"startup in pid", server.stderr())) < 2:
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    imported = set(re.findall(r"proc_app imported in pid (\d+)", server.stderr()))
+    assert imported == {str(p) for p in server.worker_pids()}
+
+
+def test_sigttin_and_sigttou_add_and_remove_a_worker(serve):
+    server = serve("proc_app:app", lifespan="on", workers=1)
+    server.wait_serving()
+    mark = server.mark()
+    server.proc.send_signal(signal.SIGTTIN)
+    deadline = time.monotonic() + 20
+    while len(server.worker_pids()) != 2 or "worker ready" not in server.stderr_since(mark):
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    assert "SIGTTIN: 2 workers" in server.stderr()
+    server.proc.send_signal(signal.SIGTTOU)
+    while len(server.worker_pids()) != 1:
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    assert "SIGTTOU: 1 worker" in server.stderr()
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_max_rss_replaces_a_worker_that_stays_over_it(serve):
+    server = serve("proc_app:app", lifespan="on", workers=1, process={"max_rss": "120MiB"})
+    server.wait_serving()
+    before = server.worker_pid
+    mark = server.mark()
+    assert httpx.get(server.url + "/grow?160", timeout=10).text == "grown"
+    deadline = time.monotonic() + 20
+    while f"pid {before} draining (process.max_rss)" not in server.stderr_since(mark):
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    log = server.stderr_since(mark)
+    assert re.search(rf"worker 1 \(pid {before}\) uses \d+ KiB, over process.max_rss for 3", log)
+    while f"(pid {before}) drained and exited" not in server.stderr_since(mark):
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    assert httpx.get(server.url + "/pid").text != str(before)  # the replacement serves

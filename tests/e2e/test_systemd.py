@@ -174,3 +174,31 @@ def test_notify_ready_after_startup_and_stopping_on_drain(tmp_path, workers):
         if proc.poll() is None:
             proc.kill()
         s.close()
+
+
+def test_sighup_reload_says_reloading_then_ready_and_keeps_the_systemd_socket(tmp_path):
+    port = free_port()
+    s, path = notify_socket(tmp_path)
+    proc = launch(tmp_path, [f"web=tcp:127.0.0.1:{port}"], [{"systemd": "web"}],
+                  notify=path, workers=2)
+    try:
+        read_until(s, "READY=1")
+        before = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json()["pid"]
+        proc.send_signal(signal.SIGHUP)  # the launcher exec'd: this is saltare's master
+        msgs = read_until(s, "RELOADING=1")
+        assert any(line.startswith("MONOTONIC_USEC=") for line in msgs[-1].split("\n"))
+        read_until(s, "READY=1")  # the new generation serves
+        log = tmp_path / "saltare.log"
+        deadline = time.monotonic() + 15
+        while log.read_text().count("drained and exited") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        r = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)  # the same socket, new workers
+        assert r.status_code == 200 and r.json()["pid"] != before
+        assert "reload: generation 2 ready" in log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        read_until(s, "STOPPING=1")
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

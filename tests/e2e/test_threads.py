@@ -48,10 +48,10 @@ def test_every_way_to_a_thread_works_off_the_loop_and_reuses_threads(serve, loop
     assert get(conn, "/stats")["loop"] == loop
     for i in range(rounds):
         r = get(conn, "/to_thread")
-        assert r["tid"] != server.pid  # ran in a worker thread...
-        assert r["from_thread"] == server.pid  # ...and from_thread got back to the loop
+        assert r["tid"] != server.worker_pid  # ran in a worker thread...
+        assert r["from_thread"] == server.worker_pid  # ...and from_thread got back to the loop
         for path in ("/sync", "/threadpool", "/executor", "/asyncio_to_thread"):
-            assert get(conn, path)["tid"] != server.pid, path
+            assert get(conn, path)["tid"] != server.worker_pid, path
         assert get(conn, "/dependency")["value"] == "value"
         get(conn, f"/background?word=w{i}")
     stats = wait_for_events(
@@ -60,9 +60,9 @@ def test_every_way_to_a_thread_works_off_the_loop_and_reuses_threads(serve, loop
         and sum(e.startswith("background") for e in ev) == rounds,
     )
     tids = {kind: set(ids) for kind, ids in stats["tids"].items()}
-    assert server.pid not in set().union(*tids.values())
+    assert server.worker_pid not in set().union(*tids.values())
     for event in stats["events"]:  # dependency enter/exit and background tasks
-        assert int(event.rsplit(" ", 1)[1]) != server.pid, event
+        assert int(event.rsplit(" ", 1)[1]) != server.worker_pid, event
     anyio_kinds = ("sync", "to_thread", "threadpool", "dependency", "background")
     assert set(tids) >= set(anyio_kinds)
     # One request at a time: anyio's pool needs a thread or two (a dependency
@@ -87,7 +87,7 @@ def test_a_thousand_sync_requests_start_no_more_threads_than_the_limiter(serve, 
     def client(_):
         conn = connect(server)
         for _ in range(per_client):
-            assert get(conn, "/sync?sleep_ms=20")["tid"] != server.pid
+            assert get(conn, "/sync?sleep_ms=20")["tid"] != server.worker_pid
         conn.close()
 
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:

@@ -489,3 +489,20 @@ def test_wss_echo_and_scope_scheme(serve, tmp_path):
     s = run(go())
     assert s["scheme"] == "wss"
     assert "tls" in s["extensions"]
+
+
+def test_a_reload_closes_open_websockets_with_1012(serve):
+    server = serve("ws_app:app", workers=1)
+    server.wait_serving()
+
+    async def go():
+        async with websockets.connect(ws_url(server, "/echo")) as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            server.proc.send_signal(signal.SIGHUP)  # the old worker drains for a restart
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 30)
+            return ws.close_code
+
+    assert run(go()) == 1012  # Service Restart: the client may reconnect at once
+    assert "reload: generation 2 ready" in server.stderr()
