@@ -489,7 +489,7 @@ static int adopt(struct sl_listener_config *e, int fd, char *name, size_t cap)
 }
 
 #define NAME_CAP 128   /* an address: "[v6]:port", a Unix path (< 108) */
-#define SD_NAME_CAP 256 /* a FileDescriptorName: 1 to 255 bytes */
+#define SD_NAME_CAP SL_LISTEN_SD_NAME_CAP
 
 struct build {
     const struct sl_config *cfg;
