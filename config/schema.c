@@ -1230,8 +1230,7 @@ static const struct sl__key process_keys[] = {
 };
 
 /* -t: the user or group must exist (a number need not: a bare uid/gid). */
-static void check_account(struct sl__cx *cx, const struct sl__node *n, const char *path,
-                          bool group)
+static void check_account(struct sl__cx *cx, const struct sl__node *n, const char *path, bool group)
 {
     const char *name = n->kind == SL__NODE_SCALAR ? n->str : NULL;
     if (name == NULL || name[0] == '\0' || strspn(name, "0123456789") == strlen(name))

@@ -519,8 +519,9 @@ static int serve(const struct sl_config *cfg)
         rc = SL_EX_CONFIG;
         goto out_close;
     }
-    if ((rc = sl_privdrop(cfg)) < 0) { /* bound, keys read; the app not yet imported */
-        rc = rc == -ENOENT ? SL_EX_CONFIG : 1; /* no such user: the config's error */
+    /* Bound and keys read, the app not yet imported. No such user: 78. */
+    if ((rc = sl_privdrop(cfg)) < 0) {
+        rc = rc == -ENOENT ? SL_EX_CONFIG : 1;
         goto out_close;
     }
     sl_notify_init(workers == 1 ? 0 : workers);

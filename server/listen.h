@@ -49,7 +49,7 @@ struct sl_listen_set {
     int *fds;
     bool *owned; /* bound by us: a Unix socket file to remove at close */
     size_t n;
-    char *names; /* the addresses of adopted sockets (items[i].name) */
+    char *names;                   /* the addresses of adopted sockets (items[i].name) */
     enum sl_listen_origin *origin; /* per entry */
     /* Per entry, SL_LISTEN_SD_NAME_CAP bytes each: the systemd
      * FileDescriptorName of a socket from systemd ("" = none). */

@@ -390,7 +390,7 @@ TEST(ListenReexec, KeepsMatchingSocketsBindsNewOnesClosesRemovedOnes)
     ASSERT_EQ(4u, set.n);
     EXPECT_EQ(x0, set.fds[0]); // new: the socket bound before the exec
     EXPECT_EQ(x1, set.fds[1]);
-    EXPECT_EQ(fd_kept, set.fds[2]); // kept: the same socket...
+    EXPECT_EQ(fd_kept, set.fds[2]);        // kept: the same socket...
     EXPECT_EQ(kept_ino, Inode(kept_path)); // ...and the file never unlinked
     EXPECT_EQ(fd_a, set.fds[3]);
     EXPECT_TRUE(set.owned[2]); // still ours to remove at exit
@@ -586,9 +586,8 @@ TEST(ListenReexec, IgnoresAnFdThatIsNotTheSocketDescribed)
     int fd = sl_listen_open(&l);
     ASSERT_GE(fd, 0);
     // The variable claims another port for this fd: stale or forged.
-    std::string env =
-        std::to_string(getpid()) + ";" + std::to_string(fd) + ",bind,0,tcp,127.0.0.1:" +
-        std::to_string(q) + ",";
+    std::string env = std::to_string(getpid()) + ";" + std::to_string(fd) +
+                      ",bind,0,tcp,127.0.0.1:" + std::to_string(q) + ",";
     ASSERT_EQ(0, setenv(SL_LISTEN_ENV, env.c_str(), 1));
     std::vector<sl_listener_config> items = {Tcp("127.0.0.1", q)};
     sl_config cfg = Config(items);
@@ -606,8 +605,7 @@ TEST(ListenEnv, ParsesEntriesForThisPidOnly)
     char names[256], err[256] = "";
     const char *v = "42;5,bind,1,unix,/run/a%20b.sock,;6,systemd,0,tcp,[::1]:80,w%3Bx;"
                     "7,fd,0,tcp,10.0.0.1:8080,";
-    ASSERT_EQ(3, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err)))
-        << err;
+    ASSERT_EQ(3, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err))) << err;
     EXPECT_EQ(5, fds[0].fd);
     EXPECT_EQ(SL_LISTEN_FROM_BIND, fds[0].origin);
     EXPECT_TRUE(fds[0].owned);
@@ -623,8 +621,7 @@ TEST(ListenEnv, ParsesEntriesForThisPidOnly)
     EXPECT_EQ(htons(8080), in->sin_port);
     EXPECT_EQ(htonl(0x0a000001), in->sin_addr.s_addr);
     EXPECT_EQ(0, sl_listen_env_parse(v, 43, fds, 4, names, sizeof(names), err, sizeof(err)));
-    EXPECT_EQ(0, sl_listen_env_parse(nullptr, 42, fds, 4, names, sizeof(names), err,
-                                     sizeof(err)));
+    EXPECT_EQ(0, sl_listen_env_parse(nullptr, 42, fds, 4, names, sizeof(names), err, sizeof(err)));
     EXPECT_EQ(0, sl_listen_env_parse("42", 42, fds, 4, names, sizeof(names), err, sizeof(err)));
 }
 
@@ -632,15 +629,14 @@ TEST(ListenEnv, RejectsMalformedValues)
 {
     sl_sd_fd fds[4];
     char names[256], err[256];
-    for (const char *v : {"x;3,bind,0,tcp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4:80",
-                          "42;3,bind,2,tcp,1.2.3.4:80,", "42;3,bound,0,tcp,1.2.3.4:80,",
-                          "42;3,bind,0,udp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4,",
-                          "42;3,bind,0,tcp,1.2.3.4:80,,", "42;-3,bind,0,tcp,1.2.3.4:80,",
-                          "42;3,bind,0,unix,%2,", "42;3,bind,0,unix,a%00b,", "42;3,bind,0,unix,,",
-                          "42;;"}) {
+    for (const char *v :
+         {"x;3,bind,0,tcp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4:80", "42;3,bind,2,tcp,1.2.3.4:80,",
+          "42;3,bound,0,tcp,1.2.3.4:80,", "42;3,bind,0,udp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4,",
+          "42;3,bind,0,tcp,1.2.3.4:80,,", "42;-3,bind,0,tcp,1.2.3.4:80,", "42;3,bind,0,unix,%2,",
+          "42;3,bind,0,unix,a%00b,", "42;3,bind,0,unix,,", "42;;"}) {
         err[0] = '\0';
-        EXPECT_EQ(-EINVAL, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err,
-                                               sizeof(err)))
+        EXPECT_EQ(-EINVAL,
+                  sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err)))
             << v;
         EXPECT_NE('\0', err[0]) << v;
     }
@@ -750,10 +746,10 @@ TEST(ListenReexec, SocketsSurviveARealExec)
 {
     uint16_t pa = FreePort(), pb = FreePort(), pc = FreePort();
     std::string kept = Tmp("exec-kept"), gone = Tmp("exec-gone");
-    std::string old_spec = "tcp:" + std::to_string(pa) + ";unix:" + kept + ";tcp:" +
-                           std::to_string(pb) + ";unix:" + gone;
-    std::string new_spec = "unix:" + kept + ";tcp:" + std::to_string(pc) + ";tcp:" +
-                           std::to_string(pa);
+    std::string old_spec = "tcp:" + std::to_string(pa) + ";unix:" + kept +
+                           ";tcp:" + std::to_string(pb) + ";unix:" + gone;
+    std::string new_spec =
+        "unix:" + kept + ";tcp:" + std::to_string(pc) + ";tcp:" + std::to_string(pa);
     int report[2];
     ASSERT_EQ(0, pipe(report)); // no O_CLOEXEC: the new image writes to it
     pid_t pid = fork();
@@ -826,5 +822,27 @@ TEST(ListenReexec, ANewSystemdItemWithoutASocketIsAnErrorBeforeTheExec)
     EXPECT_EQ(-ENOENT, sl_listen_exec_prepare(&set, &new_cfg, &x));
     EXPECT_EQ(nullptr, getenv(SL_LISTEN_ENV));
     EXPECT_TRUE(CloseOnExec(set.fds[0]));
+    sl_listen_close_set(&set);
+}
+
+TEST(ListenReexec, AKeptSocketKeepsTheReuseportItWasBoundWith)
+{
+    uint16_t p = FreePort();
+    std::vector<sl_listener_config> items = {Tcp("127.0.0.1", p)};
+    sl_config cfg = Config(items);
+    sl_listen_set old_set;
+    ASSERT_EQ(0, sl_listen_open_all(&cfg, &old_set));
+    EXPECT_EQ(0, IntOpt(old_set.fds[0], SOL_SOCKET, SO_REUSEPORT));
+    std::vector<sl_listener_config> new_items = items;
+    new_items[0].reuseport = true;
+    sl_config new_cfg = Config(new_items);
+    sl_listen_exec x;
+    ASSERT_EQ(0, sl_listen_exec_prepare(&old_set, &new_cfg, &x));
+    sl_listen_set set;
+    ASSERT_EQ(0, sl_listen_open_all(&new_cfg, &set));
+    EXPECT_EQ(old_set.fds[0], set.fds[0]); // kept (a warning says reuseport stays off)
+    EXPECT_EQ(0, IntOpt(set.fds[0], SOL_SOCKET, SO_REUSEPORT));
+    Forget(&old_set);
+    Forget(&x);
     sl_listen_close_set(&set);
 }

@@ -94,7 +94,7 @@ TEST(PidFile, RefusesALiveProcessOfTheSameProgram)
     Write(path, std::to_string(live) + "\n");
     EXPECT_EQ(-EEXIST, sl_pidfile_write(path.c_str()));
     EXPECT_EQ(std::to_string(live) + "\n", Read(path)); // untouched
-    sl_pidfile_remove(); // not ours: stays
+    sl_pidfile_remove();                                // not ours: stays
     EXPECT_EQ(0, access(path.c_str(), F_OK));
     kill(live, SIGKILL);
     waitpid(live, nullptr, 0);
