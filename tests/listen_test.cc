@@ -682,7 +682,8 @@ TEST(ListenMatch, AnFdItemTakesThatFd)
 namespace
 {
 
-// "tcp:PORT" or "unix:PATH" items, ';'-separated; storage lives in `keep`.
+// "tcp:PORT", "unix:PATH" or "systemd:NAME" items, ';'-separated; storage
+// lives in `keep`.
 std::vector<sl_listener_config> ParseItems(const std::string &spec, std::vector<std::string> *keep)
 {
     std::vector<sl_listener_config> items;
@@ -694,6 +695,9 @@ std::vector<sl_listener_config> ParseItems(const std::string &spec, std::vector<
         pos = end == std::string::npos ? spec.size() : end + 1;
         if (one.rfind("tcp:", 0) == 0) {
             items.push_back(Tcp("127.0.0.1", static_cast<uint16_t>(std::stoi(one.substr(4)))));
+        } else if (one.rfind("systemd:", 0) == 0) {
+            keep->push_back(one.substr(8));
+            items.push_back(Systemd(keep->back().c_str()));
         } else {
             keep->push_back(one.substr(5));
             items.push_back(Unix(keep->back()));
@@ -724,6 +728,9 @@ __attribute__((constructor)) void NewImage()
             report += std::to_string(set.fds[i]) + " " +
                       (set.items[i].kind == SL_LISTENER_UNIX ? "unix" : "tcp") + " " +
                       (set.owned[i] ? "owned" : "-") + (CloseOnExec(set.fds[i]) ? "" : " leaky") +
+                      (set.origin[i] == SL_LISTEN_FROM_SYSTEMD
+                           ? std::string(" systemd=") + (set.sd_names + i * SL_LISTEN_SD_NAME_CAP)
+                           : "") +
                       "\n";
         report += "open:";
         for (size_t p = 0; p < probe.size();) {
@@ -845,4 +852,60 @@ TEST(ListenReexec, AKeptSocketKeepsTheReuseportItWasBoundWith)
     Forget(&old_set);
     Forget(&x);
     sl_listen_close_set(&set);
+}
+
+TEST(ListenReexec, SystemdSocketsSurviveARealExecWithTheirNames)
+{
+    uint16_t pa = FreePort();
+    std::string sd_path = Tmp("exec-sd");
+    std::string spec = "systemd:web;tcp:" + std::to_string(pa);
+    int report[2];
+    ASSERT_EQ(0, pipe(report));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(report[0]);
+        int out = fcntl(report[1], F_DUPFD, 10); // keep fd 3 free for systemd's socket
+        sl_listener_config l = Unix(sd_path);
+        int sd = sl_listen_open(&l);
+        if (out < 0 || sd < 0 || dup2(sd, 3) != 3)
+            _exit(3);
+        if (sd != 3)
+            close(sd);
+        setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
+        setenv("LISTEN_FDS", "1", 1);
+        setenv("LISTEN_FDNAMES", "web", 1);
+        std::vector<std::string> keep;
+        std::vector<sl_listener_config> items = ParseItems(spec, &keep);
+        sl_config cfg = Config(items);
+        sl_listen_set set;
+        sl_listen_exec x;
+        if (sl_listen_open_all(&cfg, &set) < 0 || sl_listen_exec_prepare(&set, &cfg, &x) < 0)
+            _exit(4);
+        setenv("SL_TEST_NEW_IMAGE", spec.c_str(), 1);
+        setenv("SL_TEST_REPORT_FD", std::to_string(out).c_str(), 1);
+        setenv("SL_TEST_PROBE", "3", 1);
+        std::string tag = std::to_string(set.fds[1]) + "\n";
+        if (write(out, tag.data(), tag.size()) < 0)
+            _exit(5);
+        execl("/proc/self/exe", "listen_test", (char *)nullptr);
+        _exit(6);
+    }
+    close(report[1]);
+    std::string got;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(report[0], buf, sizeof(buf))) > 0)
+        got.append(buf, static_cast<size_t>(n));
+    close(report[0]);
+    int status = 0;
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << got;
+    int a = -1;
+    ASSERT_EQ(1, sscanf(got.c_str(), "%d", &a)) << got;
+    EXPECT_EQ(std::to_string(a) + "\n3 unix - systemd=web\n" + std::to_string(a) +
+                  " tcp -\nopen: 3\nenv:unset\n",
+              got);
+    EXPECT_EQ(0, access(sd_path.c_str(), F_OK)); // systemd's file: never ours to remove
+    unlink(sd_path.c_str());
 }
