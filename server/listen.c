@@ -909,6 +909,8 @@ static int hexval(char c)
 static bool unescape(const char *s, size_t len, char *out, size_t cap)
 {
     size_t o = 0;
+    if (cap == 0) /* the names buffer is full */
+        return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%') {

@@ -909,3 +909,12 @@ TEST(ListenReexec, SystemdSocketsSurviveARealExecWithTheirNames)
     EXPECT_EQ(0, access(sd_path.c_str(), F_OK)); // systemd's file: never ours to remove
     unlink(sd_path.c_str());
 }
+
+TEST(ListenEnv, ANamesBufferTooSmallIsAnErrorNotAnOverflow)
+{
+    sl_sd_fd fds[4];
+    char names[4], err[256] = "";
+    const char *v = "42;3,systemd,0,tcp,1.2.3.4:80,web;4,systemd,0,tcp,1.2.3.4:81,";
+    EXPECT_EQ(-EINVAL, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err)));
+    EXPECT_EQ(-EINVAL, sl_listen_env_parse(v, 42, fds, 4, names, 0, err, sizeof(err)));
+}
