@@ -11,6 +11,8 @@
  * Defaults are YAML text parsed by the same code as the user's values, so
  * they are documented and printed exactly as a user would write them.
  */
+#include <grp.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -1406,7 +1408,8 @@ static const struct sl__key process_keys[] = {
      .doc = "Run as this user (a name or a numeric uid) once the listeners are bound and "
             "the TLS keys read: its uid, its primary group (unless `group` is given) and its "
             "supplementary groups; getting root back is checked to fail. Needs root (or the "
-            "user itself). null = keep the starting user."},
+            "user itself). `-t` checks that a named user exists. null = keep the starting "
+            "user."},
     {.name = "group",
      SUBFIELD(process, group),
      .type = &sl__type_string,
@@ -1426,17 +1429,35 @@ static const struct sl__key process_keys[] = {
             "saltare is an error (exit 1). null = none."},
 };
 
+/* -t: the user or group must exist (a number need not: a bare uid/gid). */
+static void check_account(struct sl__cx *cx, const struct sl__node *n, const char *path, bool group)
+{
+    const char *name = n->kind == SL__NODE_SCALAR ? n->str : NULL;
+    if (name == NULL || name[0] == '\0' || strspn(name, "0123456789") == strlen(name))
+        return;
+    if (group ? getgrnam(name) == NULL : getpwnam(name) == NULL)
+        sl__error(cx, n, path, "expected a %s that exists on this system, got \"%s\"",
+                  group ? "group" : "user", name);
+}
+
 /* `group` alone would leave a root process root. */
 static void process_finish(struct sl__cx *cx, const struct sl__node *map, void *obj,
                            const char *path)
 {
     const struct sl__node *g = map ? sl__map_get(map, "group") : NULL;
     const struct sl__node *u = map ? sl__map_get(map, "user") : NULL;
+    bool has_g = g && !sl__node_is_null(g) && !g->bad, has_u = u && !sl__node_is_null(u);
     (void)obj;
-    if (g && !sl__node_is_null(g) && (!u || sl__node_is_null(u)))
+    if (has_g && !has_u)
         sl__error(cx, g, sl__path_join(cx, path, "group"),
                   "needs process.user too (changing only the group of a root process drops "
                   "no privilege)");
+    if (!cx->check_files)
+        return;
+    if (has_u && !u->bad)
+        check_account(cx, u, sl__path_join(cx, path, "user"), false);
+    if (has_g && has_u)
+        check_account(cx, g, sl__path_join(cx, path, "group"), true);
 }
 
 static const struct sl__section process_section = {

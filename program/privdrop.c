@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -100,6 +102,27 @@ static int resolve_groups(struct sl_privdrop *p, const char *name)
     }
 }
 
+/* True when the process is already exactly p's user and group. */
+static bool already(const struct sl_privdrop *p)
+{
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+    return getresuid(&r, &e, &s) == 0 && getresgid(&gr, &ge, &gs) == 0 && r == p->uid &&
+           e == p->uid && s == p->uid && gr == p->gid && ge == p->gid && gs == p->gid;
+}
+
+/* Root, or the capabilities setgroups/setgid/setuid need. */
+static bool can_switch(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    if (geteuid() == 0)
+        return true;
+    if (syscall(SYS_capget, &h, d) < 0)
+        return false;
+    return (d[0].effective & (1u << CAP_SETUID)) && (d[0].effective & (1u << CAP_SETGID));
+}
+
 int sl_privdrop_init(struct sl_privdrop *p, const struct sl_config *cfg)
 {
     char name[256];
@@ -120,6 +143,15 @@ int sl_privdrop_init(struct sl_privdrop *p, const struct sl_config *cfg)
         sl_privdrop_release(p);
         return rc;
     }
+    /* Found here, in the master, rather than by every worker after fork. */
+    if (!already(p) && !can_switch()) {
+        sl_log(SL_LOG_ERROR,
+               "process.user %s: running as uid %u, switching to uid %u gid %u needs root (or "
+               "CAP_SETUID and CAP_SETGID)",
+               p->user, (unsigned)geteuid(), (unsigned)p->uid, (unsigned)p->gid);
+        sl_privdrop_release(p);
+        return -EPERM;
+    }
     p->on = true;
     return 0;
 }
@@ -138,15 +170,6 @@ static int failed(const struct sl_privdrop *p, const char *what)
     sl_log(SL_LOG_ERROR, "process.user %s: %s: %s%s", p->user, what, strerror(err),
            err == EPERM && geteuid() != 0 ? " (changing user needs root)" : "");
     return -err;
-}
-
-/* True when the process is already exactly p's user and group. */
-static bool already(const struct sl_privdrop *p)
-{
-    uid_t r, e, s;
-    gid_t gr, ge, gs;
-    return getresuid(&r, &e, &s) == 0 && getresgid(&gr, &ge, &gs) == 0 && r == p->uid &&
-           e == p->uid && s == p->uid && gr == p->gid && ge == p->gid && gs == p->gid;
 }
 
 /* After the switch: every id is the target's and none of root's comes back. */

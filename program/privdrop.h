@@ -41,8 +41,10 @@ struct sl_privdrop {
  * Resolves cfg->process.user (a name or a numeric uid) and .group (a name
  * or gid; default: the user's primary group) and the user's supplementary
  * groups. Returns 0 (p->on false when no user is configured), -ENOENT for
- * an unknown user or group, -EINVAL for a group without a user, -ENOMEM;
- * every error is logged ("process.user: no user \"x\"").
+ * an unknown user or group, -EINVAL for a group without a user, -EPERM when
+ * this process may not switch (not root, no CAP_SETUID/CAP_SETGID, and not
+ * already that user), -ENOMEM; every error is logged ("process.user: no
+ * user \"x\"").
  */
 int sl_privdrop_init(struct sl_privdrop *p, const struct sl_config *cfg);
 

@@ -488,8 +488,8 @@ static int adopt(struct sl_listener_config *e, int fd, char *name, size_t cap)
     return 0;
 }
 
-#define NAME_CAP 128   /* an address: "[v6]:port", a Unix path (< 108) */
-#define SD_NAME_CAP 256 /* a FileDescriptorName: 1 to 255 bytes */
+#define NAME_CAP 128 /* an address: "[v6]:port", a Unix path (< 108) */
+#define SD_NAME_CAP SL_LISTEN_SD_NAME_CAP
 
 struct build {
     const struct sl_config *cfg;
@@ -534,8 +534,8 @@ static int retune(int fd, const struct sl_tcp_config *tcp)
     };
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
         int v = opts[i].dflt;
-        if (opts[i].val == 0 &&
-            setsockopt(fd, opts[i].level, opts[i].name, &v, sizeof(v)) < 0 && errno != ENOPROTOOPT)
+        if (opts[i].val == 0 && setsockopt(fd, opts[i].level, opts[i].name, &v, sizeof(v)) < 0 &&
+            errno != ENOPROTOOPT)
             return -errno;
     }
     return sl_listen_tune(fd, tcp);
@@ -557,7 +557,8 @@ static int refresh_kept(const struct sl_listener_config *item, const struct sl_l
     if (e->kind == SL_LISTENER_TCP) {
         int on = 0;
         socklen_t len = sizeof(on);
-        if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 && (on != 0) != item->reuseport)
+        if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 &&
+            (on != 0) != item->reuseport)
             sl_log(SL_LOG_WARNING,
                    "listen %s: reuseport is now %s but the kept socket was bound with it %s; "
                    "it stays so until the listener is removed and added again (or a restart)",
@@ -582,8 +583,9 @@ static int add_entry(struct build *b, size_t item, int fd, const struct sl_sd_fd
     *e = *l;
     s->fds[k] = fd;
     s->owned[k] = p ? p->owned : l->kind == SL_LISTENER_UNIX && l->path && l->path[0] != '@';
-    s->origin[k] = p ? p->origin
-                     : l->kind == SL_LISTENER_FD ? SL_LISTEN_FROM_FD : SL_LISTEN_FROM_BIND;
+    s->origin[k] = p                           ? p->origin
+                   : l->kind == SL_LISTENER_FD ? SL_LISTEN_FROM_FD
+                                               : SL_LISTEN_FROM_BIND;
     if (p && p->origin == SL_LISTEN_FROM_SYSTEMD)
         snprintf(s->sd_names + k * SD_NAME_CAP, SD_NAME_CAP, "%s", p->name);
     s->n++;
@@ -671,8 +673,8 @@ static void close_unclaimed(const struct sl_sd_fd *sd, int nsd, const int *owner
             sl_log(SL_LOG_INFO, "listener %s (fd %d) is no longer configured; closed", addr,
                    sd[j].fd);
         close(sd[j].fd);
-        if (sd[j].owned && sd[j].addr.ss_family == AF_UNIX && addr[0] != '@' &&
-            unlink(addr) < 0 && errno != ENOENT)
+        if (sd[j].owned && sd[j].addr.ss_family == AF_UNIX && addr[0] != '@' && unlink(addr) < 0 &&
+            errno != ENOENT)
             sl_log(SL_LOG_WARNING, "listener %s: cannot remove the socket file: %s", addr,
                    strerror(errno));
     }
@@ -686,9 +688,8 @@ static int set_alloc(struct sl_listen_set *set, size_t cap, char **names)
     set->origin = calloc(cap, sizeof(*set->origin));
     set->sd_names = calloc(cap, SD_NAME_CAP);
     *names = calloc(cap, NAME_CAP);
-    return set->items && set->fds && set->owned && set->origin && set->sd_names && *names
-               ? 0
-               : -ENOMEM;
+    return set->items && set->fds && set->owned && set->origin && set->sd_names && *names ? 0
+                                                                                          : -ENOMEM;
 }
 
 /*
@@ -708,10 +709,10 @@ static int inherit_prepare(struct sl_sd_fd *fds, int n)
         char want[NAME_CAP];
         format_addr(&fds[j].addr, fds[j].addrlen, want, sizeof(want));
         if (getsockname(fds[j].fd, (struct sockaddr *)&ss, &len) < 0 ||
-            getsockopt(fds[j].fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) < 0 ||
-            !listening || !same_addr(&fds[j].addr, fds[j].addrlen, &ss, len)) {
-            sl_log(SL_LOG_ERROR, "%s: fd %d is not the listening socket %s; ignored",
-                   SL_LISTEN_ENV, fds[j].fd, want);
+            getsockopt(fds[j].fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) < 0 || !listening ||
+            !same_addr(&fds[j].addr, fds[j].addrlen, &ss, len)) {
+            sl_log(SL_LOG_ERROR, "%s: fd %d is not the listening socket %s; ignored", SL_LISTEN_ENV,
+                   fds[j].fd, want);
             continue;
         }
         fds[kept++] = fds[j];
@@ -724,8 +725,8 @@ static int inherit_prepare(struct sl_sd_fd *fds, int n)
 static int read_passed(struct sl_sd_fd *sd, char *sdnames, size_t sdcap, char **inhnames)
 {
     char err[1024];
-    int nsd = sl_listen_sd_env(NULL, (long)getpid(), sd, SD_FDS_MAX, sdnames, sdcap, err,
-                               sizeof(err));
+    int nsd =
+        sl_listen_sd_env(NULL, (long)getpid(), sd, SD_FDS_MAX, sdnames, sdcap, err, sizeof(err));
     const char *v = getenv(SL_LISTEN_ENV);
     char *inh = v ? strdup(v) : NULL;
     unset_sd_env(); /* the app and its children must not see them */
@@ -897,7 +898,7 @@ int sl_listen_env_format(const struct sl_listen_set *set, const struct sl_listen
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
                                   : -1;
@@ -908,6 +909,8 @@ static int hexval(char c)
 static bool unescape(const char *s, size_t len, char *out, size_t cap)
 {
     size_t o = 0;
+    if (cap == 0) /* the names buffer is full */
+        return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%') {
@@ -1029,8 +1032,9 @@ int sl_listen_env_parse(const char *value, long pid, struct sl_sd_fd *out, size_
                 snprintf(err, errcap, "more than %zu sockets", max);
                 rc = -EINVAL;
             } else if (!parse_entry(e, &out[n], names_buf, names_cap, &used)) {
-                snprintf(err, errcap, "entry %zu: \"%.128s\" is not FD,ORIGIN,OWNED,KIND,ADDRESS,"
-                                      "NAME",
+                snprintf(err, errcap,
+                         "entry %zu: \"%.128s\" is not FD,ORIGIN,OWNED,KIND,ADDRESS,"
+                         "NAME",
                          n + 1, e);
                 rc = -EINVAL;
             } else {
@@ -1168,14 +1172,14 @@ static int check_next(const struct sl_listen_set *set, const struct sl_listen_ex
         struct sl_sd_fd *f = &fds[i];
         f->fd = old ? set->fds[i] : x->fds[i - set->n];
         f->origin = old ? set->origin[i] : SL_LISTEN_FROM_BIND;
-        f->name = old && set->sd_names[i * SD_NAME_CAP] ? set->sd_names + i * SD_NAME_CAP
-                                                        : "unknown";
+        f->name =
+            old && set->sd_names[i * SD_NAME_CAP] ? set->sd_names + i * SD_NAME_CAP : "unknown";
         f->addrlen = sizeof(f->addr);
         if (f->fd < 0 || getsockname(f->fd, (struct sockaddr *)&f->addr, &f->addrlen) < 0)
             f->addrlen = 0;
     }
-    if (rc == 0 && sl_listen_match(next->listeners, next->nlisteners, fds, n, owner, err,
-                                   sizeof(err)) < 0) {
+    if (rc == 0 &&
+        sl_listen_match(next->listeners, next->nlisteners, fds, n, owner, err, sizeof(err)) < 0) {
         sl_log(SL_LOG_ERROR, "%s (systemd passes sockets only at the first start)", err);
         rc = -ENOENT;
     }

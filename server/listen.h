@@ -34,6 +34,8 @@ extern "C" {
  * sees an ordinary listener; `fd` and `systemd` still say where it came
  * from. Pass `&set->cfg` and `set->fds` to the workers.
  */
+#define SL_LISTEN_SD_NAME_CAP 256 /* a FileDescriptorName: 1 to 255 bytes, NUL */
+
 /* Where a listening socket first came from (kept across re-execs). */
 enum sl_listen_origin {
     SL_LISTEN_FROM_SYSTEMD = 0, /* LISTEN_FDS (socket activation) */
@@ -47,9 +49,11 @@ struct sl_listen_set {
     int *fds;
     bool *owned; /* bound by us: a Unix socket file to remove at close */
     size_t n;
-    char *names; /* the addresses of adopted sockets (items[i].name) */
+    char *names;                   /* the addresses of adopted sockets (items[i].name) */
     enum sl_listen_origin *origin; /* per entry */
-    char *sd_names; /* per entry: the systemd FileDescriptorName ("" = none) */
+    /* Per entry, SL_LISTEN_SD_NAME_CAP bytes each: the systemd
+     * FileDescriptorName of a socket from systemd ("" = none). */
+    char *sd_names;
 };
 
 /*

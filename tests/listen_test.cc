@@ -390,7 +390,7 @@ TEST(ListenReexec, KeepsMatchingSocketsBindsNewOnesClosesRemovedOnes)
     ASSERT_EQ(4u, set.n);
     EXPECT_EQ(x0, set.fds[0]); // new: the socket bound before the exec
     EXPECT_EQ(x1, set.fds[1]);
-    EXPECT_EQ(fd_kept, set.fds[2]); // kept: the same socket...
+    EXPECT_EQ(fd_kept, set.fds[2]);        // kept: the same socket...
     EXPECT_EQ(kept_ino, Inode(kept_path)); // ...and the file never unlinked
     EXPECT_EQ(fd_a, set.fds[3]);
     EXPECT_TRUE(set.owned[2]); // still ours to remove at exit
@@ -586,9 +586,8 @@ TEST(ListenReexec, IgnoresAnFdThatIsNotTheSocketDescribed)
     int fd = sl_listen_open(&l);
     ASSERT_GE(fd, 0);
     // The variable claims another port for this fd: stale or forged.
-    std::string env =
-        std::to_string(getpid()) + ";" + std::to_string(fd) + ",bind,0,tcp,127.0.0.1:" +
-        std::to_string(q) + ",";
+    std::string env = std::to_string(getpid()) + ";" + std::to_string(fd) +
+                      ",bind,0,tcp,127.0.0.1:" + std::to_string(q) + ",";
     ASSERT_EQ(0, setenv(SL_LISTEN_ENV, env.c_str(), 1));
     std::vector<sl_listener_config> items = {Tcp("127.0.0.1", q)};
     sl_config cfg = Config(items);
@@ -606,8 +605,7 @@ TEST(ListenEnv, ParsesEntriesForThisPidOnly)
     char names[256], err[256] = "";
     const char *v = "42;5,bind,1,unix,/run/a%20b.sock,;6,systemd,0,tcp,[::1]:80,w%3Bx;"
                     "7,fd,0,tcp,10.0.0.1:8080,";
-    ASSERT_EQ(3, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err)))
-        << err;
+    ASSERT_EQ(3, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err))) << err;
     EXPECT_EQ(5, fds[0].fd);
     EXPECT_EQ(SL_LISTEN_FROM_BIND, fds[0].origin);
     EXPECT_TRUE(fds[0].owned);
@@ -623,8 +621,7 @@ TEST(ListenEnv, ParsesEntriesForThisPidOnly)
     EXPECT_EQ(htons(8080), in->sin_port);
     EXPECT_EQ(htonl(0x0a000001), in->sin_addr.s_addr);
     EXPECT_EQ(0, sl_listen_env_parse(v, 43, fds, 4, names, sizeof(names), err, sizeof(err)));
-    EXPECT_EQ(0, sl_listen_env_parse(nullptr, 42, fds, 4, names, sizeof(names), err,
-                                     sizeof(err)));
+    EXPECT_EQ(0, sl_listen_env_parse(nullptr, 42, fds, 4, names, sizeof(names), err, sizeof(err)));
     EXPECT_EQ(0, sl_listen_env_parse("42", 42, fds, 4, names, sizeof(names), err, sizeof(err)));
 }
 
@@ -632,15 +629,14 @@ TEST(ListenEnv, RejectsMalformedValues)
 {
     sl_sd_fd fds[4];
     char names[256], err[256];
-    for (const char *v : {"x;3,bind,0,tcp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4:80",
-                          "42;3,bind,2,tcp,1.2.3.4:80,", "42;3,bound,0,tcp,1.2.3.4:80,",
-                          "42;3,bind,0,udp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4,",
-                          "42;3,bind,0,tcp,1.2.3.4:80,,", "42;-3,bind,0,tcp,1.2.3.4:80,",
-                          "42;3,bind,0,unix,%2,", "42;3,bind,0,unix,a%00b,", "42;3,bind,0,unix,,",
-                          "42;;"}) {
+    for (const char *v :
+         {"x;3,bind,0,tcp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4:80", "42;3,bind,2,tcp,1.2.3.4:80,",
+          "42;3,bound,0,tcp,1.2.3.4:80,", "42;3,bind,0,udp,1.2.3.4:80,", "42;3,bind,0,tcp,1.2.3.4,",
+          "42;3,bind,0,tcp,1.2.3.4:80,,", "42;-3,bind,0,tcp,1.2.3.4:80,", "42;3,bind,0,unix,%2,",
+          "42;3,bind,0,unix,a%00b,", "42;3,bind,0,unix,,", "42;;"}) {
         err[0] = '\0';
-        EXPECT_EQ(-EINVAL, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err,
-                                               sizeof(err)))
+        EXPECT_EQ(-EINVAL,
+                  sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err)))
             << v;
         EXPECT_NE('\0', err[0]) << v;
     }
@@ -686,7 +682,8 @@ TEST(ListenMatch, AnFdItemTakesThatFd)
 namespace
 {
 
-// "tcp:PORT" or "unix:PATH" items, ';'-separated; storage lives in `keep`.
+// "tcp:PORT", "unix:PATH" or "systemd:NAME" items, ';'-separated; storage
+// lives in `keep`.
 std::vector<sl_listener_config> ParseItems(const std::string &spec, std::vector<std::string> *keep)
 {
     std::vector<sl_listener_config> items;
@@ -698,6 +695,9 @@ std::vector<sl_listener_config> ParseItems(const std::string &spec, std::vector<
         pos = end == std::string::npos ? spec.size() : end + 1;
         if (one.rfind("tcp:", 0) == 0) {
             items.push_back(Tcp("127.0.0.1", static_cast<uint16_t>(std::stoi(one.substr(4)))));
+        } else if (one.rfind("systemd:", 0) == 0) {
+            keep->push_back(one.substr(8));
+            items.push_back(Systemd(keep->back().c_str()));
         } else {
             keep->push_back(one.substr(5));
             items.push_back(Unix(keep->back()));
@@ -728,6 +728,9 @@ __attribute__((constructor)) void NewImage()
             report += std::to_string(set.fds[i]) + " " +
                       (set.items[i].kind == SL_LISTENER_UNIX ? "unix" : "tcp") + " " +
                       (set.owned[i] ? "owned" : "-") + (CloseOnExec(set.fds[i]) ? "" : " leaky") +
+                      (set.origin[i] == SL_LISTEN_FROM_SYSTEMD
+                           ? std::string(" systemd=") + (set.sd_names + i * SL_LISTEN_SD_NAME_CAP)
+                           : "") +
                       "\n";
         report += "open:";
         for (size_t p = 0; p < probe.size();) {
@@ -750,10 +753,10 @@ TEST(ListenReexec, SocketsSurviveARealExec)
 {
     uint16_t pa = FreePort(), pb = FreePort(), pc = FreePort();
     std::string kept = Tmp("exec-kept"), gone = Tmp("exec-gone");
-    std::string old_spec = "tcp:" + std::to_string(pa) + ";unix:" + kept + ";tcp:" +
-                           std::to_string(pb) + ";unix:" + gone;
-    std::string new_spec = "unix:" + kept + ";tcp:" + std::to_string(pc) + ";tcp:" +
-                           std::to_string(pa);
+    std::string old_spec = "tcp:" + std::to_string(pa) + ";unix:" + kept +
+                           ";tcp:" + std::to_string(pb) + ";unix:" + gone;
+    std::string new_spec =
+        "unix:" + kept + ";tcp:" + std::to_string(pc) + ";tcp:" + std::to_string(pa);
     int report[2];
     ASSERT_EQ(0, pipe(report)); // no O_CLOEXEC: the new image writes to it
     pid_t pid = fork();
@@ -827,4 +830,91 @@ TEST(ListenReexec, ANewSystemdItemWithoutASocketIsAnErrorBeforeTheExec)
     EXPECT_EQ(nullptr, getenv(SL_LISTEN_ENV));
     EXPECT_TRUE(CloseOnExec(set.fds[0]));
     sl_listen_close_set(&set);
+}
+
+TEST(ListenReexec, AKeptSocketKeepsTheReuseportItWasBoundWith)
+{
+    uint16_t p = FreePort();
+    std::vector<sl_listener_config> items = {Tcp("127.0.0.1", p)};
+    sl_config cfg = Config(items);
+    sl_listen_set old_set;
+    ASSERT_EQ(0, sl_listen_open_all(&cfg, &old_set));
+    EXPECT_EQ(0, IntOpt(old_set.fds[0], SOL_SOCKET, SO_REUSEPORT));
+    std::vector<sl_listener_config> new_items = items;
+    new_items[0].reuseport = true;
+    sl_config new_cfg = Config(new_items);
+    sl_listen_exec x;
+    ASSERT_EQ(0, sl_listen_exec_prepare(&old_set, &new_cfg, &x));
+    sl_listen_set set;
+    ASSERT_EQ(0, sl_listen_open_all(&new_cfg, &set));
+    EXPECT_EQ(old_set.fds[0], set.fds[0]); // kept (a warning says reuseport stays off)
+    EXPECT_EQ(0, IntOpt(set.fds[0], SOL_SOCKET, SO_REUSEPORT));
+    Forget(&old_set);
+    Forget(&x);
+    sl_listen_close_set(&set);
+}
+
+TEST(ListenReexec, SystemdSocketsSurviveARealExecWithTheirNames)
+{
+    uint16_t pa = FreePort();
+    std::string sd_path = Tmp("exec-sd");
+    std::string spec = "systemd:web;tcp:" + std::to_string(pa);
+    int report[2];
+    ASSERT_EQ(0, pipe(report));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(report[0]);
+        int out = fcntl(report[1], F_DUPFD, 10); // keep fd 3 free for systemd's socket
+        sl_listener_config l = Unix(sd_path);
+        int sd = sl_listen_open(&l);
+        if (out < 0 || sd < 0 || dup2(sd, 3) != 3)
+            _exit(3);
+        if (sd != 3)
+            close(sd);
+        setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
+        setenv("LISTEN_FDS", "1", 1);
+        setenv("LISTEN_FDNAMES", "web", 1);
+        std::vector<std::string> keep;
+        std::vector<sl_listener_config> items = ParseItems(spec, &keep);
+        sl_config cfg = Config(items);
+        sl_listen_set set;
+        sl_listen_exec x;
+        if (sl_listen_open_all(&cfg, &set) < 0 || sl_listen_exec_prepare(&set, &cfg, &x) < 0)
+            _exit(4);
+        setenv("SL_TEST_NEW_IMAGE", spec.c_str(), 1);
+        setenv("SL_TEST_REPORT_FD", std::to_string(out).c_str(), 1);
+        setenv("SL_TEST_PROBE", "3", 1);
+        std::string tag = std::to_string(set.fds[1]) + "\n";
+        if (write(out, tag.data(), tag.size()) < 0)
+            _exit(5);
+        execl("/proc/self/exe", "listen_test", (char *)nullptr);
+        _exit(6);
+    }
+    close(report[1]);
+    std::string got;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(report[0], buf, sizeof(buf))) > 0)
+        got.append(buf, static_cast<size_t>(n));
+    close(report[0]);
+    int status = 0;
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << got;
+    int a = -1;
+    ASSERT_EQ(1, sscanf(got.c_str(), "%d", &a)) << got;
+    EXPECT_EQ(std::to_string(a) + "\n3 unix - systemd=web\n" + std::to_string(a) +
+                  " tcp -\nopen: 3\nenv:unset\n",
+              got);
+    EXPECT_EQ(0, access(sd_path.c_str(), F_OK)); // systemd's file: never ours to remove
+    unlink(sd_path.c_str());
+}
+
+TEST(ListenEnv, ANamesBufferTooSmallIsAnErrorNotAnOverflow)
+{
+    sl_sd_fd fds[4];
+    char names[4], err[256] = "";
+    const char *v = "42;3,systemd,0,tcp,1.2.3.4:80,web;4,systemd,0,tcp,1.2.3.4:81,";
+    EXPECT_EQ(-EINVAL, sl_listen_env_parse(v, 42, fds, 4, names, sizeof(names), err, sizeof(err)));
+    EXPECT_EQ(-EINVAL, sl_listen_env_parse(v, 42, fds, 4, names, 0, err, sizeof(err)));
 }

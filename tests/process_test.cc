@@ -94,7 +94,7 @@ TEST(PidFile, RefusesALiveProcessOfTheSameProgram)
     Write(path, std::to_string(live) + "\n");
     EXPECT_EQ(-EEXIST, sl_pidfile_write(path.c_str()));
     EXPECT_EQ(std::to_string(live) + "\n", Read(path)); // untouched
-    sl_pidfile_remove(); // not ours: stays
+    sl_pidfile_remove();                                // not ours: stays
     EXPECT_EQ(0, access(path.c_str(), F_OK));
     kill(live, SIGKILL);
     waitpid(live, nullptr, 0);
@@ -191,6 +191,15 @@ TEST(Privdrop, DropsForGoodInAChild)
                   sl_config nobody = WithUser("nobody", nullptr);
                   if (sl_privdrop(&nobody) != 0)
                       return 1;
-                  return sl_privdrop(&root) == -EPERM ? 0 : 2; // no way back
+                  struct sl_privdrop p;
+                  if (sl_privdrop_init(&p, &root) != -EPERM) // found before trying
+                      return 2;
+                  p.on = true; // and applying anyway fails too
+                  p.uid = 0;
+                  p.gid = 0;
+                  p.groups = nullptr;
+                  p.ngroups = 0;
+                  snprintf(p.user, sizeof(p.user), "root");
+                  return sl_privdrop_apply(&p) == -EPERM ? 0 : 3; // no way back
               }));
 }

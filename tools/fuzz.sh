@@ -57,6 +57,11 @@ configure() {
         libs=()
         seeds=(fuzz/corpus/proxy)
         ;;
+    listen)
+        srcs=(server/listen.c base/log.c fuzz/listen_fuzz.c)
+        libs=()
+        seeds=(fuzz/corpus/listen)
+        ;;
     *) return 1 ;;
     esac
 }

@@ -130,5 +130,21 @@ def test_without_root_a_switch_fails_clearly(public_dir):
         user=NOBODY, group=NOGROUP, extra_groups=[],
     )
     assert proc.returncode == 1, proc.stderr
-    assert "process.user root: setgroups: Operation not permitted (changing user needs root)" \
-        in proc.stderr
+    assert ("process.user root: running as uid 65534, switching to uid 0 gid 0 needs root "
+            "(or CAP_SETUID and CAP_SETGID)") in proc.stderr
+
+
+def test_check_mode_names_an_unknown_user_and_group(tmp_path):
+    config = tmp_path / "saltare.yaml"
+    config.write_text("app: {target: m:app}\n"
+                      "process: {user: no-such-user-saltare, group: no-such-group-saltare}\n")
+    binary = os.environ.get("SALTARE_BIN", str(ROOT / "bazel-bin" / "saltare"))
+    proc = subprocess.run([binary, "-t", "-c", str(config)], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 78
+    assert proc.stderr.splitlines() == [
+        f"{config}:2:17: process.user: expected a user that exists on this system, "
+        'got "no-such-user-saltare"',
+        f"{config}:2:46: process.group: expected a group that exists on this system, "
+        'got "no-such-group-saltare"',
+    ]
