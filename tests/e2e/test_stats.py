@@ -45,7 +45,7 @@ def test_master_and_each_worker_write_a_line(serve):
     assert sum(w["requests"] for w in workers) == 4
     assert sum(w["connections"] for w in workers) == 1
     assert sum(w["in_flight"] for w in workers) == 1
-    assert all(w["generation"] == 0 and w["draining"] is False and w["rss_bytes"] > 1_000_000
+    assert all(w["generation"] == 1 and w["draining"] is False and w["rss_bytes"] > 1_000_000
                for w in workers)
     held.sendall(b"67890")
     held.close()
@@ -57,11 +57,14 @@ def test_master_and_each_worker_write_a_line(serve):
     assert server.proc.poll() is None
 
 
-def test_a_single_process_writes_its_worker_line(serve):
+def test_one_worker_has_a_master_too(serve):
     server = serve("route_app:app")
     server.wait_serving()
     mark = server.mark()
     server.proc.send_signal(signal.SIGUSR1)
-    (line,) = stats_lines(server, mark, 1)
-    assert line["stats"] == "worker" and line["pid"] == server.pid
+    lines = stats_lines(server, mark, 2)
+    by_kind = {l["stats"]: l for l in lines}
+    assert len(lines) == 2 and set(by_kind) == {"master", "worker"}, lines
+    assert by_kind["master"]["pid"] == server.pid and by_kind["master"]["generation"] == 1
+    assert by_kind["worker"]["pid"] == server.worker_pid
     assert httpx.get(server.url + "/x").status_code == 200
