@@ -188,6 +188,10 @@ def test_sigusr2_reopens_the_access_log(serve, tmp_path, workers):
     os.rename(path, rotated)
     mark = server.mark()
     os.kill(server.pid, signal.SIGUSR2)
+    # The master forwards the signal: a request served before a worker got
+    # it rightly goes to the moved file. Wait until every worker reopened.
+    wait_for(lambda: server.stderr_since(mark).count(f"access log {path} reopened") >= workers,
+             10, f"{workers} access-log reopens", lambda: f": {server.stderr()}")
     for i in range(20):
         assert request(server, f"GET /after/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())[0] == 200
     wait_for(lambda: path.exists() and len(lines_after(path, 0)) >= 20, 10,
