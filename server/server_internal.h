@@ -231,6 +231,11 @@ struct sl_worker {
     uint64_t proxy_rejects; /* connections closed for a bad or missing PROXY header */
     uint64_t conn_ip_rejects, rate_rejects, concurrency_rejects; /* limits.c */
     struct sl_client_table *clients; /* limits.c; NULL until a limit needs it */
+    struct sl__root_fd {             /* route_files.c: files roots kept open */
+        const char *root;            /* the route's root, as written; NULL = free */
+        int fd;                      /* O_PATH directory */
+        uint64_t opened_ms;          /* reopened SL__ROOT_TTL_MS after this */
+    } roots[8];
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
     struct sl_conn *batch; /* output held for sl_worker_flush */

@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "server/client_table.h"
+#include "server/route_internal.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
 
@@ -583,6 +584,7 @@ void sl_worker_free(struct sl_worker *w)
     w->pending = w->later = NULL;
     sl__req_free_all(w);
     sl_client_table_free(w->clients);
+    sl__route_files_release(w);
     sl_pool_release(&w->small);
     sl_pool_release(&w->large);
     sl_access_log_close(&w->alog);
