@@ -245,6 +245,9 @@ int sl__lifespan_init(void);
  * imported, so its imports are traced). 0, or -1 with a Python error. */
 int sl__tracemalloc_init(const struct sl_config *cfg);
 
+/* Stops tracing (its traces are freed) and drops the report function. */
+void sl__tracemalloc_fini(void);
+
 /* Answers `req` when its route is `tracemalloc` (GIL held, in on_request):
  * true then (the req is released), false for the app. */
 bool sl__tracemalloc_answer(struct sl_req *req);

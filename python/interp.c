@@ -555,6 +555,7 @@ void sl_py_fini(void)
         stdio_flush();
         return;
     }
+    sl__tracemalloc_fini();
     sl__scope_fini();
     Py_CLEAR(sl__py.app);
     Py_CLEAR(sl__py.create_task);

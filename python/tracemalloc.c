@@ -62,6 +62,19 @@ out:
     return rc;
 }
 
+void sl__tracemalloc_fini(void)
+{
+    if (report_fn == NULL)
+        return;
+    Py_CLEAR(report_fn);
+    PyObject *mod = PyImport_ImportModule("tracemalloc");              /* new */
+    PyObject *r = mod ? PyObject_CallMethod(mod, "stop", NULL) : NULL; /* new */
+    if (r == NULL)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    Py_XDECREF(mod);
+}
+
 static void answer(struct sl_req *req, int status, const char *text, size_t len)
 {
     char cl[24];

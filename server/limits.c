@@ -9,6 +9,7 @@
 
 #include "server/cidr.h"
 #include "server/client_table.h"
+#include "server/metrics_internal.h"
 #include "server/proxy.h"
 #include "server/route_internal.h"
 
@@ -41,7 +42,8 @@ bool sl__limits_conn_open(struct sl_conn *c)
     if (id == 0)
         return true;
     if (!sl_client_hold(c->w->clients, id, SL_CLIENT_CONNS, lim->max_connections_per_ip)) {
-        c->w->conn_ip_rejects++; /* METRICS: connections refused by max_connections_per_ip */
+        c->w->conn_ip_rejects++;
+        sl_metrics_reject(sl__metrics_l(c), SL_METRICS_REJECT_PER_IP);
         return false;
     }
     c->client_id = id;
@@ -92,7 +94,9 @@ bool sl__limits_request(struct sl_req *r, const struct sl_h1_request *h)
     if (rate->per_sec && (id = entry(w, client, rscope)) != 0) {
         uint32_t wait_ms = sl_client_take(w->clients, id, rate, w->now_ms);
         if (wait_ms) {
-            w->rate_rejects++; /* METRICS: requests refused by limits.rate (429) */
+            w->rate_rejects++;
+            if (r->c)
+                sl_metrics_reject(sl__metrics_l(r->c), SL_METRICS_REJECT_RATE);
             sl__route_refuse(r, 429, (wait_ms + 999) / 1000);
             return true;
         }
@@ -100,7 +104,9 @@ bool sl__limits_request(struct sl_req *r, const struct sl_h1_request *h)
     /* A WebSocket would count as in flight for as long as it is open. */
     if (cap && !h->upgrade && (id = entry(w, client, cscope)) != 0) {
         if (!sl_client_hold(w->clients, id, SL_CLIENT_INFLIGHT, cap)) {
-            w->concurrency_rejects++; /* METRICS: requests refused by limits.concurrency */
+            w->concurrency_rejects++;
+            if (r->c)
+                sl_metrics_reject(sl__metrics_l(r->c), SL_METRICS_REJECT_CONCURRENCY);
             sl__route_refuse(r, 503, 1);
             return true;
         }

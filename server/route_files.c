@@ -25,6 +25,7 @@
 
 #define PUMP_BUDGET (4u << 20) /* bytes per pump call before yielding */
 #define NAME_MAX_REL 4096      /* bytes of a path below the root */
+#define ROOT_TTL_MS 1000       /* a cached root directory fd is reopened after this */
 
 /* ---- MIME types (/etc/mime.types, loaded once per process) ------------------- */
 
@@ -494,6 +495,44 @@ static void send_file(struct sl_req *r, const struct sl_h1_request *h,
     sl__route_file_pump(r);
 }
 
+/*
+ * The root directory, opened O_PATH. Each worker keeps the roots it serves
+ * open for ROOT_TTL_MS (an open and a close less per request); after that
+ * the path is resolved again, so a root replaced by a symlink swap (a
+ * deploy) is served within a second. -errno on failure.
+ */
+static int root_fd(struct sl_worker *w, const char *root)
+{
+    struct sl__root_fd *slot = NULL;
+    uint64_t now = sl__worker_now(w);
+    size_t n = sizeof(w->roots) / sizeof(w->roots[0]);
+    for (size_t i = 0; i < n && !slot; i++)
+        if (w->roots[i].root == root)
+            slot = &w->roots[i];
+    if (slot && now - slot->opened_ms < ROOT_TTL_MS)
+        return slot->fd;
+    for (size_t i = 0; i < n && !slot; i++)
+        if (w->roots[i].root == NULL)
+            slot = &w->roots[i];
+    if (!slot) /* more roots than slots: the oldest makes room */
+        for (size_t i = 0; i < n; i++)
+            if (!slot || w->roots[i].opened_ms < slot->opened_ms)
+                slot = &w->roots[i];
+    int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (slot->root)
+        close(slot->fd);
+    *slot = (struct sl__root_fd){.root = fd >= 0 ? root : NULL, .fd = fd, .opened_ms = now};
+    return fd >= 0 ? fd : -errno;
+}
+
+void sl__route_files_release(struct sl_worker *w)
+{
+    for (size_t i = 0; i < sizeof(w->roots) / sizeof(w->roots[0]); i++)
+        if (w->roots[i].root)
+            close(w->roots[i].fd);
+    memset(w->roots, 0, sizeof(w->roots));
+}
+
 bool sl__route_files(struct sl_req *r, const struct sl_h1_request *h,
                      const struct sl_route_hit *hit)
 {
@@ -520,7 +559,7 @@ bool sl__route_files(struct sl_req *r, const struct sl_h1_request *h,
     }
     memcpy(rel, p, len);
     rel[len] = '\0';
-    int rootfd = open(f->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int rootfd = root_fd(r->w, f->root);
     if (rootfd < 0) {
         respond_status(r, 500);
         return true;
@@ -528,7 +567,6 @@ bool sl__route_files(struct sl_req *r, const struct sl_h1_request *h,
     int fd = open_file(rootfd, f, rel, sizeof(rel), &st);
     if (fd >= 0 && f->precompressed)
         fd = open_variant(rootfd, rel, h, fd, &st, &encoding);
-    close(rootfd);
     if (fd < 0) {
         bool missing = fd == -ENOENT || fd == -ENOTDIR;
         if (missing && f->fallback == SL_FILES_FALLBACK_APP)

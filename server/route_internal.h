@@ -56,6 +56,8 @@ bool sl__route_files(struct sl_req *r, const struct sl_h1_request *h,
 /* Sends more of a file body when the socket takes it (from after_write and
  * the connection's step); ends the response after the last byte. */
 void sl__route_file_pump(struct sl_req *r);
+/* Closes the worker's cached files root directories (worker teardown). */
+void sl__route_files_release(struct sl_worker *w);
 /* Closes the body's file, if any (the exchange is over or broken). */
 void sl__route_file_close(struct sl_req *r);
 

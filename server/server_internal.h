@@ -256,6 +256,11 @@ struct sl_worker {
     struct sl_log_every maxconn_warn; /* "max_connections reached", once a second */
     struct sl_log_every proxy_warn;   /* bad PROXY headers, once a second */
     uint64_t rng[4];                  /* request ids: xoshiro256** state (reqid.c) */
+    struct sl__root_fd {             /* route_files.c: files roots kept open */
+        const char *root;            /* the route's root, as written; NULL = free */
+        int fd;                      /* O_PATH directory */
+        uint64_t opened_ms;          /* reopened SL__ROOT_TTL_MS after this */
+    } roots[8];
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */
     struct sl_conn *batch; /* output held for sl_worker_flush */

@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "server/client_table.h"
 #include "server/metrics_internal.h"
+#include "server/route_internal.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
 #include "server/ws_deflate.h"
@@ -641,6 +642,7 @@ void sl_worker_free(struct sl_worker *w)
     sl_ws_deflater_free(w->ws_deflater);
     sl_ws_inflater_free(w->ws_inflater);
     sl_client_table_free(w->clients);
+    sl__route_files_release(w);
     sl_pool_release(&w->small);
     sl_pool_release(&w->large);
     sl_access_log_close(&w->alog);

@@ -25,7 +25,7 @@ configure() {
     dict=""
     case "$1" in
     config)
-        srcs=(config/*.c fuzz/config_fuzz.c)
+        srcs=(config/*.c base/log.c fuzz/config_fuzz.c)
         libs=(-lyaml)
         seeds=(tests/config)
         dict=fuzz/config.dict
@@ -53,7 +53,7 @@ configure() {
         seeds=(fuzz/corpus/ws_deflate)
         ;;
     proxy)
-        srcs=(server/proxy.c server/h1.c fuzz/proxy_fuzz.c)
+        srcs=(server/proxy.c server/cidr.c server/h1.c fuzz/proxy_fuzz.c)
         libs=()
         seeds=(fuzz/corpus/proxy)
         ;;

@@ -58,7 +58,7 @@ def same_but(fix_saltare: Callable[[dict], None]) -> Callable[[dict, dict], None
 def scope_optional_keys(s):
     scope = first(s)["body"]
     assert scope.pop("asgi") == {"version": "3.0", "spec_version": "2.4"}
-    assert scope.pop("extensions") == {"http.response.trailers": {}}
+    assert scope.pop("extensions") == {"http.response.trailers": {}, "http.response.pathsend": {}}
     assert scope.pop("state") == {"greeting": "hello from lifespan"}
     scope["asgi"] = {"version": "3.0", "spec_version": "2.3"}
 

@@ -212,6 +212,41 @@ def test_refused_connections_are_counted_and_warned_once_a_second(serve, tmp_pat
     assert wait_for(rejected, 10, "a scrape") >= 5
 
 
+def test_client_limits_count_their_refusals(serve, tmp_path):
+    sock = tmp_path / "metrics.sock"
+    server = serve(
+        "metrics_app:app",
+        listeners=[
+            {"tcp": "127.0.0.1:0", "name": "web",
+             "limits": {"rate": {"per_sec": 1, "burst": 2}, "max_connections_per_ip": 1}},
+            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+        ],
+    )
+    server.wait_serving()
+    held = server.connect()
+    statuses = []
+    with held.makefile("rb") as f:
+        for _ in range(4):  # the burst of 2, then 429s on the same connection
+            held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            statuses.append(read_response(f)[0])
+        with server.connect() as s:  # a second connection from the same address
+            s.settimeout(10)
+            try:
+                assert s.recv(100) == b""  # closed at accept
+            except ConnectionResetError:
+                pass
+    held.close()
+    assert statuses == [200, 200, 429, 429], statuses
+
+    def counted():
+        m = parse(scrape(sock).text)
+        got = (value(m, "saltare_connections_rejected_total", listener="web", reason="rate"),
+               value(m, "saltare_connections_rejected_total", listener="web", reason="per_ip"))
+        return got if got == (2, 1) else None
+
+    wait_for(counted, 10, "2 rate and 1 per_ip refusals")
+
+
 def test_bad_proxy_headers_are_counted_and_warned_once_a_second(serve, tmp_path):
     sock = tmp_path / "metrics.sock"
     server = serve(

@@ -518,3 +518,21 @@ def test_source_judges_the_proxy_protocol_client_on_a_unix_listener(serve, tmp_p
     assert ask("10.9.8.7", "/admin/x") == 200
     assert ask("192.0.2.1", "/admin/x") == 403
     assert ask("10.9.8.7", "/unix/x") == 403
+
+
+def test_files_root_swapped_by_symlink_is_served_soon(serve, tmp_path):
+    """Workers keep the root directory open for a second at most: a deploy
+    that swaps the root's symlink is served from the new tree soon after."""
+    for name in ("v1", "v2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "app.js").write_text(name)
+    (tmp_path / "current").symlink_to(tmp_path / "v1")
+    server = serve(
+        "route_app:app", routes=[{"path": "/static/*", "files": {"root": str(tmp_path / "current")}}]
+    )
+    assert httpx.get(server.url + "/static/app.js", timeout=10).text == "v1"
+    tmp = tmp_path / "next"
+    tmp.symlink_to(tmp_path / "v2")
+    tmp.rename(tmp_path / "current")  # atomic, as deploy tools do
+    wait_for(lambda: httpx.get(server.url + "/static/app.js", timeout=10).text == "v2", 10,
+             "the new tree served")
