@@ -107,14 +107,18 @@ static int to_ws_scope(PyObject *scope, struct sl_req *req)
         PyDict_SetItem(scope, s->scheme, tls ? s_wss : s_ws) < 0 ||
         PyDict_DelItem(scope, s->method) < 0)
         return -1;
-    /* The HTTP extensions (trailers) do not apply; tls does. */
+    /* The HTTP extensions (trailers, pathsend) do not apply; tls and
+     * request_id do. */
     if ((ext = PyDict_New()) == NULL || (empty = PyDict_New()) == NULL ||
         PyDict_SetItem(ext, s_ext_key, empty) < 0)
         goto out;
     PyObject *old = PyDict_GetItemWithError(scope, s->extensions); /* borrowed */
-    PyObject *tls_ext = old ? PyDict_GetItemString(old, "tls") : NULL;
-    if (tls_ext && PyDict_SetItemString(ext, "tls", tls_ext) < 0)
-        goto out;
+    static const char *const kept[] = {"tls", "request_id"};
+    for (size_t i = 0; old && i < sizeof(kept) / sizeof(kept[0]); i++) {
+        PyObject *v = PyDict_GetItemString(old, kept[i]); /* borrowed */
+        if (v && PyDict_SetItemString(ext, kept[i], v) < 0)
+            goto out;
+    }
     if (PyDict_SetItem(scope, s->extensions, ext) < 0 ||
         (protos = subprotocols(sl_req_head(req))) == NULL ||
         PyDict_SetItem(scope, s_subprotocols, protos) < 0)

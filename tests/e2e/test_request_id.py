@@ -72,6 +72,22 @@ def test_the_apps_own_header_wins_and_core_answers_carry_the_id(serve, tmp_path)
     assert status == 413 and headers["x-request-id"] == "big1"
 
 
+def test_websocket_scopes_carry_the_id_too(serve, tmp_path):
+    import asyncio
+
+    import websockets
+
+    server, _ = rid_server(serve, tmp_path, trust=True)
+    uri = server.url.replace("http://", "ws://") + "/ws"
+
+    async def first_message(headers):
+        async with websockets.connect(uri, extra_headers=headers) as ws:
+            return json.loads(await ws.recv())
+
+    assert asyncio.run(first_message({"X-Request-ID": "ws-abc.1"})) == {"request_id": "ws-abc.1"}
+    assert HEX32.match(asyncio.run(first_message({}))["request_id"])
+
+
 def test_off_by_default(serve):
     server = serve("request_id_app:app")
     r = httpx.get(server.url + "/", headers={"X-Request-ID": "abc"})
