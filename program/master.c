@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/procstat.h"
 #include "program/exit.h"
 #include "program/pidfile.h"
 #include "program/proctitle.h"
@@ -457,21 +458,6 @@ static void read_messages(struct sl_master *m)
 
 /* ---- what is due -------------------------------------------------------- */
 
-static uint64_t rss_bytes(pid_t pid)
-{
-    char path[64];
-    unsigned long long size = 0, resident = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    if (fscanf(f, "%llu %llu", &size, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static void rss_sample(struct sl_master *m)
 {
     uint64_t limit = m->cfg->process.max_rss;
@@ -480,7 +466,7 @@ static void rss_sample(struct sl_master *m)
         struct sl_wproc *w = &m->w[i];
         if (!w->pid || w->gen != m->gen || w->state != SL_W_READY || w->recycle)
             continue;
-        uint64_t rss = rss_bytes(w->pid);
+        uint64_t rss = sl_proc_rss(w->pid);
         w->rss_strikes = rss > limit ? w->rss_strikes + 1 : 0;
         if (w->rss_strikes >= RSS_STRIKES) {
             sl_log(SL_LOG_WARNING,

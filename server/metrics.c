@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/procstat.h"
+
 typedef _Atomic uint64_t cell;
 
 #define MAGIC 0x736c6d6574726963ull /* "slmetric" */
@@ -564,21 +566,6 @@ static void durations(struct render *r)
         }
 }
 
-/* Resident set size of `pid` in bytes, from /proc; 0 when unknown. */
-static uint64_t rss_bytes(pid_t pid)
-{
-    char path[64];
-    unsigned long size = 0, resident = 0;
-    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static void processes(struct render *r)
 {
     pid_t master = (pid_t)ld(&reg.base[H_MASTER_PID]);
@@ -606,7 +593,7 @@ static void processes(struct render *r)
     family(r, "saltare_process_resident_memory_bytes", "gauge",
            "Resident set size of each process (shared pages count in each).");
     if (!master_is_worker) {
-        uint64_t v = rss_bytes(master);
+        uint64_t v = sl_proc_rss(master);
         if (v)
             putf(&r->b,
                  "saltare_process_resident_memory_bytes{process=\"master\",pid=\"%d\"} %" PRIu64
@@ -614,7 +601,7 @@ static void processes(struct render *r)
                  (int)master, v);
     }
     for (size_t i = 0; i < r->n; i++) {
-        uint64_t v = r->up[i] ? rss_bytes(r->pid[i]) : 0;
+        uint64_t v = r->up[i] ? sl_proc_rss(r->pid[i]) : 0;
         if (v)
             putf(&r->b,
                  "saltare_process_resident_memory_bytes{process=\"worker%zu\",pid=\"%d\"} "

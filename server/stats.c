@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "base/procstat.h"
 #include "server/metrics.h"
 #include "server/server_internal.h"
 
@@ -52,18 +53,6 @@ void sl__stats_off(struct sl_worker *w)
     atomic_compare_exchange_strong(&stats_worker, &expected, NULL);
 }
 
-static uint64_t self_rss(void)
-{
-    unsigned long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "re");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 void sl__stats_check(struct sl_worker *w)
 {
     if (!atomic_exchange(&stats_wanted, false))
@@ -76,7 +65,7 @@ void sl__stats_check(struct sl_worker *w)
                      "{\"stats\":\"worker\",\"pid\":%d,\"connections\":%zu,\"in_flight\":%zu,"
                      "\"requests\":%" PRIu64 ",\"rss_bytes\":%" PRIu64 ",\"generation\":%" PRIu64
                      ",\"draining\":%s}\n",
-                     (int)getpid(), w->nconns, in_flight, w->requests, self_rss(),
+                     (int)getpid(), w->nconns, in_flight, w->requests, sl_proc_rss(0),
                      sl_metrics_generation(), w->draining ? "true" : "false");
     sl_log_block(line, (size_t)n);
 }
@@ -87,7 +76,7 @@ void sl_metrics_log_master_stats(unsigned workers, bool draining)
     int n = snprintf(line, sizeof(line),
                      "{\"stats\":\"master\",\"pid\":%d,\"workers\":%u,\"rss_bytes\":%" PRIu64
                      ",\"generation\":%" PRIu64 ",\"draining\":%s}\n",
-                     (int)getpid(), workers, self_rss(), sl_metrics_generation(),
+                     (int)getpid(), workers, sl_proc_rss(0), sl_metrics_generation(),
                      draining ? "true" : "false");
     sl_log_block(line, (size_t)n);
 }
