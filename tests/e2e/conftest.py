@@ -173,8 +173,9 @@ class Server:
         return s
 
     def rss_kib(self) -> int:
-        """Resident set size of the (single-worker) server process."""
-        for line in pathlib.Path(f"/proc/{self.pid}/status").read_text().splitlines():
+        """Resident set size of the worker of a `workers: 1` server (the
+        process that serves; the master only supervises)."""
+        for line in pathlib.Path(f"/proc/{self.worker_pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
