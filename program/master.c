@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,10 @@ static void gen_became_ready(struct sl_master *m)
                old == 1 ? "" : "s");
     announce(m);
     sl_notify_ready(m->target);
+    /* The master's own startup (config, TLS, maybe the app import) is
+     * done: give back what only it touched. */
+    malloc_trim(0);
+    sl_proc_release_text();
 }
 
 static void stop_begin(struct sl_master *m, int rc);

@@ -75,13 +75,9 @@ void sl__py_log_exception(PyObject *exc, const char *fmt, ...)
 void sl__py_log(enum sl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* gc.collect(); gc.freeze(); malloc_trim(0); sl__py_release_text(). Errors
+/* gc.collect(); gc.freeze(); malloc_trim(0); sl_proc_release_text(). Errors
  * are cleared. */
 void sl__py_compact(void);
-
-/* Unmaps the executable's read-only pages (text, rodata) from this process;
- * the ones still in use fault back in from the page cache. */
-void sl__py_release_text(void);
 
 /* ---- awaitable.c ------------------------------------------------------ */
 

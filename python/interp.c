@@ -19,6 +19,7 @@
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
 #include "base/log.h"
+#include "base/procstat.h"
 #include "server/metrics.h"
 
 struct sl__py sl__py;
@@ -165,59 +166,6 @@ void sl__py_log_exception(PyObject *exc, const char *fmt, ...)
     display(exc);
 }
 
-/*
- * dl_iterate_phdr callback for the first object, the executable: drops the
- * page-table entries of its read-only segments (text, rodata: the static
- * libpython). Startup touches much code that serving never runs (the
- * importer, unmarshal, init functions), and each fault maps its 64 KiB
- * neighbourhood too; after MADV_DONTNEED only what runs again is faulted
- * back, from the page cache. Never applied to a writable segment: there it
- * would discard data.
- */
-static int text_release_cb(struct dl_phdr_info *info, size_t size, void *unused)
-{
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-
-    (void)size;
-    (void)unused;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) != 0)
-            continue;
-        lo = (lo + page - 1) & ~(page - 1); /* whole pages inside the segment only */
-        hi &= ~(page - 1);
-        if (hi > lo)
-            madvise((void *)lo, hi - lo, MADV_DONTNEED); /* an optimisation: errors ignored */
-    }
-    return 1; /* the executable only: shared libraries' pages may be shared */
-}
-
-/* Under a debugger, text pages may hold its breakpoints (private copies
- * that MADV_DONTNEED would throw away): /proc/self/status says. */
-static bool traced(void)
-{
-    char line[128];
-    bool yes = false;
-    FILE *f = fopen("/proc/self/status", "re");
-
-    if (f == NULL)
-        return false;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, "TracerPid:", 10) == 0) {
-            yes = strtol(line + 10, NULL, 10) != 0;
-            break;
-        }
-    fclose(f);
-    return yes;
-}
-
-void sl__py_release_text(void)
-{
-    if (!traced())
-        dl_iterate_phdr(text_release_cb, NULL);
-}
-
 void sl__py_compact(void)
 {
     PyObject *gc = PyImport_ImportModule("gc"); /* new */
@@ -232,7 +180,7 @@ void sl__py_compact(void)
     }
     PyErr_Clear();
     malloc_trim(0);
-    sl__py_release_text();
+    sl_proc_release_text();
 }
 
 /* ---- the loop ------------------------------------------------------------ */

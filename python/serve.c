@@ -29,6 +29,7 @@
 #include "python/bridge.h"
 #include "python/bridge_internal.h"
 #include "base/log.h"
+#include "base/procstat.h"
 #include "server/notify.h"
 
 #define POLL_BUDGET 64 /* events per poll before other callbacks get a turn */
@@ -302,7 +303,7 @@ static PyObject *on_idle(PyObject *self, PyObject *unused)
         Py_XDECREF(gc);
         PyErr_Clear();
         malloc_trim(0);
-        sl__py_release_text();
+        sl_proc_release_text();
         S.compacted = true;
     }
     if (!S.finishing && !sl__py.draining)
