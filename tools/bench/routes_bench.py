@@ -22,7 +22,8 @@ Side by side in one run, each server pinned to CPU 0 with one worker, wrk
   `http.response.pathsend` (the file goes out with sendfile, no byte through
   Python), against uvicorn (uvloop + httptools), which does not (the body is
   read in 64 KiB chunks in a worker thread and sent from Python); saltare
-  with the body through Python (the same stock FileResponse) for context.
+  with the body through Python (the same stock FileResponse) and saltare's
+  `files` route serving the same file (no Python at all) for context.
 
 For each it prints requests/s and CPU microseconds per request (user + system
 of the server's process tree during the wrk run over wrk's request count),
@@ -149,17 +150,23 @@ def uvicorn_argv(port, target):
             "--log-level", "warning", "--timeout-keep-alive", str(bench.KEEPALIVE_S)]
 
 
-def pathsend_run(opts, workdir, out):
-    """saltare's pathsend and body-through-Python FileResponse, uvicorn's FileResponse."""
+def pathsend_run(opts, workdir, root, out):
+    """saltare's pathsend and body-through-Python FileResponse, uvicorn's FileResponse, and
+    the same file from saltare's `files` route (no Python at all) for context."""
     runs = [
         ("saltare pathsend", "saltare", "/file"),
         ("saltare, body through Python", "saltare", "/plain"),
         ("uvicorn (uvloop+httptools)", "uvicorn", "/file"),
+        ("saltare files route (no Python)", "files", "/static/file50k.bin"),
     ]
     for label, server, path in runs:
         port = bench.free_port()
         if server == "saltare":
             argv = [opts.saltare, "-c", saltare_config(workdir, port, None, None, "file_app:app")]
+        elif server == "files":
+            routes = [{"path": "/static/*", "files": {"root": os.path.join(root, "static")}}]
+            argv = [opts.saltare, "-c", saltare_config(workdir, port, None, routes,
+                                                       "file_app:app")]
         else:
             argv = uvicorn_argv(port, "file_app:app")
         proc = start(argv, port, path, workdir)
@@ -174,7 +181,7 @@ def one_run(opts, workdir, root):
     """Every selected case once; returns {case: {server: {rps, cpu_us}}}."""
     out = {}
     if "pathsend" in opts.cases:
-        pathsend_run(opts, workdir, out)
+        pathsend_run(opts, workdir, root, out)
     cases = [(case, path) for key, case, path in (("health", "health", "/healthz"),
                                                    ("static", "static 10 KiB",
                                                     "/static/file10k.txt"))
@@ -220,7 +227,8 @@ def report(runs, opts):
              ("static", "static 10 KiB", ("saltare", "nginx")),
              ("app", "app", ("no routes", "20 unmatched routes")),
              ("pathsend", "pathsend 50 KiB", ("saltare pathsend", "saltare, body through Python",
-                                              "uvicorn (uvloop+httptools)")))
+                                              "uvicorn (uvloop+httptools)",
+                                              "saltare files route (no Python)")))
     for key, case, whos in table:
         if key not in opts.cases:
             continue
@@ -270,7 +278,7 @@ def main(argv):
     with open(os.path.join(root, "static", "file10k.txt"), "wb") as f:
         f.write(os.urandom(10240))
     # file_app.py serves the file BENCH_FILE names (the servers inherit the environment).
-    os.environ["BENCH_FILE"] = os.path.join(root, "file50k.bin")
+    os.environ["BENCH_FILE"] = os.path.join(root, "static", "file50k.bin")
     with open(os.environ["BENCH_FILE"], "wb") as f:
         f.write(os.urandom(FILE_SIZE))
     try:
