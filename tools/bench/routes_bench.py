@@ -173,6 +173,10 @@ def pathsend_run(opts, workdir, root, out):
         try:
             check_file(port, path, FILE_SIZE, True)
             out.setdefault("pathsend 50 KiB", {})[label] = measure(proc, port, path, opts)
+        except bench.BenchError as e:
+            raise bench.BenchError("%s (%s, exit status %s): %s\n%s" % (
+                label, " ".join(argv), proc.poll(), e,
+                bench.log_tail(os.path.join(workdir, "server-%d.log" % port))))
         finally:
             bench.stop_process(proc)
 
