@@ -8,12 +8,14 @@
 #include <limits.h>
 #include <link.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "python/bridge.h"
@@ -464,7 +466,140 @@ static int exceptions_init(void)
     return sl__py.client_disconnected ? 0 : -1;
 }
 
+/* ---- the bounded import (app.preload, in the master) ---------------------- */
+
+static const int guard_sigs[] = {SIGALRM, SIGTERM, SIGINT};
+#define NGUARD (sizeof(guard_sigs) / sizeof(guard_sigs[0]))
+
+static struct {
+    bool on;
+    int by;              /* the first signal taken: SIGTERM/SIGINT win over SIGALRM */
+    unsigned limit_s;    /* for the message */
+    struct sigaction saved[NGUARD];
+    sigset_t mask;       /* the caller's */
+} guard;
+
+/* The Python handler of the three signals: raises in the code running. */
+static PyObject *guard_handler(PyObject *self, PyObject *args)
+{
+    int sig;
+    PyObject *frame;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO", &sig, &frame))
+        return NULL;
+    if (guard.by == 0 || (guard.by == SIGALRM && sig != SIGALRM))
+        guard.by = sig;
+    if (sig == SIGALRM)
+        PyErr_Format(PyExc_TimeoutError, "app import did not finish within timeouts.startup (%u s)",
+                     guard.limit_s);
+    else
+        PyErr_Format(PyExc_KeyboardInterrupt, "%s during the app import",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return NULL;
+}
+
+static PyMethodDef guard_def = {"import_deadline", guard_handler, METH_VARARGS, NULL};
+
+/* signal.signal(sig, handler) for each; handler NULL: SIG_DFL. */
+static int guard_python_handlers(PyObject *handler)
+{
+    PyObject *mod = PyImport_ImportModule("signal"); /* new */
+    PyObject *dfl = mod ? PyObject_GetAttrString(mod, "SIG_DFL") : NULL; /* new */
+    int rc = mod && dfl ? 0 : -1;
+
+    for (size_t i = 0; rc == 0 && i < NGUARD; i++) {
+        PyObject *r = PyObject_CallMethod(mod, "signal", "iO", guard_sigs[i], handler ? handler : dfl);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(dfl);
+    Py_XDECREF(mod);
+    return rc;
+}
+
+static int guard_begin(const struct sl_config *cfg)
+{
+    uint32_t ms = cfg->timeouts.startup_ms;
+    struct itimerval it = {{1, 0}, {ms / 1000, (long)(ms % 1000) * 1000L}};
+    PyObject *handler;
+    sigset_t set;
+
+    memset(&guard, 0, sizeof(guard));
+    guard.limit_s = ms / 1000;
+    for (size_t i = 0; i < NGUARD; i++)
+        if (sigaction(guard_sigs[i], NULL, &guard.saved[i]) < 0)
+            return -1;
+    handler = PyCFunction_New(&guard_def, NULL); /* new */
+    if (handler == NULL || guard_python_handlers(handler) < 0) {
+        Py_XDECREF(handler);
+        sl__py_log_error("cannot install the signal handlers for the app import");
+        return -1;
+    }
+    Py_DECREF(handler); /* the signal module holds it */
+    guard.on = true;
+    if (ms && setitimer(ITIMER_REAL, &it, NULL) < 0)
+        sl_log(SL_LOG_WARNING, "app import: no timer for timeouts.startup: %s", strerror(errno));
+    sigemptyset(&set);
+    for (size_t i = 0; i < NGUARD; i++)
+        sigaddset(&set, guard_sigs[i]);
+    sigprocmask(SIG_UNBLOCK, &set, &guard.mask);
+    return 0;
+}
+
+/* Undoes guard_begin; keeps the exception set, if any. */
+static void guard_end(void)
+{
+    struct itimerval off = {{0, 0}, {0, 0}};
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    PyObject *type, *value, *tb;
+    sigset_t set;
+
+    if (!guard.on)
+        return;
+    guard.on = false;
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigemptyset(&set);
+    for (size_t i = 0; i < NGUARD; i++)
+        sigaddset(&set, guard_sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    PyErr_Fetch(&type, &value, &tb);
+    /* A signal taken between the import's end and the block above only
+     * tripped a flag: run its handler now (it records guard.by), not at
+     * some later check in a worker. */
+    if (PyErr_CheckSignals() < 0)
+        PyErr_Clear();
+    if (guard_python_handlers(NULL) < 0)
+        PyErr_Clear();
+    sigaction(SIGALRM, &ign, NULL); /* drops a SIGALRM still pending */
+    for (size_t i = 0; i < NGUARD; i++)
+        sigaction(guard_sigs[i], &guard.saved[i], NULL);
+    sigprocmask(SIG_SETMASK, &guard.mask, NULL);
+    PyErr_Restore(type, value, tb);
+}
+
+static int py_init(const struct sl_config *cfg, bool bounded);
+
+int sl_py_init_bounded(const struct sl_config *cfg, int *interrupted_by)
+{
+    int rc = py_init(cfg, true);
+
+    *interrupted_by = guard.by;
+    if (rc == 0 && guard.by != 0) { /* the app caught the exception and finished */
+        sl_log(SL_LOG_ERROR, "cannot load the app %s: %s", cfg->app.target,
+               guard.by == SIGALRM ? "its import did not finish within timeouts.startup"
+                                   : "interrupted by a stop signal");
+        return SL_PY_APP_FAILED;
+    }
+    return rc;
+}
+
 int sl_py_init(const struct sl_config *cfg)
+{
+    return py_init(cfg, false);
+}
+
+static int py_init(const struct sl_config *cfg, bool bounded)
 {
     sl__py.cfg = cfg;
     mallopt(M_ARENA_MAX, 2); /* one thread serves; a second arena covers helpers */
@@ -488,7 +623,11 @@ int sl_py_init(const struct sl_config *cfg)
         return SL_PY_APP_FAILED;
     }
     /* The loop is current before the import: apps that grab it then work. */
+    if (bounded && guard_begin(cfg) < 0)
+        return SL_PY_APP_FAILED;
     sl__py.app = app_import(&cfg->app);
+    if (bounded)
+        guard_end();
     if (sl__py.app == NULL) {
         sl__py_log_error("cannot load the app %s", cfg->app.target);
         return SL_PY_APP_FAILED;
