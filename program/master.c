@@ -740,7 +740,7 @@ static int start(struct sl_master *m)
     if (m->preload) {
         int by = 0;
         sl_notify("STATUS=starting: importing the app");
-        if (sl_py_init_bounded(m->wcfg, &by) != 0) {
+        if (sl_py_init_bounded(m->wcfg, !adopted, &by) != 0) {
             if (by == SIGTERM || by == SIGINT) {
                 /* A stop during the import: the first start ends here
                  * (status 0); after a reload the signal is raised again,

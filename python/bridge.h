@@ -9,6 +9,7 @@
 #ifndef SL_PYTHON_BRIDGE_H
 #define SL_PYTHON_BRIDGE_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "config/config.h"
@@ -41,9 +42,12 @@ int sl_py_init(const struct sl_config *cfg);
  * SIGTERM/SIGINT taken is not pending any more (the caller re-raises it).
  * Returns 0, or SL_PY_APP_FAILED (traceback printed); `*interrupted_by`:
  * 0, SIGALRM (the deadline passed: a failure even if the app caught the
- * exception and finished), SIGTERM or SIGINT.
+ * exception and finished), SIGTERM or SIGINT. With `give_up` (nothing to
+ * fall back on: the first start) an import that has not returned 10 s after
+ * the deadline or a stop signal is stuck in such C code: the process writes
+ * that to stderr and exits with SL_PY_APP_FAILED.
  */
-int sl_py_init_bounded(const struct sl_config *cfg, int *interrupted_by);
+int sl_py_init_bounded(const struct sl_config *cfg, bool give_up, int *interrupted_by);
 
 /*
  * Serves on the listening fds (one per cfg->listeners entry) in this process

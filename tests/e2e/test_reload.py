@@ -463,3 +463,17 @@ def test_sigterm_during_a_hung_preload_import_on_reload_stops_the_server(serve, 
     assert "reload failed: the app import was interrupted by a stop signal" in log
     assert "stopping: draining 2 workers" in log
     assert len(re.findall(r"worker \d \[gen 1\] \(pid \d+\) exited with status 0", log)) == 2, log
+
+
+def test_a_preload_import_stuck_in_c_code_at_first_start_is_given_up(serve, tmp_path):
+    # pbkdf2 with a billion rounds: minutes in C code that never checks for signals.
+    stuck = ("print('import started', file=sys.stderr, flush=True)\n"
+             "import hashlib\nhashlib.pbkdf2_hmac('sha256', b'x', b'y', 10**9)")
+    write_app(tmp_path, "v0", extra=stuck)
+    server = serve("reload_app:app", extra_path=[str(tmp_path)], ready=False, workers=2,
+                   preload="on", timeouts={"startup": "2s", "shutdown": "10s"})
+    started = time.monotonic()
+    assert server.proc.wait(90) == 3, server.stderr()
+    assert time.monotonic() - started >= 10  # the deadline, then 10 s of grace
+    assert ("the app import did not return 10 s after timeouts.startup; it is stuck in code "
+            "that does not check for signals: exiting") in server.stderr()
