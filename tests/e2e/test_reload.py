@@ -477,3 +477,22 @@ def test_a_preload_import_stuck_in_c_code_at_first_start_is_given_up(serve, tmp_
     assert time.monotonic() - started >= 10  # the deadline, then 10 s of grace
     assert ("the app import did not return 10 s after timeouts.startup; it is stuck in code "
             "that does not check for signals: exiting") in server.stderr()
+
+
+def test_respawn_back_off_resets_after_a_worker_ran_healthily_for_10_s(serve, tmp_path):
+    server = start(serve, tmp_path, workers=1)
+    mark = server.mark()
+
+    def crash_and_respawn(delay: int) -> None:
+        pid = server.worker_pid
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            get(server, "/crash", timeout=5)
+        wait_log(server, rf"worker 1 \(pid {pid}\) exited with status 1; respawning in {delay} ms",
+                 mark)
+        wait_for(lambda: server.worker_pids() and server.worker_pids()[0] != pid, 20, "respawn")
+        wait_log(server, rf"saltare\[{server.worker_pid}\]: info: worker ready", mark)
+
+    crash_and_respawn(100)
+    crash_and_respawn(200)  # crashed again at once: the back-off grew
+    time.sleep(12.5)  # the new worker has been ready over 10 s (2.5 s of margin)
+    crash_and_respawn(100)  # back to the minimum
