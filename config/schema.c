@@ -79,8 +79,9 @@ static const struct sl__key timeouts_keys[] = {
      .def = "1m",
      .doc = "Global only. How long a worker may take from its start (the app import when "
             "`app.preload` is off, then lifespan startup) to \"ready\"; a worker still starting "
-            "then is killed. At start that is exit status 3; on a reload (SIGHUP) or a respawn "
-            "the old workers keep serving. `0` = no limit."},
+            "then is killed. With `app.preload` it bounds the import in the master too (it "
+            "raises `TimeoutError` in the import). At start that is exit status 3; on a reload "
+            "(SIGHUP) or a respawn the old workers keep serving. `0` = no limit."},
 };
 
 static const struct sl__section timeouts_section = {

@@ -705,6 +705,7 @@ static int start(struct sl_master *m)
 {
     const struct sl_config *cfg = m->cfg;
     bool adopted = count(m, true, -1) > 0;
+    char why[160] = "the app could not be imported";
     int rc;
 
     m->target = workers_wanted(cfg);
@@ -742,8 +743,30 @@ static int start(struct sl_master *m)
         sl_log(SL_LOG_WARNING, "app.preload: on with process.user: the app is imported in the "
                                "master, before the workers drop their privileges");
     if (m->preload) {
+        int by = 0;
         sl_notify("STATUS=starting: importing the app");
-        if (sl_py_init(m->wcfg) != 0) {
+        if (sl_py_init_bounded(m->wcfg, !adopted, &by) != 0) {
+            if (by == SIGTERM || by == SIGINT) {
+                /* A stop during the import: the first start ends here
+                 * (status 0); after a reload the signal is raised again,
+                 * pending, for the loop to stop the old generation. */
+                if (!adopted) {
+                    sl_log(SL_LOG_INFO, "%s during the app import: stopping",
+                           by == SIGTERM ? "SIGTERM" : "SIGINT");
+                    stop_begin(m, 0);
+                    return 0;
+                }
+                kill(getpid(), by);
+                gen_fail(m, "the app import was interrupted by a stop signal", SL_EXIT_APP);
+                return 0;
+            }
+            if (by == SIGALRM) {
+                snprintf(why, sizeof(why),
+                         "app import did not finish within timeouts.startup (%u s)",
+                         cfg->timeouts.startup_ms / 1000);
+                if (!adopted) /* gen_fail says it after a reload */
+                    sl_log(SL_LOG_ERROR, "%s", why);
+            }
             rc = SL_EXIT_APP;
             goto fail;
         }
@@ -758,7 +781,7 @@ static int start(struct sl_master *m)
 fail:
     if (!adopted)
         return rc;
-    gen_fail(m, rc == SL_EXIT_APP ? "the app could not be imported" : "the listeners or TLS could not be set up", rc);
+    gen_fail(m, rc == SL_EXIT_APP ? why : "the listeners or TLS could not be set up", rc);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #ifndef SL_PYTHON_BRIDGE_H
 #define SL_PYTHON_BRIDGE_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "config/config.h"
@@ -28,6 +29,25 @@ extern "C" {
  * SL_PY_APP_FAILED after printing the Python traceback.
  */
 int sl_py_init(const struct sl_config *cfg);
+
+/*
+ * sl_py_init in the master (app.preload), where the master's signals are
+ * blocked: the app's import is bounded by timeouts.startup, and SIGTERM or
+ * SIGINT interrupt it. For the time of the import SIGALRM (an interval
+ * timer: the deadline, then once a second), SIGTERM and SIGINT are
+ * unblocked with Python handlers that raise in the code running (TimeoutError,
+ * KeyboardInterrupt): an import waiting in sleep, select or I/O wakes up and
+ * fails; a loop in C code that never checks for signals is not interrupted.
+ * Then the three are blocked again and the caller's handlers restored; a
+ * SIGTERM/SIGINT taken is not pending any more (the caller re-raises it).
+ * Returns 0, or SL_PY_APP_FAILED (traceback printed); `*interrupted_by`:
+ * 0, SIGALRM (the deadline passed: a failure even if the app caught the
+ * exception and finished), SIGTERM or SIGINT. With `give_up` (nothing to
+ * fall back on: the first start) an import that has not returned 10 s after
+ * the deadline or a stop signal is stuck in such C code: the process writes
+ * that to stderr and exits with SL_PY_APP_FAILED.
+ */
+int sl_py_init_bounded(const struct sl_config *cfg, bool give_up, int *interrupted_by);
 
 /*
  * Serves on the listening fds (one per cfg->listeners entry) in this process

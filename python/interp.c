@@ -8,12 +8,14 @@
 #include <limits.h>
 #include <link.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "python/bridge.h"
@@ -412,7 +414,196 @@ static int exceptions_init(void)
     return sl__py.client_disconnected ? 0 : -1;
 }
 
+/* ---- the bounded import (app.preload, in the master) ---------------------- */
+
+static const int guard_sigs[] = {SIGALRM, SIGTERM, SIGINT};
+#define NGUARD (sizeof(guard_sigs) / sizeof(guard_sigs[0]))
+#define STUCK_GRACE_S 10 /* after the deadline or a stop, before giving up (give_up) */
+#define STUCK_GRACE_S_TEXT "10"
+
+static struct {
+    bool on;
+    int by;              /* the first signal taken: SIGTERM/SIGINT win over SIGALRM */
+    unsigned limit_s;    /* for the message */
+    bool timed;          /* timeouts.startup is not 0 */
+    bool give_up;        /* _exit when the import stays stuck (first start) */
+    struct sigaction saved[NGUARD];
+    sigset_t mask;       /* the caller's */
+} guard;
+
+static volatile sig_atomic_t guard_ticks, guard_stop_ticks, guard_stopped;
+
+static void guard_stuck(const char *why)
+{
+    static const char head[] = "saltare: error: the app import did not return ";
+    static const char tail[] = "; it is stuck in code that does not check for signals: exiting\n";
+    ssize_t n = write(STDERR_FILENO, head, sizeof(head) - 1);
+    n = write(STDERR_FILENO, why, strlen(why));
+    n = write(STDERR_FILENO, tail, sizeof(tail) - 1);
+    (void)n;
+    _exit(SL_PY_APP_FAILED);
+}
+
+/*
+ * The C handler of the three signals during the import: trips the Python
+ * handler (guard_handler, run at the next check: a blocking call returns
+ * EINTR and checks). The timer ticks once a second after the deadline
+ * (without timeouts.startup: every second, only counted); with give_up, an
+ * import that has not returned STUCK_GRACE_S ticks after the deadline or a
+ * stop is in C code that never checks, and the process exits.
+ */
+static void guard_on_signal(int sig)
+{
+    int saved = errno;
+
+    if (sig == SIGALRM) {
+        guard_ticks++;
+        if (guard_stopped)
+            guard_stop_ticks++;
+        if (guard.timed)
+            PyErr_SetInterruptEx(SIGALRM);
+        if (guard.give_up && guard.timed && guard_ticks > STUCK_GRACE_S)
+            guard_stuck(STUCK_GRACE_S_TEXT " s after timeouts.startup");
+        if (guard.give_up && guard_stop_ticks > STUCK_GRACE_S)
+            guard_stuck(STUCK_GRACE_S_TEXT " s after a stop signal");
+    } else {
+        guard_stopped = 1;
+        PyErr_SetInterruptEx(sig);
+    }
+    errno = saved;
+}
+
+/* The Python handler of the three signals: raises in the code running. */
+static PyObject *guard_handler(PyObject *self, PyObject *args)
+{
+    int sig;
+    PyObject *frame;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO", &sig, &frame))
+        return NULL;
+    if (guard.by == 0 || (guard.by == SIGALRM && sig != SIGALRM))
+        guard.by = sig;
+    if (sig == SIGALRM)
+        PyErr_Format(PyExc_TimeoutError, "app import did not finish within timeouts.startup (%u s)",
+                     guard.limit_s);
+    else
+        PyErr_Format(PyExc_KeyboardInterrupt, "%s during the app import",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return NULL;
+}
+
+static PyMethodDef guard_def = {"import_deadline", guard_handler, METH_VARARGS, NULL};
+
+/* signal.signal(sig, handler) for each; handler NULL: SIG_DFL. */
+static int guard_python_handlers(PyObject *handler)
+{
+    PyObject *mod = PyImport_ImportModule("signal"); /* new */
+    PyObject *dfl = mod ? PyObject_GetAttrString(mod, "SIG_DFL") : NULL; /* new */
+    int rc = mod && dfl ? 0 : -1;
+
+    for (size_t i = 0; rc == 0 && i < NGUARD; i++) {
+        PyObject *r = PyObject_CallMethod(mod, "signal", "iO", guard_sigs[i], handler ? handler : dfl);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(dfl);
+    Py_XDECREF(mod);
+    return rc;
+}
+
+static int guard_begin(const struct sl_config *cfg, bool give_up)
+{
+    uint32_t ms = cfg->timeouts.startup_ms ? cfg->timeouts.startup_ms : 1000;
+    struct itimerval it = {{1, 0}, {ms / 1000, (long)(ms % 1000) * 1000L}};
+    struct sigaction sa = {.sa_handler = guard_on_signal};
+    PyObject *handler;
+    sigset_t set;
+
+    memset(&guard, 0, sizeof(guard));
+    guard_ticks = guard_stop_ticks = guard_stopped = 0;
+    guard.limit_s = cfg->timeouts.startup_ms / 1000;
+    guard.timed = cfg->timeouts.startup_ms != 0;
+    guard.give_up = give_up;
+    for (size_t i = 0; i < NGUARD; i++)
+        if (sigaction(guard_sigs[i], NULL, &guard.saved[i]) < 0)
+            return -1;
+    handler = PyCFunction_New(&guard_def, NULL); /* new */
+    if (handler == NULL || guard_python_handlers(handler) < 0) {
+        Py_XDECREF(handler);
+        sl__py_log_error("cannot install the signal handlers for the app import");
+        return -1;
+    }
+    Py_DECREF(handler); /* the signal module holds it */
+    guard.on = true;
+    /* Ours in front of CPython's (which only trips): the same, plus the
+     * tick count. Each blocks the others while it runs. */
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < NGUARD; i++)
+        sigaddset(&sa.sa_mask, guard_sigs[i]);
+    set = sa.sa_mask;
+    for (size_t i = 0; i < NGUARD; i++)
+        sigaction(guard_sigs[i], &sa, NULL);
+    if (setitimer(ITIMER_REAL, &it, NULL) < 0)
+        sl_log(SL_LOG_WARNING, "app import: no timer for timeouts.startup: %s", strerror(errno));
+    sigprocmask(SIG_UNBLOCK, &set, &guard.mask);
+    return 0;
+}
+
+/* Undoes guard_begin; keeps the exception set, if any. */
+static void guard_end(void)
+{
+    struct itimerval off = {{0, 0}, {0, 0}};
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    PyObject *type, *value, *tb;
+    sigset_t set;
+
+    if (!guard.on)
+        return;
+    guard.on = false;
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigemptyset(&set);
+    for (size_t i = 0; i < NGUARD; i++)
+        sigaddset(&set, guard_sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    PyErr_Fetch(&type, &value, &tb);
+    /* A signal taken between the import's end and the block above only
+     * tripped a flag: run its handler now (it records guard.by), not at
+     * some later check in a worker. */
+    if (PyErr_CheckSignals() < 0)
+        PyErr_Clear();
+    if (guard_python_handlers(NULL) < 0)
+        PyErr_Clear();
+    sigaction(SIGALRM, &ign, NULL); /* drops a SIGALRM still pending */
+    for (size_t i = 0; i < NGUARD; i++)
+        sigaction(guard_sigs[i], &guard.saved[i], NULL);
+    sigprocmask(SIG_SETMASK, &guard.mask, NULL);
+    PyErr_Restore(type, value, tb);
+}
+
+static int py_init(const struct sl_config *cfg, int bounded);
+
+int sl_py_init_bounded(const struct sl_config *cfg, bool give_up, int *interrupted_by)
+{
+    int rc = py_init(cfg, give_up ? 2 : 1);
+
+    *interrupted_by = guard.by;
+    if (rc == 0 && guard.by != 0) { /* the app caught the exception and finished */
+        sl_log(SL_LOG_ERROR, "cannot load the app %s: %s", cfg->app.target,
+               guard.by == SIGALRM ? "its import did not finish within timeouts.startup"
+                                   : "interrupted by a stop signal");
+        return SL_PY_APP_FAILED;
+    }
+    return rc;
+}
+
 int sl_py_init(const struct sl_config *cfg)
+{
+    return py_init(cfg, 0);
+}
+
+/* bounded: 0 no, 1 yes, 2 yes and give up when stuck. */
+static int py_init(const struct sl_config *cfg, int bounded)
 {
     sl__py.cfg = cfg;
     mallopt(M_ARENA_MAX, 2); /* one thread serves; a second arena covers helpers */
@@ -436,7 +627,11 @@ int sl_py_init(const struct sl_config *cfg)
         return SL_PY_APP_FAILED;
     }
     /* The loop is current before the import: apps that grab it then work. */
+    if (bounded && guard_begin(cfg, bounded == 2) < 0)
+        return SL_PY_APP_FAILED;
     sl__py.app = app_import(&cfg->app);
+    if (bounded)
+        guard_end();
     if (sl__py.app == NULL) {
         sl__py_log_error("cannot load the app %s", cfg->app.target);
         return SL_PY_APP_FAILED;

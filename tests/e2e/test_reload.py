@@ -398,3 +398,101 @@ def test_respawn_back_off_doubles_while_a_worker_keeps_crashing(serve, tmp_path)
                  mark)
         wait_for(lambda: server.worker_pids() and server.worker_pids()[0] != pid, 20, "respawn")
         wait_log(server, rf"saltare\[{server.worker_pid}\]: info: worker ready", mark)
+
+
+# An app module whose import hangs (app.preload: imported in the master).
+HANG = "print('import started', file=sys.stderr, flush=True)\nimport time\ntime.sleep(3600)"
+
+
+def test_a_preload_import_that_hangs_at_first_start_exits_3_after_timeouts_startup(
+    serve, tmp_path
+):
+    write_app(tmp_path, "v0", extra=HANG)
+    server = serve("reload_app:app", extra_path=[str(tmp_path)], ready=False, workers=2,
+                   preload="on", timeouts={"startup": "2s", "shutdown": "10s"})
+    assert server.proc.wait(60) == 3, server.stderr()
+    log = server.stderr()
+    assert "import started" in log
+    assert "app import did not finish within timeouts.startup (2 s)" in log
+    assert "TimeoutError" in log  # raised in the import: the traceback shows where it hung
+
+
+def test_sigterm_during_a_hung_preload_import_at_first_start_stops_the_server(serve, tmp_path):
+    write_app(tmp_path, "v0", extra=HANG)
+    server = serve("reload_app:app", extra_path=[str(tmp_path)], ready=False, workers=2,
+                   preload="on", timeouts={"startup": "120s", "shutdown": "10s"})
+    wait_log(server, r"import started", timeout=60)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(30) == 0, server.stderr()
+    assert "SIGTERM during the app import: stopping" in server.stderr()
+
+
+def test_a_preload_import_that_hangs_on_reload_fails_it_and_the_old_generation_serves(
+    serve, tmp_path
+):
+    server = start(serve, tmp_path, timeouts={"startup": "2s", "shutdown": "10s"})
+    old = sorted(server.worker_pids())
+    write_app(tmp_path, "v1", extra=HANG)
+    mark = server.mark()
+    os.kill(server.pid, signal.SIGHUP)
+    wait_log(server, r"import started", mark)
+    assert get(server)[2].startswith("v0")  # served while the new image is stuck importing
+    wait_log(server, r"reload failed: app import did not finish within timeouts\.startup "
+                     r"\(2 s\); the 2 workers of the previous generation keep serving", mark)
+    for _ in range(5):
+        assert get(server)[2].startswith("v0")
+    assert sorted(server.worker_pids()) == old
+
+    # The master supervises again: a SIGHUP with fixed code succeeds.
+    write_app(tmp_path, "v2")
+    mark = server.mark()
+    os.kill(server.pid, signal.SIGHUP)
+    wait_log(server, r"reload: generation 3 ready", mark)
+    assert get(server)[2].startswith("v2")
+
+
+def test_sigterm_during_a_hung_preload_import_on_reload_stops_the_server(serve, tmp_path):
+    server = start(serve, tmp_path, timeouts={"startup": "120s", "shutdown": "10s"})
+    write_app(tmp_path, "v1", extra=HANG)
+    mark = server.mark()
+    os.kill(server.pid, signal.SIGHUP)
+    wait_log(server, r"import started", mark)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(40) == 0, server.stderr()
+    log = server.stderr_since(mark)
+    assert "reload failed: the app import was interrupted by a stop signal" in log
+    assert "stopping: draining 2 workers" in log
+    assert len(re.findall(r"worker \d \[gen 1\] \(pid \d+\) exited with status 0", log)) == 2, log
+
+
+def test_a_preload_import_stuck_in_c_code_at_first_start_is_given_up(serve, tmp_path):
+    # pbkdf2 with a billion rounds: minutes in C code that never checks for signals.
+    stuck = ("print('import started', file=sys.stderr, flush=True)\n"
+             "import hashlib\nhashlib.pbkdf2_hmac('sha256', b'x', b'y', 10**9)")
+    write_app(tmp_path, "v0", extra=stuck)
+    server = serve("reload_app:app", extra_path=[str(tmp_path)], ready=False, workers=2,
+                   preload="on", timeouts={"startup": "2s", "shutdown": "10s"})
+    started = time.monotonic()
+    assert server.proc.wait(90) == 3, server.stderr()
+    assert time.monotonic() - started >= 10  # the deadline, then 10 s of grace
+    assert ("the app import did not return 10 s after timeouts.startup; it is stuck in code "
+            "that does not check for signals: exiting") in server.stderr()
+
+
+def test_respawn_back_off_resets_after_a_worker_ran_healthily_for_10_s(serve, tmp_path):
+    server = start(serve, tmp_path, workers=1)
+    mark = server.mark()
+
+    def crash_and_respawn(delay: int) -> None:
+        pid = server.worker_pid
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            get(server, "/crash", timeout=5)
+        wait_log(server, rf"worker 1 \(pid {pid}\) exited with status 1; respawning in {delay} ms",
+                 mark)
+        wait_for(lambda: server.worker_pids() and server.worker_pids()[0] != pid, 20, "respawn")
+        wait_log(server, rf"saltare\[{server.worker_pid}\]: info: worker ready", mark)
+
+    crash_and_respawn(100)
+    crash_and_respawn(200)  # crashed again at once: the back-off grew
+    time.sleep(12.5)  # the new worker has been ready over 10 s (2.5 s of margin)
+    crash_and_respawn(100)  # back to the minimum
