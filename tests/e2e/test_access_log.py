@@ -238,7 +238,13 @@ def test_error_log_file_and_its_reopen(serve, tmp_path):
     wait_for(lambda: '"path":"/one"' in path.read_text(), 10, "the first line in error.log")
     assert "serving scope_app:app" in path.read_text()
     os.rename(path, tmp_path / "error.log.1")
+    worker = server.worker_pid
     os.kill(server.pid, signal.SIGUSR2)
+    # The master forwards the signal: wait for the worker's reopen before
+    # the request whose line must land in the new file.
+    wait_for(lambda: path.exists()
+             and f"saltare[{worker}]: info: error log {path} reopened" in path.read_text(),
+             10, "the worker's reopen", lambda: f": {server.stderr()}")
     assert request(server, b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
     wait_for(lambda: path.exists() and '"path":"/two"' in path.read_text(), 10,
              "the reopened error.log", lambda: f": {server.stderr()}")
