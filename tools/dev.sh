@@ -22,7 +22,7 @@ PACKAGES=(
     python3-pytest python3-httpx python3-fastapi python3-uvicorn python3-uvloop
     python3-httptools python3-websockets python3-multipart testssl.sh media-types
     clang libclang-rt-14-dev valgrind
-    nginx-light wrk
+    nginx-light wrk haproxy
     prometheus python3-prometheus-client
 )
 
@@ -87,6 +87,7 @@ e2e() {
         --ignore=tests/e2e/test_cli.py --ignore=tests/e2e/test_access_log.py \
         --ignore=tests/e2e/test_http_errors.py --ignore=tests/e2e/test_listeners.py \
         --ignore=tests/e2e/test_systemd.py --ignore=tests/e2e/test_proxy.py \
+        --ignore=tests/e2e/test_haproxy.py \
         --ignore=tests/e2e/test_tls.py --ignore=tests/e2e/test_routes.py \
         --ignore=tests/e2e/test_logging.py --ignore=tests/compat tests/ || return 1
 }
