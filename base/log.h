@@ -46,7 +46,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -162,8 +161,8 @@ struct sl_access_entry {
     uint64_t ws_bytes_in;     /* payload bytes received */
     const char *referer;      /* NULL when absent */
     size_t referer_len;
-    const char *listener; /* its name, or address; NUL-terminated; NULL = none */
-    const char *tls;      /* "TLSv1.3"...; NULL = plain connection */
+    const char *listener;   /* its name, or address; NUL-terminated; NULL = none */
+    const char *tls;        /* "TLSv1.3"...; NULL = plain connection */
     const char *request_id; /* http.request_id; NULL = none (no field) */
     size_t request_id_len;
 };

@@ -133,14 +133,14 @@ struct sl_cidr_list {
 /* ---- intercept routes (config/route.c) ------------------------------------ */
 
 enum sl_route_action {
-    SL_ROUTE_APP,       /* the ASGI app (with the route's limits) */
-    SL_ROUTE_RETURN,    /* a fixed response */
-    SL_ROUTE_REDIRECT,  /* a Location response */
-    SL_ROUTE_HEALTH,    /* 200 "ok" while serving, 503 while draining */
-    SL_ROUTE_PREFLIGHT, /* CORS preflight answered in C */
-    SL_ROUTE_FILES,     /* static files under a root directory */
+    SL_ROUTE_APP,         /* the ASGI app (with the route's limits) */
+    SL_ROUTE_RETURN,      /* a fixed response */
+    SL_ROUTE_REDIRECT,    /* a Location response */
+    SL_ROUTE_HEALTH,      /* 200 "ok" while serving, 503 while draining */
+    SL_ROUTE_PREFLIGHT,   /* CORS preflight answered in C */
+    SL_ROUTE_FILES,       /* static files under a root directory */
     SL_ROUTE_TRACEMALLOC, /* top Python allocations, answered by the bridge (python/) */
-    SL_ROUTE_METRICS,   /* the instance's metrics (server/metrics.c) */
+    SL_ROUTE_METRICS,     /* the instance's metrics (server/metrics.c) */
 };
 
 #define SL_ROUTE_INHERIT_SIZE UINT64_MAX /* per-route limit not set */
@@ -296,7 +296,7 @@ struct sl_app_config {
     const char *venv; /* NULL = none */
     enum sl_lifespan lifespan;
     enum sl_loop_kind loop;
-    const char *root_path; /* ASGI root_path; "" = none (no trailing slash) */
+    const char *root_path;   /* ASGI root_path; "" = none (no trailing slash) */
     enum sl_preload preload; /* auto: on when more than one worker */
 };
 

@@ -115,8 +115,8 @@ struct sl__cx {
     struct sl__err *errs;
     size_t nerrs, caperrs, lost;
     size_t seq;
-    bool warning;                /* sl__warn is formatting: push to warns */
-    char *warns[SL_DIAG_MAX];    /* in the order found */
+    bool warning;             /* sl__warn is formatting: push to warns */
+    char *warns[SL_DIAG_MAX]; /* in the order found */
     size_t nwarns;
 };
 

@@ -396,7 +396,8 @@ static const struct sl__section files_section = {
     .keys = files_keys,
     .nkeys = ARRAY_LEN(files_keys),
     .size = sizeof(struct sl_route_files),
-    .doc = "Static files with sendfile(2) (TLS: SSL_sendfile with kTLS, else read and write): GET and HEAD "
+    .doc = "Static files with sendfile(2) (TLS: SSL_sendfile with kTLS, else read and write): GET "
+           "and HEAD "
            "(others get 405), ETag and Last-Modified with 304 for If-None-Match and "
            "If-Modified-Since, one byte range (206, 416), types from /etc/mime.types.",
 };

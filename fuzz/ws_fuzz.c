@@ -71,7 +71,7 @@ struct digest {
     int end; /* the stream ended: CLOSE or ERROR */
     uint64_t msg_len;
     int msg_op;
-    bool msg_z; /* the current message is compressed */
+    bool msg_z;             /* the current message is compressed */
     struct sl_ws_utf8 text; /* the current text message, checked by ref on fin */
     uint8_t *msg;           /* the current message (for the reference check) */
     size_t msg_cap;

@@ -12,7 +12,6 @@
 #include "program/version.h"
 #include "server/tls.h"
 
-
 static const char usage[] =
     "usage: saltare -c FILE [-c OVERLAY]... [--set KEY=VALUE]... [-t | --print-config]\n"
     "       saltare MODULE:ATTR [--host HOST] [--port PORT] [--workers N] [--set KEY=VALUE]...\n"

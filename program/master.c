@@ -48,20 +48,32 @@ static void on_signal(int sig)
 {
     switch (sig) {
     case SIGTERM:
-    case SIGINT: sig_stop++; break;
-    case SIGHUP: sig_hup++; break;
-    case SIGTTIN: sig_ttin++; break;
-    case SIGTTOU: sig_ttou++; break;
-    case SIGUSR1: sig_usr1++; break; /* stats */
+    case SIGINT:
+        sig_stop++;
+        break;
+    case SIGHUP:
+        sig_hup++;
+        break;
+    case SIGTTIN:
+        sig_ttin++;
+        break;
+    case SIGTTOU:
+        sig_ttou++;
+        break;
+    case SIGUSR1:
+        sig_usr1++;
+        break; /* stats */
     case SIGUSR2:
         sig_usr2++;
         sl_log_reopen_request(); /* the master's own error-log file */
         break;
-    default: break; /* SIGCHLD: only wakes ppoll */
+    default:
+        break; /* SIGCHLD: only wakes ppoll */
     }
 }
 
-static const int master_sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU};
+static const int master_sigs[] = {SIGTERM, SIGINT,  SIGHUP,  SIGCHLD,
+                                  SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU};
 #define NSIGS (sizeof(master_sigs) / sizeof(master_sigs[0]))
 
 int sl_master_signals(struct sl_master *m)
@@ -214,8 +226,8 @@ static void gen_became_ready(struct sl_master *m)
         }
     if (m->reload_started_ms)
         sl_log(SL_LOG_INFO,
-               "reload: generation %u ready %.2f s after SIGHUP; %u old worker%s draining",
-               m->gen, (double)(sl__master_now_ms() - m->reload_started_ms) / 1000.0, old,
+               "reload: generation %u ready %.2f s after SIGHUP; %u old worker%s draining", m->gen,
+               (double)(sl__master_now_ms() - m->reload_started_ms) / 1000.0, old,
                old == 1 ? "" : "s");
     announce(m);
     sl_notify_ready(m->target);
@@ -248,8 +260,7 @@ static void gen_fail(struct sl_master *m, const char *why, int code)
             kill(w->pid, SIGKILL);
             w->state = SL_W_DRAINING;
             w->startup_killed = true; /* its status is ours, not a failure to report */
-        }
-        else if (w->pid && w->gen == m->gen)
+        } else if (w->pid && w->gen == m->gen)
             drain(w);
     }
     sl_log(SL_LOG_ERROR,
@@ -343,7 +354,7 @@ static void crashed(struct sl_master *m, const struct sl_wproc *w, const char *h
     struct sl_slot *s = &m->slots[w->slot];
     bool healthy = w->state == SL_W_READY && now - w->ready_ms >= HEALTHY_MS;
 
-    s->backoff_ms = healthy || s->backoff_ms == 0 ? BACKOFF_MIN_MS
+    s->backoff_ms = healthy || s->backoff_ms == 0        ? BACKOFF_MIN_MS
                     : s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                          : s->backoff_ms * 2;
     crash_loop_check(m, now);
@@ -393,8 +404,10 @@ static void reaped(struct sl_master *m, pid_t pid, int status)
                  m->cfg->timeouts.startup_ms / 1000);
     if (w.replaces) {
         struct sl_wproc *old = find(m, w.replaces);
-        sl_log(SL_LOG_ERROR, "the replacement for worker %u (pid %d) %s during startup; "
-                             "the old worker keeps serving", w.slot, (int)pid, how);
+        sl_log(SL_LOG_ERROR,
+               "the replacement for worker %u (pid %d) %s during startup; "
+               "the old worker keeps serving",
+               w.slot, (int)pid, how);
         m->slots[w.slot].respawn_at_ms = now + BACKOFF_MAX_MS; /* next recycling try */
         if (old)
             old->recycle = old->recycle ? old->recycle : "retry";
@@ -494,8 +507,7 @@ static void recycle_next(struct sl_master *m, uint64_t now)
         if (!w->pid || w->gen != m->gen || w->state != SL_W_READY || !w->recycle ||
             m->slots[w->slot].respawn_at_ms > now)
             continue;
-        sl_log(SL_LOG_INFO, "recycling worker %u (pid %d): %s", w->slot, (int)w->pid,
-               w->recycle);
+        sl_log(SL_LOG_INFO, "recycling worker %u (pid %d): %s", w->slot, (int)w->pid, w->recycle);
         sl__master_spawn(m, w->slot, w->pid);
         return;
     }
@@ -515,10 +527,11 @@ static void due(struct sl_master *m, uint64_t now)
     }
     for (size_t i = 0; i < SL_MASTER_MAX_PROCS; i++) {
         struct sl_wproc *w = &m->w[i];
-        if (w->pid && w->state == SL_W_STARTING && !w->startup_killed &&
-            cfg->timeouts.startup_ms && now - w->started_ms >= cfg->timeouts.startup_ms) {
-            sl_log(SL_LOG_ERROR, "worker %u (pid %d) did not become ready within "
-                                 "timeouts.startup (%u s): killing it",
+        if (w->pid && w->state == SL_W_STARTING && !w->startup_killed && cfg->timeouts.startup_ms &&
+            now - w->started_ms >= cfg->timeouts.startup_ms) {
+            sl_log(SL_LOG_ERROR,
+                   "worker %u (pid %d) did not become ready within "
+                   "timeouts.startup (%u s): killing it",
                    w->slot, (int)w->pid, cfg->timeouts.startup_ms / 1000);
             w->startup_killed = true;
             kill(w->pid, SIGKILL);
@@ -635,8 +648,10 @@ static void signals_act(struct sl_master *m)
     if (hups < sig_hup) {
         hups = sig_hup;
         if (!m->gen_ready && !m->gen_failed && !m->hup_pending)
-            sl_log(SL_LOG_INFO, "SIGHUP: generation %u is still starting; reloading once it "
-                                "serves", m->gen);
+            sl_log(SL_LOG_INFO,
+                   "SIGHUP: generation %u is still starting; reloading once it "
+                   "serves",
+                   m->gen);
         m->hup_pending = true;
     }
     if (m->hup_pending && (m->gen_ready || m->gen_failed)) {
@@ -793,8 +808,9 @@ int sl_master_run(struct sl_master *m, const struct sl_config *cfg)
     sl_proctitle_set("saltare-master", "saltare: master [gen %u]", m->gen);
     if (cfg == NULL) {
         m->gen_failed = true;
-        sl_log(SL_LOG_ERROR, "reload failed: the config no longer compiles; the %u worker%s of the "
-                             "previous generation keep serving",
+        sl_log(SL_LOG_ERROR,
+               "reload failed: the config no longer compiles; the %u worker%s of the "
+               "previous generation keep serving",
                count(m, true, -1), count(m, true, -1) == 1 ? "" : "s");
         sl_notify_ready(count(m, true, -1));
     } else if ((rc = start(m)) != 0) {

@@ -38,7 +38,7 @@ enum sl_wstate {
 
 /* One worker process the master knows about. */
 struct sl_wproc {
-    pid_t pid; /* 0 = a free entry */
+    pid_t pid;     /* 0 = a free entry */
     unsigned slot; /* "worker K", 1-based */
     unsigned gen;  /* the generation (master image) that forked it */
     enum sl_wstate state;
@@ -66,19 +66,19 @@ struct sl_master {
     struct sl_listen_set set;
     bool have_set;
     bool tls_on;
-    bool preload; /* the app is imported here, before fork */
+    bool preload;            /* the app is imported here, before fork */
     struct sl_privdrop priv; /* process.user/group: applied in each worker after fork */
     unsigned gen;
     unsigned target; /* workers wanted */
     int chan[2];     /* the workers' messages: read end, write end */
     struct sl_wproc w[SL_MASTER_MAX_PROCS];
     struct sl_slot slots[SL_MASTER_MAX_WORKERS + 1];
-    bool gen_ready;  /* every slot of this generation had a ready worker */
-    bool gen_failed; /* this generation could not start; the old one serves on */
+    bool gen_ready;   /* every slot of this generation had a ready worker */
+    bool gen_failed;  /* this generation could not start; the old one serves on */
     bool hup_pending; /* SIGHUP while the generation starts: reload once it serves */
     bool stopping;
-    bool killed;     /* second signal */
-    uint64_t stop_deadline_ms; /* 0 = none */
+    bool killed;                /* second signal */
+    uint64_t stop_deadline_ms;  /* 0 = none */
     uint64_t reload_started_ms; /* SIGHUP time (before the exec); 0 = first start */
     uint64_t next_rss_ms;
     uint64_t crashes[SL_MASTER_CRASH_RING]; /* times of the last crashes (ring) */

@@ -15,7 +15,7 @@ extern char **environ;
  * (for leak checkers) once unsetenv drops one from environ. Not static: a
  * write-only static would be optimised away. */
 char **sl__proctitle_env;
-static char *area;     /* argv[0], then every contiguous argv and environ string */
+static char *area;      /* argv[0], then every contiguous argv and environ string */
 static size_t area_len; /* bytes we may write, the final NUL included */
 
 /* Moves the environment strings to the heap, so their memory joins the

@@ -23,7 +23,6 @@
 
 #define LOG_DRAIN_MS 2000
 
-
 static int cloexec(int fd, bool on)
 {
     int flags = fcntl(fd, F_GETFD);
@@ -33,7 +32,8 @@ static int cloexec(int fd, bool on)
     return fcntl(fd, F_SETFD, flags) < 0 ? -errno : 0;
 }
 
-static const char state_chars[] = {[SL_W_STARTING] = 's', [SL_W_READY] = 'r', [SL_W_DRAINING] = 'd'};
+static const char state_chars[] = {
+    [SL_W_STARTING] = 's', [SL_W_READY] = 'r', [SL_W_DRAINING] = 'd'};
 
 /* The SALTARE_MASTER value (heap), or NULL. */
 static char *state_format(const struct sl_master *m, uint64_t sighup_ms)
@@ -110,8 +110,8 @@ void sl_reload(struct sl_master *m)
     sl_log_drain(LOG_DRAIN_MS);
     execv(m->exe, m->argv);
     rc = -errno;
-    sl_log(SL_LOG_ERROR, "reload: exec %s: %s; generation %u keeps serving", m->exe,
-           strerror(-rc), m->gen);
+    sl_log(SL_LOG_ERROR, "reload: exec %s: %s; generation %u keeps serving", m->exe, strerror(-rc),
+           m->gen);
     unsetenv("NOTIFY_SOCKET");
     state_unexport(m);
 out_listeners:

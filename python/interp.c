@@ -423,12 +423,12 @@ static const int guard_sigs[] = {SIGALRM, SIGTERM, SIGINT};
 
 static struct {
     bool on;
-    int by;              /* the first signal taken: SIGTERM/SIGINT win over SIGALRM */
-    unsigned limit_s;    /* for the message */
-    bool timed;          /* timeouts.startup is not 0 */
-    bool give_up;        /* _exit when the import stays stuck (first start) */
+    int by;           /* the first signal taken: SIGTERM/SIGINT win over SIGALRM */
+    unsigned limit_s; /* for the message */
+    bool timed;       /* timeouts.startup is not 0 */
+    bool give_up;     /* _exit when the import stays stuck (first start) */
     struct sigaction saved[NGUARD];
-    sigset_t mask;       /* the caller's */
+    sigset_t mask; /* the caller's */
 } guard;
 
 static volatile sig_atomic_t guard_ticks, guard_stop_ticks, guard_stopped;
@@ -498,12 +498,13 @@ static PyMethodDef guard_def = {"import_deadline", guard_handler, METH_VARARGS, 
 /* signal.signal(sig, handler) for each; handler NULL: SIG_DFL. */
 static int guard_python_handlers(PyObject *handler)
 {
-    PyObject *mod = PyImport_ImportModule("signal"); /* new */
+    PyObject *mod = PyImport_ImportModule("signal");                     /* new */
     PyObject *dfl = mod ? PyObject_GetAttrString(mod, "SIG_DFL") : NULL; /* new */
     int rc = mod && dfl ? 0 : -1;
 
     for (size_t i = 0; rc == 0 && i < NGUARD; i++) {
-        PyObject *r = PyObject_CallMethod(mod, "signal", "iO", guard_sigs[i], handler ? handler : dfl);
+        PyObject *r =
+            PyObject_CallMethod(mod, "signal", "iO", guard_sigs[i], handler ? handler : dfl);
         rc = r ? 0 : -1;
         Py_XDECREF(r);
     }

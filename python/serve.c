@@ -238,7 +238,8 @@ static void poll_worker(void)
         /* The master starts a replacement and drains us once it is ready:
          * until then this worker keeps serving. */
         S.recycle_asked = true;
-        sl__py_log(SL_LOG_INFO, "served %llu requests (process.max_requests): asking to be replaced",
+        sl__py_log(SL_LOG_INFO,
+                   "served %llu requests (process.max_requests): asking to be replaced",
                    (unsigned long long)sl__py.nrequests);
         sl_notify_worker_recycle();
     }
@@ -340,8 +341,8 @@ static void on_signal(int sig, siginfo_t *info, void *ctx)
     int saved = errno;
     /* The master queues SIGTERM with SL_PY_DRAIN_RESTART when the worker is
      * replaced (reload, recycling) rather than the server stopping. */
-    bool restart = info && info->si_code == SI_QUEUE &&
-                   info->si_value.sival_int == SL_PY_DRAIN_RESTART;
+    bool restart =
+        info && info->si_code == SI_QUEUE && info->si_value.sival_int == SL_PY_DRAIN_RESTART;
 
     (void)sig, (void)ctx;
     if (w != NULL && restart)
@@ -533,8 +534,8 @@ static int run(struct sl_worker *w)
     sig_worker = w;
     for (int i = early_signals; i > 0; i--) /* a signal during startup: serve nothing */
         early_restart ? sl_worker_signal_restart(w) : sl_worker_signal_drain(w);
-    sl__serve_kick();              /* connections may already be waiting */
-    S.compacted = true;            /* startup just did it */
+    sl__serve_kick();   /* connections may already be waiting */
+    S.compacted = true; /* startup just did it */
     idle_arm();
     r = PyObject_CallMethod(sl__py.loop, "run_until_complete", "O", S.root); /* new */
     if (r == NULL && S.aborted) {

@@ -335,17 +335,17 @@ bool sl_worker_done(const struct sl_worker *w);
  * only per-connection memory besides the connection structs: an idle
  * keep-alive connection holds none. */
 struct sl_worker_stats {
-    size_t conns;           /* open connections */
-    size_t conn_bytes;      /* heap held by their structs */
-    size_t bufs_in_use;     /* pool buffers held by connections (input + output) */
-    size_t bufs_free;       /* pool buffers cached for reuse */
-    size_t buf_bytes;       /* bytes of all pool buffers mapped, in use or free */
-    uint64_t accepted;      /* connections accepted */
-    uint64_t requests;      /* request heads handed to the app */
-    uint64_t client_aborts; /* exchanges whose client left (EOF, reset, failed
-                               write) before the response was out */
-    uint64_t app_timeouts;  /* requests cancelled by timeouts.app */
-    uint64_t proxy_rejects; /* connections closed: bad or missing PROXY header */
+    size_t conns;                 /* open connections */
+    size_t conn_bytes;            /* heap held by their structs */
+    size_t bufs_in_use;           /* pool buffers held by connections (input + output) */
+    size_t bufs_free;             /* pool buffers cached for reuse */
+    size_t buf_bytes;             /* bytes of all pool buffers mapped, in use or free */
+    uint64_t accepted;            /* connections accepted */
+    uint64_t requests;            /* request heads handed to the app */
+    uint64_t client_aborts;       /* exchanges whose client left (EOF, reset, failed
+                                     write) before the response was out */
+    uint64_t app_timeouts;        /* requests cancelled by timeouts.app */
+    uint64_t proxy_rejects;       /* connections closed: bad or missing PROXY header */
     uint64_t conn_ip_rejects;     /* connections closed: limits.max_connections_per_ip */
     uint64_t rate_rejects;        /* requests answered 429: limits.rate */
     uint64_t concurrency_rejects; /* requests answered 503: limits.concurrency */

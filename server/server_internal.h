@@ -158,12 +158,12 @@ struct sl_req {
     bool has_cl : 1;     /* the app declared Content-Length */
     bool trailers : 1;   /* trailers announced */
     bool logged : 1;
-    bool in_free : 1;    /* on the worker's free list */
-    bool ws : 1;         /* a checked WebSocket handshake (sl_req_is_websocket) */
-    bool metered : 1;    /* counted in flight by the metrics registry */
-    bool mdone : 1;      /* its exchange was counted by the metrics registry */
-    uint16_t ws_code;    /* WebSocket close code for sl_ws_close_code; 0 = 1006 */
-    uint8_t rid_len;     /* http.request_id: the id's length, 0 = none */
+    bool in_free : 1; /* on the worker's free list */
+    bool ws : 1;      /* a checked WebSocket handshake (sl_req_is_websocket) */
+    bool metered : 1; /* counted in flight by the metrics registry */
+    bool mdone : 1;   /* its exchange was counted by the metrics registry */
+    uint16_t ws_code; /* WebSocket close code for sl_ws_close_code; 0 = 1006 */
+    uint8_t rid_len;  /* http.request_id: the id's length, 0 = none */
     char rid[SL__RID_MAX];
     uint32_t ws_key_off; /* Sec-WebSocket-Key value in c->rbuf (24 bytes) */
     uint8_t evmask;      /* SL__EV_* waiting to be delivered */
@@ -231,7 +231,7 @@ struct sl_worker {
     void *app;
     struct sl__listener *ls;
     size_t nls;
-    bool owns_listeners; /* drain closes ls[i].fd (sl_worker_set_owns_listeners) */
+    bool owns_listeners;  /* drain closes ls[i].fd (sl_worker_set_owns_listeners) */
     uint64_t now_ms;      /* CLOCK_MONOTONIC */
     uint64_t told_due_ms; /* the embedder polls by then (last sl_worker_next_timer_ms) */
     struct sl_timer_wheel wheel;
@@ -252,14 +252,14 @@ struct sl_worker {
     uint64_t client_aborts, app_timeouts;
     uint64_t proxy_rejects; /* connections closed for a bad or missing PROXY header */
     uint64_t conn_ip_rejects, rate_rejects, concurrency_rejects; /* limits.c */
-    struct sl_client_table *clients; /* limits.c; NULL until a limit needs it */
+    struct sl_client_table *clients;  /* limits.c; NULL until a limit needs it */
     struct sl_log_every maxconn_warn; /* "max_connections reached", once a second */
     struct sl_log_every proxy_warn;   /* bad PROXY headers, once a second */
     uint64_t rng[4];                  /* request ids: xoshiro256** state (reqid.c) */
-    struct sl__root_fd {             /* route_files.c: files roots kept open */
-        const char *root;            /* the route's root, as written; NULL = free */
-        int fd;                      /* O_PATH directory */
-        uint64_t opened_ms;          /* reopened SL__ROOT_TTL_MS after this */
+    struct sl__root_fd {              /* route_files.c: files roots kept open */
+        const char *root;             /* the route's root, as written; NULL = free */
+        int fd;                       /* O_PATH directory */
+        uint64_t opened_ms;           /* reopened SL__ROOT_TTL_MS after this */
     } roots[8];
     struct sl_conn *pending;
     struct sl_conn *later; /* kicked past their per-round step budget */

@@ -335,7 +335,7 @@ static int round_run(struct sl_worker *w, int timeout_ms, unsigned budget)
     flush_batch(w);       /* first: the responses of the embedder's last turn */
     check_signals(w);
     sl__stats_check(w); /* SIGUSR1 */
-    while (w->later) { /* deferred last round: their turn again */
+    while (w->later) {  /* deferred last round: their turn again */
         struct sl_conn *c = w->later;
         w->later = c->pnext;
         c->pnext = w->pending;

@@ -331,7 +331,9 @@ class Server : public sl_testing::TestServer
 {
   public:
     explicit Server(const Options &o)
-        : TestServer(o.kind == SL_LISTENER_UNIX ? Addr::kUnix : o.ipv6 ? Addr::kIpv6 : Addr::kIpv4,
+        : TestServer(o.kind == SL_LISTENER_UNIX ? Addr::kUnix
+                     : o.ipv6                   ? Addr::kIpv6
+                                                : Addr::kIpv4,
                      o.unix_path),
           opt(o)
     {
@@ -339,7 +341,8 @@ class Server : public sl_testing::TestServer
         lc.limits.max_body = o.max_body;
         lc.limits.max_connections = o.max_connections;
         lc.limits.max_keepalive_requests = o.max_keepalive_requests;
-        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms, 1000, o.app_ms, 10000, 0};
+        lc.timeouts = {o.header_ms, o.keep_alive_ms, o.body_ms, o.write_ms,
+                       1000,        o.app_ms,        10000,     0};
         cfg.http.server_header = "saltare-test";
         cfg.log.access = opt.access_log.empty() ? nullptr : opt.access_log.c_str();
         if (!Open(&app.ops, &app))

@@ -34,9 +34,12 @@ int main(void)
             uint64_t start = sl_clock_us();
             sl_metrics_conn(0, +1);
             sl_metrics_request_start(0);
-            struct sl_metrics_exchange x = {
-                .method = "GET", .method_len = 3, .status = 200,
-                .duration_us = sl_clock_us() - start, .bytes_out = 13, .started = true};
+            struct sl_metrics_exchange x = {.method = "GET",
+                                            .method_len = 3,
+                                            .status = 200,
+                                            .duration_us = sl_clock_us() - start,
+                                            .bytes_out = 13,
+                                            .started = true};
             if (sl_metrics_enabled())
                 sl_metrics_request_end(&x);
             sl_metrics_conn(0, -1);
