@@ -183,22 +183,45 @@ out:
     return d;
 }
 
-/* A TLS connection: scheme https and its own extensions dict with "tls". */
+/* scope[key] = value, stealing `value`. */
+static int set_steal(PyObject *scope, PyObject *key, PyObject *value)
+{
+    int rc;
+    if (value == NULL)
+        return -1;
+    rc = PyDict_SetItem(scope, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/*
+ * scope["extensions"] as a dict of this scope's own, to add a key to: the
+ * template's shared dict is copied the first time (borrowed; NULL on error).
+ */
+static PyObject *own_extensions(PyObject *scope)
+{
+    const struct sl__strs *s = &sl__py.s;
+    PyObject *shared = PyDict_GetItem(sl__py.scope_template, s->extensions); /* borrowed */
+    PyObject *ext = PyDict_GetItem(scope, s->extensions);                    /* borrowed */
+    if (ext != shared)
+        return ext;
+    if ((ext = PyDict_Copy(shared)) == NULL || set_steal(scope, s->extensions, ext) < 0)
+        return NULL;
+    return ext; /* the scope holds it */
+}
+
+/* A TLS connection: scheme https and "tls" in its extensions. */
 static int add_tls(PyObject *scope, const struct sl_tls_conn *t)
 {
     const struct sl__strs *s = &sl__py.s;
     PyObject *ext, *tls;
     if (https_str == NULL && (https_str = PyUnicode_InternFromString("https")) == NULL)
         return -1;
-    if (PyDict_SetItem(scope, s->scheme, https_str) < 0)
+    if (PyDict_SetItem(scope, s->scheme, https_str) < 0 || (ext = own_extensions(scope)) == NULL)
         return -1;
-    ext = PyDict_Copy(PyDict_GetItem(sl__py.scope_template, s->extensions)); /* new */
-    tls = ext ? tls_dict(t) : NULL;
+    tls = tls_dict(t);
     int rc = tls ? PyDict_SetItemString(ext, "tls", tls) : -1;
     Py_XDECREF(tls);
-    if (rc == 0)
-        rc = PyDict_SetItem(scope, s->extensions, ext);
-    Py_XDECREF(ext);
     return rc;
 }
 
@@ -408,17 +431,6 @@ static PyObject *server_tuple(struct sl_req *req)
 
 /* ---- the scope ------------------------------------------------------------------ */
 
-/* scope[key] = value, stealing `value`. */
-static int set_steal(PyObject *scope, PyObject *key, PyObject *value)
-{
-    int rc;
-    if (value == NULL)
-        return -1;
-    rc = PyDict_SetItem(scope, key, value);
-    Py_DECREF(value);
-    return rc;
-}
-
 /* proxy.*: the scheme and server a trusted proxy gave (begin h-obs). */
 static int forwarded(PyObject *scope, struct sl_req *req, bool tls)
 {
@@ -485,20 +497,16 @@ static int add_root_path(PyObject *scope, struct sl_req *req, PyObject **path)
                : 0;
 }
 
-/* http.request_id: scope["extensions"]["request_id"], a str (h-metrics). */
+/* http.request_id: scope["extensions"]["request_id"], a str. */
 static int add_request_id(PyObject *scope, struct sl_req *req)
 {
-    const struct sl__strs *s = &sl__py.s;
     size_t n;
     const char *id = sl_req_request_id(req, &n);
+    PyObject *ext;
     if (id == NULL)
         return 0;
-    PyObject *shared = PyDict_GetItem(sl__py.scope_template, s->extensions); /* borrowed */
-    PyObject *ext = PyDict_GetItem(scope, s->extensions);                    /* borrowed */
-    if (ext == shared) { /* the template's: this scope gets its own */
-        if ((ext = PyDict_Copy(shared)) == NULL || set_steal(scope, s->extensions, ext) < 0)
-            return -1;
-    }
+    if ((ext = own_extensions(scope)) == NULL)
+        return -1;
     PyObject *v = PyUnicode_DecodeASCII(id, (Py_ssize_t)n, NULL); /* new; checked ASCII */
     int rc = v ? PyDict_SetItemString(ext, "request_id", v) : -1;
     Py_XDECREF(v);
