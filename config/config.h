@@ -224,7 +224,7 @@ struct sl_route_list {
     const struct sl_route_config *items;
     size_t n;
 };
-/* ---- proxy (h-obs) ---- */
+/* ---- proxy ---- */
 enum sl_proxy_protocol { SL_PROXY_OFF, SL_PROXY_PROTO_V1, SL_PROXY_PROTO_V2, SL_PROXY_PROTO_AUTO };
 
 /* Who may speak for the client (global, overridable per listener). */
@@ -280,7 +280,7 @@ struct sl_tcp_config {
     uint32_t defer_accept_ms; /* wake accept only once data arrived; 0 = off */
 };
 
-/* http.request_id (h-metrics): a request id per request, in the scope, the
+/* http.request_id: a request id per request, in the scope, the
  * response and the access log. */
 struct sl_request_id_config {
     const char *header;  /* the header carrying it ("X-Request-ID"); NULL = off */

@@ -720,7 +720,7 @@ static const struct sl__section websocket_section = {
     .size = sizeof(struct sl_websocket),
     .doc = "WebSocket (RFC 6455) settings.",
 };
-/* ---- proxy (h-obs) ----------------------------------------------------------- */
+/* ---- proxy ------------------------------------------------------------------- */
 
 #define PROXY(member) FIELD(struct sl_proxy_config, member)
 
@@ -1583,7 +1583,7 @@ static const struct sl__section app_section = {
     .doc = "The Python application.",
 };
 
-/* ---- http.request_id (h-metrics) ---- */
+/* ---- http.request_id ---- */
 static const struct sl__key request_id_keys[] = {
     {.name = "header",
      FIELD(struct sl_request_id_config, header),

@@ -431,7 +431,7 @@ static PyObject *server_tuple(struct sl_req *req)
 
 /* ---- the scope ------------------------------------------------------------------ */
 
-/* proxy.*: the scheme and server a trusted proxy gave (begin h-obs). */
+/* proxy.*: the scheme and server a trusted proxy gave. */
 static int forwarded(PyObject *scope, struct sl_req *req, bool tls)
 {
     const struct sl__strs *s = &sl__py.s;
@@ -462,7 +462,6 @@ static int forwarded(PyObject *scope, struct sl_req *req, bool tls)
     PyTuple_SET_ITEM(t, 1, p);
     return set_steal(scope, s->server, t);
 }
-/* (end h-obs) */
 
 /* root_path: X-Forwarded-Prefix from a trusted proxy, else app.root_path.
  * ASGI's path and raw_path include it (the proxy stripped it), so it is put
