@@ -8,9 +8,10 @@
  * - sl_proxy_parse: a documented result; a header length within the input;
  *   every shorter prefix of a header is "incomplete"; bytes after a header
  *   do not change the verdict; borrowed TLV spans lie inside the header;
- * - sl_proxy_from_headers (the input split into field lines, the low bits
- *   of each line's first byte naming the field): the host it returns lies
- *   inside a field value; an address it returns is IPv4 or IPv6;
+ * - sl_proxy_from_headers (the input split into field lines, the value of each
+ *   line's first byte naming the field): the host and the X-Forwarded-Prefix
+ *   it returns lie inside a field value, the prefix passes
+ *   sl_proxy_prefix_ok; an address it returns is IPv4 or IPv6;
  * - sl_proxy_parse_addr never reads outside its input.
  */
 #include <stdint.h>
@@ -63,8 +64,10 @@ static void fuzz_parse(const uint8_t *data, size_t size, unsigned accept)
     CHECK(parse_copy(data, (size_t)rc, accept, &pi) == rc);
 }
 
-static const char *const names[] = {"forwarded",        "x-forwarded-for", "x-forwarded-proto",
-                                    "x-forwarded-host", "x-real-ip",       "host"};
+static const char *const names[] = {"forwarded",         "x-forwarded-for", "x-forwarded-proto",
+                                    "x-forwarded-host",  "x-real-ip",       "host",
+                                    "x-forwarded-prefix"};
+#define NNAMES (sizeof(names) / sizeof(names[0]))
 
 static void fuzz_headers(const uint8_t *data, size_t size)
 {
@@ -80,7 +83,7 @@ static void fuzz_headers(const uint8_t *data, size_t size)
         if (i < size && b[i] != '\n')
             continue;
         if (i > start) {
-            const char *name = names[(unsigned char)b[start] % 6];
+            const char *name = names[(unsigned char)b[start] % NNAMES];
             hs[n++] = (struct sl_h1_header){name, strlen(name), b + start + 1, i - start - 1};
         }
         start = i + 1;
@@ -91,6 +94,8 @@ static void fuzz_headers(const uint8_t *data, size_t size)
     CHECK(!o.host || (o.host >= b && o.host + o.host_len <= b + size));
     CHECK(!o.has_client || o.client.sa.sa_family == AF_INET || o.client.sa.sa_family == AF_INET6);
     CHECK(o.scheme <= SL_PROXY_SCHEME_HTTPS);
+    CHECK(!o.prefix || (o.prefix >= b && o.prefix + o.prefix_len <= b + size));
+    CHECK(!o.prefix || o.prefix_len == 0 || sl_proxy_prefix_ok(o.prefix, o.prefix_len));
     free(b);
 }
 
