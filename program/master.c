@@ -220,15 +220,18 @@ static void gen_became_ready(struct sl_master *m)
 
     m->gen_ready = true;
     for (size_t i = 0; i < SL_MASTER_MAX_PROCS; i++)
-        if (m->w[i].pid && m->w[i].gen != m->gen && m->w[i].state != SL_W_DRAINING) {
-            drain_for(&m->w[i], true);
-            old++;
-        }
+        old += m->w[i].pid && m->w[i].gen != m->gen && m->w[i].state != SL_W_DRAINING;
+    /* Logged before the old workers hear of it, so the log reads in the
+     * order things happen: a client cut by a draining worker (1012, or a
+     * closed keep-alive) finds this line already written. */
     if (m->reload_started_ms)
         sl_log(SL_LOG_INFO,
                "reload: generation %u ready %.2f s after SIGHUP; %u old worker%s draining", m->gen,
                (double)(sl__master_now_ms() - m->reload_started_ms) / 1000.0, old,
                old == 1 ? "" : "s");
+    for (size_t i = 0; i < SL_MASTER_MAX_PROCS; i++)
+        if (m->w[i].pid && m->w[i].gen != m->gen && m->w[i].state != SL_W_DRAINING)
+            drain_for(&m->w[i], true);
     announce(m);
     sl_notify_ready(m->target);
     /* The master's own startup (config, TLS, maybe the app import) is

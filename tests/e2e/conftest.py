@@ -162,6 +162,17 @@ class Server:
     def stderr_since(self, mark: int) -> str:
         return "\n".join(lines_after(self.log_path, mark))
 
+    def wait_log(self, text: str, timeout: float = 10) -> str:
+        """Waits until `text` is in the server's output and returns that
+        output. A line another process writes (the master, or a worker after
+        it closed the connection the test watched) may land a moment after
+        what the test observed: assert on it through this, not at once."""
+        def seen():
+            out = self.stderr()
+            return out if text in out else None
+
+        return wait_for(seen, timeout, f"{text!r} never logged", lambda: f":\n{self.stderr()}")
+
     def connect(self) -> socket.socket:
         """A raw client socket to the listener."""
         if self.uds:

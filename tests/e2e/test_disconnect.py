@@ -78,7 +78,7 @@ def test_app_timeout_answers_504_and_cancels_the_task(serve):
     assert r.status_code == 504
     assert r.headers["connection"] == "close"
     wait_until("the task was cancelled", lambda: state(server)["cancelled"].get("/never") == 1)
-    assert "GET /never: timeouts.app expired" in server.stderr()
+    server.wait_log("GET /never: timeouts.app expired")
 
 
 def test_app_timeout_can_be_set_per_listener(serve):

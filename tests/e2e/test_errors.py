@@ -23,14 +23,14 @@ def test_exception_after_start_closes_the_connection(serve):
         with pytest.raises(httpx.RemoteProtocolError):
             client.get("/raise-after-start")
         assert client.get("/fine").status_code == 200
-    assert "raised in the middle of the body" in server.stderr()
+    server.wait_log("raised in the middle of the body")
 
 
 def test_returning_without_a_response_is_a_500(serve):
     server = serve("errors_app:app")
     r = httpx.get(server.url + "/no-response")
     assert r.status_code == 500
-    assert "without starting a response" in server.stderr()
+    server.wait_log("without starting a response")
 
 
 def test_header_with_crlf_is_refused_with_a_500(serve):
@@ -54,7 +54,7 @@ def test_invalid_messages_raise_in_the_app(serve, path, expected):
 def test_body_before_start_is_a_500(serve):
     server = serve("errors_app:app")
     assert httpx.get(server.url + "/body-before-start").status_code == 500
-    assert "RuntimeError" in server.stderr()
+    server.wait_log("RuntimeError")
 
 
 def test_requests_do_not_leak_python_objects(serve):

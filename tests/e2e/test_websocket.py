@@ -505,4 +505,4 @@ def test_a_reload_closes_open_websockets_with_1012(serve):
             return ws.close_code
 
     assert run(go()) == 1012  # Service Restart: the client may reconnect at once
-    assert "reload: generation 2 ready" in server.stderr()
+    server.wait_log("reload: generation 2 ready")
