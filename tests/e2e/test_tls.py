@@ -452,6 +452,53 @@ def test_tls_bytes_split_at_every_boundary(tls_server, certs):
     assert b'"scheme": "https"' in body
 
 
+def batched_tls_gets(port, certs, n, path="/"):
+    """n pipelined GETs whose records all reach the server in one segment
+    together with the client's Finished: the server's first read after the
+    handshake finds them already buffered, with no edge to come."""
+    ctx = client_ctx(certs)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            data = sock.recv(65536)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    for i in range(n):  # one record each, held back with the Finished
+        last = b"Connection: close\r\n" if i == n - 1 else b""
+        obj.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + last + b"\r\n")
+    sock.sendall(out.read())
+    data = b""
+    while True:
+        try:
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            data += chunk
+        except ssl.SSLWantReadError:
+            got = sock.recv(65536)
+            if not got:
+                break
+            inc.write(got)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    sock.close()
+    return data
+
+
+@pytest.mark.parametrize("n,path", [(3, "/"), (40, "/" + "p" * 300)])
+def test_records_buffered_with_the_finished_are_all_answered(tls_server, certs, n, path):
+    _, port = tls_server
+    data = batched_tls_gets(port, certs, n, path)
+    # the second case is ~13 KiB of requests: more than one read buffer
+    assert data.count(b"HTTP/1.1 200 ") == n, data[-300:]
+
+
 def partial_client_hello(certs):
     """The first half of a real ClientHello: a handshake that stalls."""
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
