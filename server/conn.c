@@ -79,14 +79,12 @@ struct sl_conn *sl__conn_new(struct sl_worker *w, struct sl__listener *l, int fd
     c->need_proxy = l->cfg->proxy.protocol != SL_PROXY_OFF;
     if (c->need_proxy)
         c->tp = &sl_transport_plain;
-    else if (l->tp->open) { /* TLS: its session, and EPOLLOUT for handshake writes */
+    else if (l->tp->open) { /* TLS: its session */
         if (!(c->tp_ctx = l->tp->open(fd, l->tp_arg))) {
             sl__limits_conn_close(c);
             free(c);
             return NULL;
         }
-        ev.events |= EPOLLOUT;
-        c->epout = true;
         c->hs_pending = true;
     }
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -143,6 +141,19 @@ static int rbuf_grow(struct sl_conn *c)
     return 0;
 }
 
+/* After a read's -EAGAIN: a transport read that waits for writability
+ * (a TLS handshake flight) gets EPOLLOUT in the mask. -EAGAIN, or the
+ * -errno of a failed epoll_ctl (the caller closes: nothing would resume). */
+static ssize_t read_blocked(struct sl_conn *c)
+{
+    if (c->tp->read_wants_write && c->tp->read_wants_write(c->tp_ctx)) {
+        int rc = sl__out_want_write(c);
+        if (rc < 0)
+            return rc;
+    }
+    return -EAGAIN;
+}
+
 /* One read into the free tail: bytes read, 0 at EOF, -EAGAIN, or -errno. A
  * short read means the socket is drained (edge triggered: wait for the next
  * edge). */
@@ -164,7 +175,7 @@ static ssize_t rbuf_read(struct sl_conn *c)
     c->readable = false;
     if (n == 0)
         c->peer_eof = true;
-    return n;
+    return n == -EAGAIN ? read_blocked(c) : n;
 }
 
 /* Bytes left after the previous request go to the front. */
@@ -386,7 +397,7 @@ static void linger_step(struct sl_conn *c)
                 c->readable = false;
             continue;
         }
-        if (n == -EAGAIN) {
+        if (n == -EAGAIN && read_blocked(c) == -EAGAIN) {
             c->readable = false;
             break;
         }
@@ -868,10 +879,6 @@ static int proxy_done(struct sl_conn *c, const struct sl_proxy_info *pi)
     c->tp = l->tp; /* TLS: the handshake starts with the next bytes */
     if (!(c->tp_ctx = l->tp->open(c->fd, l->tp_arg)))
         return -ENOMEM;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-        return -errno;
-    c->epout = true;
     c->hs_pending = true;
     sl__timer_arm(c, &c->rtimer, l->cfg->timeouts.handshake_ms);
     return 0;

@@ -879,6 +879,12 @@ static void tls_close(int fd, void *ctx)
     close(fd);
 }
 
+static bool tls_read_wants_write(const void *ctx)
+{
+    const struct sl_tls_conn *t = ctx;
+    return t->rd_wants_write;
+}
+
 bool sl_tls_handshake_done(const void *ctx)
 {
     const struct sl_tls_conn *t = ctx;
@@ -904,6 +910,7 @@ static uint32_t tls_events(void *ctx, uint32_t ev)
 const struct sl_transport sl_transport_tls = {
     .open = tls_open,
     .events = tls_events,
+    .read_wants_write = tls_read_wants_write,
     .read = tls_read,
     .writev = tls_writev,
 #ifdef SSL_OP_ENABLE_KTLS

@@ -16,6 +16,7 @@
 #ifndef SL_SERVER_TRANSPORT_H
 #define SL_SERVER_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -31,9 +32,15 @@ struct sl_transport {
      * the connection. */
     void *(*open)(int fd, void *arg);
     /* NULL, or: maps the epoll events of the fd to what the connection may
-     * now do (TLS: a read that waited for writability can run on EPOLLOUT).
-     * A transport with `open` has EPOLLOUT in its mask from the start. */
+     * now do (TLS: a read that waited for writability can run on EPOLLOUT). */
     uint32_t (*events)(void *ctx, uint32_t events);
+    /* NULL, or: after read returned -EAGAIN, whether it waits for the fd to
+     * become writable (a handshake flight the socket did not take whole):
+     * the caller adds EPOLLOUT to the fd's mask, which otherwise holds it
+     * only once a response write blocked. An idle or closing connection
+     * with EPOLLOUT in an edge-triggered mask wakes the worker at every ACK
+     * that frees send space. */
+    bool (*read_wants_write)(const void *ctx);
     /* Reads up to len bytes into buf: the count (> 0), 0 at the end of the
      * peer's stream, -EAGAIN, or another -errno. */
     ssize_t (*read)(int fd, void *ctx, void *buf, size_t len);

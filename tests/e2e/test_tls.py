@@ -499,6 +499,66 @@ def test_records_buffered_with_the_finished_are_all_answered(tls_server, certs, 
     assert data.count(b"HTTP/1.1 200 ") == n, data[-300:]
 
 
+def test_a_handshake_flight_the_socket_cannot_take_resumes_on_writability(serve, certs, tmp_path):
+    # A certificate of ~85 KiB (a long subjectAltName; clients take up to
+    # 100 KiB) and a client that advertises a small MSS (the server's send
+    # buffer is sized from it) and a tiny window, and reads nothing for a
+    # while: the server's first flight overflows its send buffer, the
+    # handshake waits for EPOLLOUT (which the connection has in its mask
+    # only from then on) and must finish once the client reads.
+    names = ",".join(f"DNS:host{i:05d}.big.test" for i in range(3700))
+    big = tmp_path / "big.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-new", "-key", str(certs / "server.key"), "-days", "30",
+         "-subj", "/CN=localhost", "-addext", f"subjectAltName=DNS:localhost,{names}",
+         "-out", str(big)],
+        check=True, capture_output=True,
+    )
+    port = free_port()
+    server = serve("listen_app:app", listener=tls_listener(certs, port, cert=str(big)))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connect: the window
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    sock.settimeout(15)
+    sock.connect(("127.0.0.1", port))
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    sock.sendall(out.read())  # the ClientHello; then nothing is read for a while
+    time.sleep(1)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            data = sock.recv(4096)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    obj.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    sock.sendall(out.read())
+    body = b""
+    while True:
+        try:
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            body += chunk
+        except ssl.SSLWantReadError:
+            got = sock.recv(65536)
+            if not got:
+                break
+            inc.write(got)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    sock.close()
+    assert body.startswith(b"HTTP/1.1 200 "), body[:200]
+    assert "tls handshake" not in server.stderr()  # no failure, no timeout
+
+
 def partial_client_hello(certs):
     """The first half of a real ClientHello: a handshake that stalls."""
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
