@@ -318,6 +318,7 @@ void sl__conn_close(struct sl_conn *c)
     sl__limits_conn_close(c);
     sl_timer_cancel(&w->wheel, &c->rtimer);
     sl_timer_cancel(&w->wheel, &c->wtimer);
+    int hs_why = c->hs_pending ? sl_tls_failure(c->tp_ctx) : -1;
     c->tp->close(c->fd, c->tp_ctx);
     c->fd = -1;
     c->tp_ctx = NULL;
@@ -327,7 +328,9 @@ void sl__conn_close(struct sl_conn *c)
     }
     if (c->hs_pending) /* a handshake that never finished (timeouts count on their own) */
         sl_metrics_tls(sl__metrics_l(c), false,
-                       c->peer_eof ? SL_METRICS_TLS_CLOSED : SL_METRICS_TLS_ERROR);
+                       hs_why >= 0   ? (enum sl_metrics_tls_failure)hs_why
+                       : c->peer_eof ? SL_METRICS_TLS_CLOSED
+                                     : SL_METRICS_TLS_ERROR);
     struct sl_req *r = c->req;
     if (r) {
         access_log(c, r);

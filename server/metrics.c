@@ -50,7 +50,8 @@ static const char *const reject_names[SL_METRICS_REJECT__N] = {
     "max_connections", "parse_error", "proxy_protocol", "per_ip", "rate", "concurrency"};
 static const char *const timeout_names[SL_METRICS_TIMEOUT__N] = {
     "header", "keep_alive", "body", "write", "app", "handshake", "websocket"};
-static const char *const tls_names[SL_METRICS_TLS_FAILURE__N] = {"timeout", "error", "closed"};
+static const char *const tls_names[SL_METRICS_TLS_FAILURE__N] = {
+    "timeout", "error", "closed", "not_tls", "protocol", "client_cert", "server_cert"};
 
 /* Fixed cells of a listener block. */
 enum {

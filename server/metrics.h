@@ -59,9 +59,13 @@ enum sl_metrics_timeout {
 
 /* How a TLS handshake failed (label `reason`). */
 enum sl_metrics_tls_failure {
-    SL_METRICS_TLS_TIMEOUT, /* not done within timeouts.handshake */
-    SL_METRICS_TLS_ERROR,   /* the handshake failed (protocol, certificate...) */
-    SL_METRICS_TLS_CLOSED,  /* the client went away during the handshake */
+    SL_METRICS_TLS_TIMEOUT,     /* not done within timeouts.handshake */
+    SL_METRICS_TLS_ERROR,       /* another failure (a malformed message...) */
+    SL_METRICS_TLS_CLOSED,      /* the client went away during the handshake */
+    SL_METRICS_TLS_NOT_TLS,     /* the bytes were no TLS (plain HTTP to the port) */
+    SL_METRICS_TLS_PROTOCOL,    /* no version, cipher, group or ALPN in common */
+    SL_METRICS_TLS_CLIENT_CERT, /* mTLS: the client's certificate missing or refused */
+    SL_METRICS_TLS_SERVER_CERT, /* the client refused our certificate (its alert) */
     SL_METRICS_TLS_FAILURE__N
 };
 

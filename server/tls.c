@@ -2,6 +2,7 @@
  * tls: OpenSSL contexts for TLS listeners and the TLS transport.
  */
 #include "server/tls.h"
+#include "server/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,6 +63,7 @@ struct sl_tls_conn {
     bool eof : 1;            /* close_notify (or a clean TCP end) seen */
     bool failed : 1;         /* a fatal TLS error: no close_notify may follow */
     bool shut : 1;           /* close_notify sent */
+    int8_t why;              /* a failed handshake's enum sl_metrics_tls_failure, or -1 */
 };
 
 /* Key material of one ticket period (see ticket_keys). */
@@ -696,8 +698,58 @@ static void *tls_open(int fd, void *arg)
         return NULL;
     }
     SSL_set_bio(t->ssl, bio, bio); /* the SSL owns it now */
+    t->why = -1;
     SSL_set_accept_state(t->ssl);
     return t;
+}
+
+/* A failed handshake's reason for the metrics, from SSL_get_error's
+ * verdict and the first error OpenSSL queued (still queued: log_failure
+ * reads it next). */
+static int8_t failure_class(int ssl_err)
+{
+    if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN)
+        return SL_METRICS_TLS_CLOSED; /* EOF or a reset */
+    unsigned long e = ERR_peek_error();
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+        return SL_METRICS_TLS_ERROR;
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+        return SL_METRICS_TLS_CLOSED;
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+        return SL_METRICS_TLS_NOT_TLS;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_INAPPROPRIATE_FALLBACK:
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+    case SSL_R_NO_SUITABLE_KEY_SHARE:
+    case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+    case SSL_R_NO_APPLICATION_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY:
+    case SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+        return SL_METRICS_TLS_PROTOCOL;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        return SL_METRICS_TLS_CLIENT_CERT;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
+        return SL_METRICS_TLS_SERVER_CERT;
+    default:
+        return SL_METRICS_TLS_ERROR;
+    }
 }
 
 /* Maps an SSL error to the transport's convention (and remembers what
@@ -719,9 +771,10 @@ static ssize_t fail_or_wait(int fd, struct sl_tls_conn *t, int rc, bool reading)
         return 0;
     default:
         t->failed = true;
-        if (!t->hs_done)
+        if (!t->hs_done) {
+            t->why = failure_class(err);
             log_failure(fd, "handshake");
-        else
+        } else
             ERR_clear_error();
         return err == SSL_ERROR_SYSCALL && errno ? -errno : -ECONNRESET;
     }
@@ -883,6 +936,12 @@ static bool tls_read_wants_write(const void *ctx)
 {
     const struct sl_tls_conn *t = ctx;
     return t->rd_wants_write;
+}
+
+int sl_tls_failure(const void *ctx)
+{
+    const struct sl_tls_conn *t = ctx;
+    return t->why;
 }
 
 bool sl_tls_handshake_done(const void *ctx)

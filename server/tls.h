@@ -48,6 +48,9 @@ struct sl_tls_listener *sl_tls_for(const struct sl_listener_config *l);
 /* True once the handshake of a connection's session (its transport ctx)
  * has completed. */
 bool sl_tls_handshake_done(const void *ctx);
+/* Why the handshake of this connection failed (enum sl_metrics_tls_failure),
+ * or -1 when it did not fail (yet). */
+int sl_tls_failure(const void *ctx);
 
 /* Frees every context. */
 void sl_tls_fini(void);

@@ -810,3 +810,50 @@ def test_verify_depth_counts_intermediate_cas(serve, certs, depth, ok):
     chain = body["tls"]["client_cert_chain"]
     assert body["tls"]["client_cert_name"] == "CN=dave"
     assert chain == [(certs / "deep-leaf.pem").read_text(), (certs / "inter.pem").read_text()]
+
+
+def test_handshake_failures_are_counted_by_reason(serve, certs, tmp_path):
+    from conftest import wait_for
+    from test_metrics import parse, scrape, value
+
+    port = free_port()
+    sock = tmp_path / "metrics.sock"
+    metrics = {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]}
+    serve("listen_app:app", listener=metrics, listeners=[  # readiness probed on the socket
+        {**tls_listener(certs, port, client_ca=str(certs / "ca.pem"), verify_client="required",
+                        crl=str(certs / "crl.pem"), min_version="1.3"), "name": "edge"},
+        metrics,
+    ])
+
+    def refused(ctx):
+        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            request(port, ctx)
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:  # plain HTTP
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            s.recv(100)
+        except ConnectionResetError:
+            pass
+    refused(client_ctx(certs, "client", maximum_version=ssl.TLSVersion.TLSv1_2))  # protocol
+    refused(client_ctx(certs))  # no client certificate
+    refused(client_ctx(certs, "untrusted"))  # a client certificate from another CA
+    refused(client_ctx(certs, "revoked"))  # a revoked one
+    blind = ssl.create_default_context(cafile=str(certs / "other.pem"))
+    blind.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
+    refused(blind)  # the client does not trust our certificate: its alert
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:  # hello, then gone
+        s.sendall(partial_client_hello(certs))
+    assert request(port, client_ctx(certs, "client"))[1] == 200
+
+    want = {"not_tls": 1, "protocol": 1, "client_cert": 3, "server_cert": 1, "closed": 1,
+            "error": 0, "timeout": 0}
+
+    def counted():
+        m = parse(scrape(sock).text)
+        got = {r: value(m, "saltare_tls_handshake_failures_total", listener="edge", reason=r)
+               for r in want}
+        return got == want and value(m, "saltare_tls_handshakes_total", listener="edge") == 1
+
+    wait_for(counted, 15, "every failure counted by its reason",
+             lambda: f":\n{[l for l in scrape(sock).text.splitlines() if 'tls_' in l]}")
