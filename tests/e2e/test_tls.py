@@ -401,46 +401,64 @@ def test_files_route_on_a_ktls_listener_sends_the_whole_file(serve, certs, tmp_p
 # ---- byte-level behaviour ------------------------------------------------------
 
 
+class BioTLS:
+    """A TLS client over memory BIOs on a plain socket: the test decides
+    when and how its bytes go out (`send`, default sendall)."""
+
+    def __init__(self, ctx, sock, send=None):
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self.sock = sock
+        self.send = send or sock.sendall
+
+    def flush(self):
+        self.send(self.out.read())
+
+    def handshake(self):
+        while True:
+            try:
+                self.obj.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                self.flush()
+                data = self.sock.recv(65536)
+                assert data, "closed during the handshake"
+                self.inc.write(data)
+
+    def read_all(self) -> bytes:
+        """Everything until close_notify or the end of the stream."""
+        body = b""
+        while True:
+            try:
+                data = self.obj.read(65536)
+                if not data:  # close_notify
+                    return body
+                body += data
+            except ssl.SSLWantReadError:
+                data = self.sock.recv(65536)
+                if not data:
+                    return body
+                self.inc.write(data)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return body
+
+
 def slow_tls_get(port, certs, chunk=1):
     """A TLS GET whose every byte (handshake and request) is its own send."""
-    ctx = client_ctx(certs)
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def flush():
-        data = out.read()
+    def send(data):
         for i in range(0, len(data), chunk):
             sock.sendall(data[i : i + chunk])
             time.sleep(0.0005)
 
-    while True:
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            flush()
-            data = sock.recv(65536)
-            assert data, "closed during the handshake"
-            inc.write(data)
-    flush()
-    obj.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-    flush()
-    body = b""
-    while True:
-        try:
-            data = obj.read(65536)
-            if not data:  # close_notify
-                break
-            body += data
-        except ssl.SSLWantReadError:
-            data = sock.recv(65536)
-            if not data:
-                break
-            inc.write(data)
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            break
+    c = BioTLS(client_ctx(certs), sock, send)
+    c.handshake()
+    c.flush()
+    c.obj.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    c.flush()
+    body = c.read_all()
     sock.close()
     return body
 
@@ -456,37 +474,14 @@ def batched_tls_gets(port, certs, n, path="/"):
     """n pipelined GETs whose records all reach the server in one segment
     together with the client's Finished: the server's first read after the
     handshake finds them already buffered, with no edge to come."""
-    ctx = client_ctx(certs)
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    while True:
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            sock.sendall(out.read())
-            data = sock.recv(65536)
-            assert data, "closed during the handshake"
-            inc.write(data)
+    c = BioTLS(client_ctx(certs), sock)
+    c.handshake()
     for i in range(n):  # one record each, held back with the Finished
         last = b"Connection: close\r\n" if i == n - 1 else b""
-        obj.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + last + b"\r\n")
-    sock.sendall(out.read())
-    data = b""
-    while True:
-        try:
-            chunk = obj.read(65536)
-            if not chunk:
-                break
-            data += chunk
-        except ssl.SSLWantReadError:
-            got = sock.recv(65536)
-            if not got:
-                break
-            inc.write(got)
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            break
+        c.obj.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + last + b"\r\n")
+    c.flush()
+    data = c.read_all()
     sock.close()
     return data
 
@@ -519,41 +514,20 @@ def test_a_handshake_flight_the_socket_cannot_take_resumes_on_writability(serve,
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connect: the window
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
     sock.settimeout(15)
     sock.connect(("127.0.0.1", port))
+    c = BioTLS(ctx, sock)
     with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    sock.sendall(out.read())  # the ClientHello; then nothing is read for a while
+        c.obj.do_handshake()
+    c.flush()  # the ClientHello; then nothing is read for a while
     time.sleep(1)
-    while True:
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            data = sock.recv(4096)
-            assert data, "closed during the handshake"
-            inc.write(data)
-    obj.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    sock.sendall(out.read())
-    body = b""
-    while True:
-        try:
-            chunk = obj.read(65536)
-            if not chunk:
-                break
-            body += chunk
-        except ssl.SSLWantReadError:
-            got = sock.recv(65536)
-            if not got:
-                break
-            inc.write(got)
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            break
+    c.handshake()
+    c.obj.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    c.flush()
+    body = c.read_all()
     sock.close()
     assert body.startswith(b"HTTP/1.1 200 "), body[:200]
     assert "tls handshake" not in server.stderr()  # no failure, no timeout
