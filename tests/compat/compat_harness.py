@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -25,6 +26,25 @@ IO_TIMEOUT = 5.0
 
 
 def free_port() -> int:
+    """A free port outside the kernel's ephemeral range, which every bind to
+    port 0 and every outgoing connection on the machine draw from (a port
+    from it may be gone before the server binds it). The same as
+    tests/e2e/conftest.py's free_port, which this module cannot import."""
+    try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = map(int, text.split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    candidates = [*range(20000, low), *range(high + 1, 65536)]
+    rng = random.SystemRandom()
+    for _ in range(200 if candidates else 0):
+        port = rng.choice(candidates)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
@@ -68,12 +69,39 @@ if DEFAULT_LOOP not in ("auto", "asyncio", "uvloop"):
     raise pytest.UsageError(f"SALTARE_E2E_LOOP={DEFAULT_LOOP!r}: expected auto, asyncio or uvloop")
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = map(int, text.split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago. Racy (another process may take it
-    before saltare binds it): listen on port 0 instead; kept only for tests
-    that need a port saltare does not bind."""
+    """A port that was free a moment ago, for a test that needs a fixed one
+    (a reload keeps its address; systemd, haproxy and uvicorn bind it
+    themselves). Prefer port 0 wherever saltare binds alone.
+
+    Between this check and the real bind another process may take the port.
+    The kernel hands out ports of the ephemeral range to every bind to port 0
+    (each server of a parallel test lane) and every outgoing connection, so
+    a port from that range can go within milliseconds on a busy machine. This
+    one is picked at random outside it: only a process that asks for that
+    very number can take it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
+    low, high = _ephemeral_range()
+    candidates = [*range(20000, low), *range(high + 1, 65536)]
+    rng = random.SystemRandom()
+    for _ in range(200 if candidates else 0):
+        port = rng.choice(candidates)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))  # no SO_REUSEADDR: a TIME_WAIT use counts as taken
+            except OSError:
+                continue
+            return port
+    with socket.socket(family, socket.SOCK_STREAM) as s:  # no room outside the range
         s.bind((host, 0))
         return s.getsockname()[1]
 
