@@ -38,6 +38,8 @@ async def app(scope, receive, send):
                 await send({{"type": "lifespan.shutdown.complete"}})
                 return
     path = scope["path"]
+    if path in ("/upload", "/stream", "/slow"):  # the test waits for this: in flight
+        print(path[1:], "started in", os.getpid(), file=sys.stderr, flush=True)
     if path == "/upload":  # reads the whole body, answers its length
         n = 0
         while True:
@@ -230,9 +232,11 @@ def test_five_reloads_under_load_drop_nothing_and_serve_new_code_and_config(
             uploads, streams = [], []
             inflight = [threading.Thread(target=slow_upload, args=(server, uploads)),
                         threading.Thread(target=stream_download, args=(server, streams))]
+            mark = server.mark()
             for t in inflight:
                 t.start()
-            time.sleep(0.3)  # both are in flight in the old generation
+            wait_log(server, r"upload started", mark)  # both are in flight in the old
+            wait_log(server, r"stream started", mark)  # generation
             mark = server.mark()
             os.kill(master, signal.SIGHUP)
             wait_log(server, rf"reload: generation {i + 1} ready", mark)
@@ -368,7 +372,7 @@ def test_sigterm_after_a_reload_lets_a_slow_request_finish(serve, tmp_path):
     result = []
     t = threading.Thread(target=lambda: result.append(get(server, "/slow")))
     t.start()
-    time.sleep(0.5)  # in flight
+    wait_log(server, r"slow started", mark)  # in flight
     server.proc.send_signal(signal.SIGTERM)
     t.join(15)
     assert result and result[0][2] == "slow done"
