@@ -41,7 +41,7 @@ def test_shutdown_timeout_cancels_a_request_that_never_ends(serve):
         started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         assert server.wait() == 0
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 8  # 500 ms, not the default 10 s
         status, headers, _, _ = read_response(s.makefile("rb"))
     assert status == 500  # the cancelled request is answered, not just dropped
     assert headers["connection"] == "close"
@@ -62,7 +62,7 @@ def test_shutdown_timeout_cancels_a_request_whose_client_left(serve):
 
 
 def test_second_signal_exits_at_once_with_status_1(serve):
-    server = serve("stream_app:app")  # shutdown timeout 10s
+    server = serve("stream_app:app", timeouts={"shutdown": "30s"})
     with server.connect() as s:
         s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_for_log(server, "hanging")
@@ -71,7 +71,7 @@ def test_second_signal_exits_at_once_with_status_1(serve):
         wait_for_log(server, "draining")
         server.proc.send_signal(signal.SIGTERM)
         assert server.wait() == 1
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 8  # not the 30 s shutdown timeout
 
 
 def test_sigterm_during_lifespan_startup_shuts_down_cleanly(serve):
@@ -187,7 +187,7 @@ def test_sigterm_while_workers_are_still_starting_is_not_lost(serve):
     server = serve("slow_fork_app:app", lifespan="off", workers=2)
     wait_for_log(server, "forked")  # the workers are inside their pause
     server.proc.send_signal(signal.SIGTERM)
-    assert server.wait(timeout=5) == 0
+    assert server.wait() == 0  # a lost signal: it would run on, past this deadline
 
 
 def test_workers_do_not_outlive_a_killed_master(serve):
