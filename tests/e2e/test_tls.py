@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, START_TIMEOUT, free_port
 
 CERTS_SCRIPT = ROOT / "tools" / "testcerts.sh"
 
@@ -199,7 +199,7 @@ def test_plain_and_tls_listeners_in_one_process(certs, tmp_path):
     try:
         import time
 
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
                 r = httpx.get(f"http://127.0.0.1:{plain_port}/", timeout=5)
@@ -669,7 +669,7 @@ def test_a_ticket_from_a_plain_tls_listener_does_not_skip_mtls(serve, certs, tmp
     }))
     proc = subprocess.Popen([BIN, "-c", str(cfg)], stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
                 for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
