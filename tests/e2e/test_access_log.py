@@ -271,7 +271,10 @@ def test_error_log_file_and_its_reopen(serve, tmp_path):
                    log={"error": str(path), "access": "stderr"})
     assert request(server, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
     wait_for(lambda: '"path":"/one"' in path.read_text(), 10, "the first line in error.log")
-    assert "serving scope_app:app" in path.read_text()
+    # The master's line, said once every worker is ready (they may serve a
+    # moment before it).
+    wait_for(lambda: "serving scope_app:app" in path.read_text(), 10, "the master's line",
+             lambda: f": {path.read_text()}")
     os.rename(path, tmp_path / "error.log.1")
     worker = server.worker_pid
     os.kill(server.pid, signal.SIGUSR2)

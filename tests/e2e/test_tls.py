@@ -644,9 +644,11 @@ def test_min_version_1_3_refuses_tls_1_2(serve, certs):
     listener = tls_listener(certs, port, min_version="1.3")
     listener["name"] = "strict"
     server = serve("listen_app:app", listener=listener)
-    facts, status, _ = request(port, client_ctx(certs))  # served: startup logged
+    facts, status, _ = request(port, client_ctx(certs))
     assert status == 200 and facts["version"] == "TLSv1.3"
-    assert f"on https://127.0.0.1:{port} (strict)" in server.stderr()
+    # The master says "serving" once every worker is ready: the workers
+    # may serve a moment before that line is out.
+    server.wait_log(f"on https://127.0.0.1:{port} (strict)")
     with pytest.raises(ssl.SSLError):
         request(port, client_ctx(certs, maximum_version=ssl.TLSVersion.TLSv1_2))
 
