@@ -51,8 +51,10 @@ def free_port() -> int:
 
 
 class Proc:
-    def __init__(self, name: str, argv: list[str], port: int, log: pathlib.Path):
+    def __init__(self, name: str, argv: list[str], port: int, log: pathlib.Path,
+                 ready_text: str | None = None):
         self.name, self.port, self.log = name, port, log
+        self.ready_text = ready_text  # in the output once it serves (else: once it listens)
         with open(log, "wb") as f:
             self.proc = subprocess.Popen(
                 argv, cwd=APPS, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT
@@ -68,10 +70,12 @@ class Proc:
                 raise AssertionError(f"{self.name} exited:\n{self.output()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                if self.ready_text is None or self.ready_text in self.output():
+                    return
             except OSError:
-                time.sleep(0.02)  # not listening yet
-        raise AssertionError(f"{self.name} did not listen:\n{self.output()}")
+                pass  # not listening yet
+            time.sleep(0.02)
+        raise AssertionError(f"{self.name} did not get ready:\n{self.output()}")
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -94,7 +98,11 @@ def start_saltare(tmp: pathlib.Path) -> Proc:
     }
     path = tmp / "saltare.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
-    return Proc("saltare", [BIN, "-c", str(path)], port, tmp / "saltare.log")
+    # saltare listens before it imports the app (uvicorn after its lifespan
+    # startup): wait for the worker's line, or the first exchange would
+    # wait for FastAPI's import within IO_TIMEOUT.
+    return Proc("saltare", [BIN, "-c", str(path)], port, tmp / "saltare.log",
+                ready_text="worker ready: lifespan startup done, serving")
 
 
 def start_uvicorn(tmp: pathlib.Path) -> Proc:
