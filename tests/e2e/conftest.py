@@ -13,10 +13,12 @@ For tests that add scenarios (use these, not a port of your own):
   reads that line: `server.port` and `server.url` are the real ones. There is
   no pick-a-free-port-then-bind race. A fixed port or a Unix socket is
   waited for by connecting until it accepts (with a deadline).
-- `server.wait_serving()`: waits until a worker answers (not just the
-  listener), for tests that time something from the moment they connect.
+- `serve` returns once a worker serves (`server.wait_serving()`: its
+  "worker ready" line), not just once the listener accepts: the app's import
+  would otherwise eat into the first request's timeout.
 - `serve(..., ready=False)` returns at once, for servers that must fail to
-  start (`server.wait()` returns the exit status).
+  start (`server.wait()` returns the exit status) or that a test catches
+  while they start (`server.wait_ready()` waits for the listener alone).
 - `server.stderr()` is everything the server printed. `server.mark()` and
   `server.stderr_since(mark)` give the lines printed after a point, so a test
   asserts on its own lines, not on those of a module-shared server's earlier
@@ -29,8 +31,7 @@ For tests that add scenarios (use these, not a port of your own):
   report (checked for every build, so a report fails the test that caused it).
 - `SANITIZED` is true against an ASan build (or valgrind, with
   SALTARE_E2E_SANITIZED=1): skip only what it makes
-  meaningless (RSS bounds), nothing else. There `serve` also waits for
-  `wait_serving()`, since importing an app takes seconds under ASan.
+  meaningless (RSS bounds), nothing else.
 - `read_head`, `read_chunked`, `read_response`: raw HTTP/1.1 over a socket.
 """
 
@@ -377,8 +378,11 @@ class Launcher:
         self.started.append(server)
         if ready:
             server.wait_ready()
-            if SANITIZED:  # app import takes seconds there: start clocks after it
-                server.wait_serving(tls="tls" in listener)
+            # The listener accepts before the app is imported, which takes
+            # seconds on a busy box (FastAPI, Starlette; far longer under
+            # ASan): a test's first request must not spend its own timeout
+            # on that, nor a clock start before it.
+            server.wait_serving(tls="tls" in listener)
         return server
 
     def stop_all(self) -> None:

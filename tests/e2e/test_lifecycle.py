@@ -184,7 +184,8 @@ def test_sigterm_with_two_workers_finishes_the_request_in_flight(serve):
 
 
 def test_sigterm_while_workers_are_still_starting_is_not_lost(serve):
-    server = serve("slow_fork_app:app", lifespan="off", workers=2)
+    server = serve("slow_fork_app:app", lifespan="off", workers=2, ready=False)
+    server.wait_ready()  # the listener: not the workers, which are still starting
     wait_for_log(server, "forked")  # the workers are inside their pause
     server.proc.send_signal(signal.SIGTERM)
     assert server.wait() == 0  # a lost signal: it would run on, past this deadline
