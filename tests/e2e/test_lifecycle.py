@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import ipv6_available, read_head, read_response
+from conftest import START_TIMEOUT, ipv6_available, read_head, read_response
 
 
 def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(serve):
@@ -194,7 +194,7 @@ def test_sigterm_while_workers_are_still_starting_is_not_lost(serve):
 def test_workers_do_not_outlive_a_killed_master(serve):
     server = serve("lifespan_app:app", lifespan="on", workers=2)
     children = pathlib.Path(f"/proc/{server.pid}/task/{server.pid}/children")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + START_TIMEOUT
     while len(set(re.findall(r"lifespan startup ran in pid (\d+)", server.stderr()))) < 2:
         assert time.monotonic() < deadline, server.stderr()
         time.sleep(0.01)
