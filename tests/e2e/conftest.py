@@ -12,7 +12,9 @@ For tests that add scenarios (use these, not a port of your own):
   kernel picks the port, saltare logs `listening on HOST:PORT`, and `serve`
   reads that line: `server.port` and `server.url` are the real ones. There is
   no pick-a-free-port-then-bind race. A fixed port or a Unix socket is
-  waited for by connecting until it accepts (with a deadline).
+  waited for by connecting until it accepts (with a deadline). Where a test
+  needs a fixed port (reloads, systemd, haproxy), `free_port()` picks one
+  outside the kernel's ephemeral range.
 - `serve` returns once a worker serves (`server.wait_serving()`: its
   "worker ready" line), not just once the listener accepts: the app's import
   would otherwise eat into the first request's timeout.
@@ -24,6 +26,13 @@ For tests that add scenarios (use these, not a port of your own):
   asserts on its own lines, not on those of a module-shared server's earlier
   tests; `wait_for_output(server, pattern)` waits (with a deadline) until a
   line appears. The same applies to an access log file: `lines_after()`.
+- What another process does lands a moment after what the test saw: the
+  master's lines ("serving ... on", "generation N ready"), a worker's line
+  or counter for an exchange whose response the client already has,
+  access-log lines, metrics. Wait for it (`server.wait_log`,
+  `wait_for_output`, `wait_for` with a deadline of seconds), never assert it
+  at once; and instead of sleeping until a request is "in flight", have the
+  app print a line and wait for that.
 - The event loop: SALTARE_E2E_LOOP=asyncio|uvloop|auto (default auto: uvloop
   when importable) is the `app.loop` of every server whose test does not
   choose one; tools/dev.sh runs the suite with both.
