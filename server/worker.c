@@ -581,9 +581,44 @@ static int open_access_log(struct sl_worker *w)
     w->alog.format = w->cfg->log.access_format;
     w->alog.time_format = w->cfg->log.time_format;
     w->alog.tmpl = w->cfg->log.access_template;
-    if (rc == 0 && (rc = sl_log_reopen_on(SIGUSR2)) < 0)
-        sl_log(SL_LOG_ERROR, "access log: cannot handle SIGUSR2: %s", strerror(-rc));
     return rc;
+}
+
+/* The process's worker, woken by SIGUSR2. */
+static _Atomic(struct sl_worker *) reopen_worker;
+
+/*
+ * SIGUSR2: the log files are reopened at the next flush, and the end of
+ * every round flushes; the handler wakes the worker so that the next round
+ * comes now. Otherwise an idle worker (no timer armed) would keep the moved
+ * file open, and say "reopened", only at its next request.
+ */
+static void on_reopen_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    sl_log_reopen_request();
+    struct sl_worker *w = atomic_load(&reopen_worker);
+    uint64_t one = 1;
+    if (w) {
+        ssize_t rc = write(w->wakefd, &one, sizeof(one));
+        (void)rc; /* EAGAIN: it is awake anyway */
+    }
+    errno = saved;
+}
+
+/* After setup: the wake fd exists. Returns 0 or -errno. */
+static int reopen_on(struct sl_worker *w, int sig)
+{
+    struct sigaction sa = {.sa_handler = on_reopen_signal, .sa_flags = SA_RESTART};
+    sigset_t set;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    atomic_store(&reopen_worker, w);
+    if (sigaction(sig, &sa, NULL) < 0 || pthread_sigmask(SIG_UNBLOCK, &set, NULL) != 0)
+        return -errno;
+    return 0;
 }
 
 static int worker_setup(struct sl_worker *w, const int *fds)
@@ -624,6 +659,12 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
     }
     if ((rc = sl__stats_on(w, SIGUSR1)) < 0) /* after setup: the wake fd exists */
         sl_log(SL_LOG_WARNING, "cannot handle SIGUSR1 (stats): %s", strerror(-rc));
+    if ((rc = reopen_on(w, SIGUSR2)) < 0) {
+        sl_log(SL_LOG_ERROR, "access log: cannot handle SIGUSR2: %s", strerror(-rc));
+        sl_worker_free(w);
+        errno = -rc;
+        return NULL;
+    }
     return w;
 }
 
@@ -632,6 +673,8 @@ void sl_worker_free(struct sl_worker *w)
     if (!w)
         return;
     sl__stats_off(w);
+    struct sl_worker *expected = w;
+    atomic_compare_exchange_strong(&reopen_worker, &expected, NULL);
     w->in_poll = true; /* closing conns must not write the wake fd */
     while (w->conns)
         sl__conn_close(w->conns);

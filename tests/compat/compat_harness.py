@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -25,14 +26,35 @@ IO_TIMEOUT = 5.0
 
 
 def free_port() -> int:
+    """A free port outside the kernel's ephemeral range, which every bind to
+    port 0 and every outgoing connection on the machine draw from (a port
+    from it may be gone before the server binds it). The same as
+    tests/e2e/conftest.py's free_port, which this module cannot import."""
+    try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = map(int, text.split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    candidates = [*range(20000, low), *range(high + 1, 65536)]
+    rng = random.SystemRandom()
+    for _ in range(200 if candidates else 0):
+        port = rng.choice(candidates)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 class Proc:
-    def __init__(self, name: str, argv: list[str], port: int, log: pathlib.Path):
+    def __init__(self, name: str, argv: list[str], port: int, log: pathlib.Path,
+                 ready_text: str | None = None):
         self.name, self.port, self.log = name, port, log
+        self.ready_text = ready_text  # in the output once it serves (else: once it listens)
         with open(log, "wb") as f:
             self.proc = subprocess.Popen(
                 argv, cwd=APPS, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT
@@ -48,10 +70,12 @@ class Proc:
                 raise AssertionError(f"{self.name} exited:\n{self.output()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                if self.ready_text is None or self.ready_text in self.output():
+                    return
             except OSError:
-                time.sleep(0.02)  # not listening yet
-        raise AssertionError(f"{self.name} did not listen:\n{self.output()}")
+                pass  # not listening yet
+            time.sleep(0.02)
+        raise AssertionError(f"{self.name} did not get ready:\n{self.output()}")
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -74,7 +98,11 @@ def start_saltare(tmp: pathlib.Path) -> Proc:
     }
     path = tmp / "saltare.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
-    return Proc("saltare", [BIN, "-c", str(path)], port, tmp / "saltare.log")
+    # saltare listens before it imports the app (uvicorn after its lifespan
+    # startup): wait for the worker's line, or the first exchange would
+    # wait for FastAPI's import within IO_TIMEOUT.
+    return Proc("saltare", [BIN, "-c", str(path)], port, tmp / "saltare.log",
+                ready_text="worker ready: lifespan startup done, serving")
 
 
 def start_uvicorn(tmp: pathlib.Path) -> Proc:

@@ -12,16 +12,27 @@ For tests that add scenarios (use these, not a port of your own):
   kernel picks the port, saltare logs `listening on HOST:PORT`, and `serve`
   reads that line: `server.port` and `server.url` are the real ones. There is
   no pick-a-free-port-then-bind race. A fixed port or a Unix socket is
-  waited for by connecting until it accepts (with a deadline).
-- `server.wait_serving()`: waits until a worker answers (not just the
-  listener), for tests that time something from the moment they connect.
+  waited for by connecting until it accepts (with a deadline). Where a test
+  needs a fixed port (reloads, systemd, haproxy), `free_port()` picks one
+  outside the kernel's ephemeral range.
+- `serve` returns once a worker serves (`server.wait_serving()`: its
+  "worker ready" line), not just once the listener accepts: the app's import
+  would otherwise eat into the first request's timeout.
 - `serve(..., ready=False)` returns at once, for servers that must fail to
-  start (`server.wait()` returns the exit status).
+  start (`server.wait()` returns the exit status) or that a test catches
+  while they start (`server.wait_ready()` waits for the listener alone).
 - `server.stderr()` is everything the server printed. `server.mark()` and
   `server.stderr_since(mark)` give the lines printed after a point, so a test
   asserts on its own lines, not on those of a module-shared server's earlier
   tests; `wait_for_output(server, pattern)` waits (with a deadline) until a
   line appears. The same applies to an access log file: `lines_after()`.
+- What another process does lands a moment after what the test saw: the
+  master's lines ("serving ... on", "generation N ready"), a worker's line
+  or counter for an exchange whose response the client already has,
+  access-log lines, metrics. Wait for it (`server.wait_log`,
+  `wait_for_output`, `wait_for` with a deadline of seconds), never assert it
+  at once; and instead of sleeping until a request is "in flight", have the
+  app print a line and wait for that.
 - The event loop: SALTARE_E2E_LOOP=asyncio|uvloop|auto (default auto: uvloop
   when importable) is the `app.loop` of every server whose test does not
   choose one; tools/dev.sh runs the suite with both.
@@ -29,8 +40,7 @@ For tests that add scenarios (use these, not a port of your own):
   report (checked for every build, so a report fails the test that caused it).
 - `SANITIZED` is true against an ASan build (or valgrind, with
   SALTARE_E2E_SANITIZED=1): skip only what it makes
-  meaningless (RSS bounds), nothing else. There `serve` also waits for
-  `wait_serving()`, since importing an app takes seconds under ASan.
+  meaningless (RSS bounds), nothing else.
 - `read_head`, `read_chunked`, `read_response`: raw HTTP/1.1 over a socket.
 """
 
@@ -39,6 +49,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
@@ -68,12 +79,39 @@ if DEFAULT_LOOP not in ("auto", "asyncio", "uvloop"):
     raise pytest.UsageError(f"SALTARE_E2E_LOOP={DEFAULT_LOOP!r}: expected auto, asyncio or uvloop")
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = map(int, text.split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago. Racy (another process may take it
-    before saltare binds it): listen on port 0 instead; kept only for tests
-    that need a port saltare does not bind."""
+    """A port that was free a moment ago, for a test that needs a fixed one
+    (a reload keeps its address; systemd, haproxy and uvicorn bind it
+    themselves). Prefer port 0 wherever saltare binds alone.
+
+    Between this check and the real bind another process may take the port.
+    The kernel hands out ports of the ephemeral range to every bind to port 0
+    (each server of a parallel test lane) and every outgoing connection, so
+    a port from that range can go within milliseconds on a busy machine. This
+    one is picked at random outside it: only a process that asks for that
+    very number can take it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
+    low, high = _ephemeral_range()
+    candidates = [*range(20000, low), *range(high + 1, 65536)]
+    rng = random.SystemRandom()
+    for _ in range(200 if candidates else 0):
+        port = rng.choice(candidates)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))  # no SO_REUSEADDR: a TIME_WAIT use counts as taken
+            except OSError:
+                continue
+            return port
+    with socket.socket(family, socket.SOCK_STREAM) as s:  # no room outside the range
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -349,8 +387,11 @@ class Launcher:
         self.started.append(server)
         if ready:
             server.wait_ready()
-            if SANITIZED:  # app import takes seconds there: start clocks after it
-                server.wait_serving(tls="tls" in listener)
+            # The listener accepts before the app is imported, which takes
+            # seconds on a busy box (FastAPI, Starlette; far longer under
+            # ASan): a test's first request must not spend its own timeout
+            # on that, nor a clock start before it.
+            server.wait_serving(tls="tls" in listener)
         return server
 
     def stop_all(self) -> None:

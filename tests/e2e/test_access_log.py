@@ -3,6 +3,7 @@ errors log, and the header timeout's 408 on a partial head."""
 
 import datetime
 import json
+import pathlib
 import re
 import select
 import time
@@ -205,6 +206,40 @@ def test_sigusr2_reopens_the_access_log(serve, tmp_path, workers):
     assert "reopened" in server.stderr_since(mark)
 
 
+def test_sigusr2_reopens_at_once_in_workers_that_serve_nothing(serve, tmp_path):
+    """An idle worker (no request yet, so no timer armed) reopens when the
+    signal comes, not at its next request: the moved file is let go of and
+    the new one exists before any line is written (logrotate compresses the
+    old file right after its postrotate script)."""
+    import os
+    import signal
+
+    path = tmp_path / "access.log"
+    server = serve("scope_app:app", workers=2, log={"access": str(path)})
+    wait_for(lambda: server.stderr().count("worker ready") >= 2, 30, "2 workers ready")
+    rotated = tmp_path / "access.log.1"
+    os.rename(path, rotated)
+    mark = server.mark()
+    os.kill(server.pid, signal.SIGUSR2)
+    wait_for(lambda: server.stderr_since(mark).count(f"access log {path} reopened") >= 2,
+             10, "2 access-log reopens", lambda: f": {server.stderr()}")
+    assert path.exists()
+
+    def holders(name):
+        found = []
+        for pid in server.worker_pids():
+            for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    if os.readlink(fd) == str(name):
+                        found.append(pid)
+                except FileNotFoundError:
+                    pass
+        return sorted(found)
+
+    assert holders(rotated) == []
+    assert holders(path) == sorted(server.worker_pids())
+
+
 def test_sigusr2_without_an_access_log_is_harmless(serve):
     import signal
 
@@ -236,7 +271,10 @@ def test_error_log_file_and_its_reopen(serve, tmp_path):
                    log={"error": str(path), "access": "stderr"})
     assert request(server, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
     wait_for(lambda: '"path":"/one"' in path.read_text(), 10, "the first line in error.log")
-    assert "serving scope_app:app" in path.read_text()
+    # The master's line, said once every worker is ready (they may serve a
+    # moment before it).
+    wait_for(lambda: "serving scope_app:app" in path.read_text(), 10, "the master's line",
+             lambda: f": {path.read_text()}")
     os.rename(path, tmp_path / "error.log.1")
     worker = server.worker_pid
     os.kill(server.pid, signal.SIGUSR2)

@@ -4,6 +4,7 @@ import re
 import time
 
 import httpx
+from conftest import START_TIMEOUT
 
 
 def test_lifespan_state_reaches_the_request_scope(serve):
@@ -60,7 +61,7 @@ def test_missing_attribute_exits_3(serve):
 
 def test_each_worker_runs_its_own_lifespan(serve):
     server = serve("lifespan_app:app", lifespan="on", workers=2)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + START_TIMEOUT
     while len(set(re.findall(r"lifespan startup ran in pid (\d+)", server.stderr()))) < 2:
         assert time.monotonic() < deadline, server.stderr()
         time.sleep(0.01)

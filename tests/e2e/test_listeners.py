@@ -11,7 +11,7 @@ import subprocess
 import httpx
 import pytest
 
-from conftest import APPS, BIN, free_port
+from conftest import APPS, BIN, START_TIMEOUT, free_port
 
 
 def uds_get(path_or_abstract, url="http://localhost/"):
@@ -63,7 +63,7 @@ def test_abstract_unix_socket(tmp_path):
     try:
         import time
 
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
                 status, body = uds_get(name)
@@ -125,7 +125,7 @@ def test_inherited_fd_and_plain_tcp_in_one_process(tmp_path):
     try:
         import time
 
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
@@ -196,7 +196,7 @@ def test_raise_nofile_lifts_the_soft_limit(tmp_path):
     try:
         import time
 
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
                 httpx.get(f"http://127.0.0.1:{port}/", timeout=5)

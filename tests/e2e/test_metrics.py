@@ -102,11 +102,23 @@ def test_summed_over_four_workers_after_a_known_mix(instance):
         sent.append(len(body))
     assert len(set(pids)) >= 2, f"every request went to one worker: {pids}"
 
-    text = scrape(sock).text
-    promtool_check(text)
-    m = parse(text)
     web = {"listener": "web"}
     req = "saltare_http_requests_total"
+
+    def settled():
+        # A worker counts an exchange once its response is written, and a
+        # connection once it saw the client's close: the client may be a
+        # step ahead of both. Scrape until the last ones are in.
+        text = scrape(sock).text
+        m = parse(text)
+        done = (sum(v for (n, l), v in m.items() if n == req and ("listener", "web") in l) >= 11
+                and value(m, "saltare_connections_open", **web) == 0
+                and value(m, "saltare_http_requests_in_flight", **web) == 0)
+        return (text, m) if done else None
+
+    text, m = wait_for(settled, 10, "the last exchanges counted",
+                       lambda: f":\n{scrape(sock).text}")
+    promtool_check(text)
     assert value(m, req, route="", method="GET", status="2xx", **web) == 4, text
     assert value(m, req, route="", method="POST", status="2xx", **web) == 3
     assert value(m, req, route="", method="GET", status="4xx", **web) == 1
@@ -145,6 +157,10 @@ def test_summed_over_four_workers_after_a_known_mix(instance):
 def test_openmetrics_when_accept_asks_for_it(instance):
     server, sock = instance
     assert httpx.get(server.url + "/a").status_code == 200
+    # counted once its response is written: the client may be a step ahead
+    wait_for(lambda: sum(v for (n, l), v in parse(scrape(sock).text).items()
+                         if n == "saltare_http_requests_total" and ("listener", "web") in l) == 1,
+             10, "the request counted")
     r = scrape(sock, accept="application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
     assert r.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
     assert r.text.endswith("# EOF\n")
@@ -387,7 +403,8 @@ def test_a_respawned_worker_keeps_the_instance_counters(serve, tmp_path):
         pids.add(int(httpx.get(server.url + "/").text.split()[0]))
     total = lambda: value(parse(scrape(sock).text), "saltare_http_requests_total",  # noqa: E731
                           listener="web", route="", method="GET", status="2xx")
-    assert total() == 20
+    wait_for(lambda: total() == 20, 10, "20 requests counted (once written)",
+             lambda: f": {total()}")
     victim = next(iter(pids))
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: server.stderr().count("worker ready") >= 3, 30, "the respawned worker")
@@ -400,4 +417,4 @@ def test_a_respawned_worker_keeps_the_instance_counters(serve, tmp_path):
     # what the dead worker counted is still there (counters never go back)
     for _ in range(5):
         assert httpx.get(server.url + "/").status_code == 200
-    assert total() == 25
+    wait_for(lambda: total() == 25, 10, "25 requests counted", lambda: f": {total()}")

@@ -29,11 +29,15 @@ def test_master_and_each_worker_write_a_line(serve):
 
     def round_with_the_held_request_seen():
         # the readiness signal is the stats themselves: ask until the
-        # worker has read the held head (a few rounds at most)
+        # worker has read the held head and the other worker has seen the
+        # last client's close (a worker writes its line before it handles
+        # the round's events): a few rounds at most
         mark = server.mark()
         server.proc.send_signal(signal.SIGUSR1)
         lines = stats_lines(server, mark, 3)
-        return lines if sum(l.get("in_flight", 0) for l in lines) == 1 else None
+        settled = (sum(l.get("in_flight", 0) for l in lines) == 1
+                   and sum(l.get("connections", 0) for l in lines if l["stats"] == "worker") == 1)
+        return lines if settled else None
 
     lines = wait_for(round_with_the_held_request_seen, 10, "the held request in flight")
     master = [l for l in lines if l["stats"] == "master"]

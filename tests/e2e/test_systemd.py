@@ -189,7 +189,7 @@ def test_sighup_reload_says_reloading_then_ready_and_keeps_the_systemd_socket(tm
         assert any(line.startswith("MONOTONIC_USEC=") for line in msgs[-1].split("\n"))
         read_until(s, "READY=1")  # the new generation serves
         log = tmp_path / "saltare.log"
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + START_TIMEOUT
         while log.read_text().count("drained and exited") < 2:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
