@@ -1,9 +1,12 @@
 /*
  * metrics: the shared registry (see metrics.h) and its text exposition.
  *
- * Layout of the mapping, in 8-byte cells:
- *   header   magic, counts, master facts, then one pid per slot
- *   slots    nslots times: slot cells, then one block per listener
+ * Layout of the mapping (a memfd, so that the master's re-exec can map it
+ * again), in 8-byte cells:
+ *   header   magic, layout, master facts, sizes, fingerprint, then one
+ *            owner (pid) per worker slot
+ *   slots    nslots worker slots, then the overflow slot; each: slot
+ *            cells, then one block per listener
  * A listener block holds its fixed cells (L_*), then per route (index 0:
  * no route matched, r + 1: route r of the listener's table) the request
  * counts by method class and status class, the duration histogram's
@@ -14,6 +17,7 @@
 #include "server/metrics.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,9 +27,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/procstat.h"
 
 typedef _Atomic uint64_t cell;
@@ -78,21 +84,32 @@ enum {
 };
 /* Cells of a slot before its listener blocks. */
 enum { S_START_MS, S_CELLS };
-/* Header cells; pids (as cells) follow. */
+/*
+ * Header cells; one owner cell per worker slot follows (a pid, with DEAD
+ * set once the master reaped it). H_MAGIC..H_GENERATION are the stable
+ * prefix: every LAYOUT keeps them where they are, so that an image with
+ * another layout still carries the master's facts over.
+ */
 enum {
     H_MAGIC,
-    H_NSLOTS,
-    H_SLOT_CELLS,
+    H_LAYOUT,
     H_MASTER_PID,
     H_MASTER_START_MS,
-    H_GENERATION,
     H_RESTARTS,
+    H_GENERATION,
+    H_NSLOTS, /* worker slots; the overflow slot follows them */
+    H_SLOT_CELLS,
+    H_FINGERPRINT, /* of the series each cell stands for (layout_hash) */
     H_CELLS
 };
+#define LAYOUT 2u /* bump when a cell moves (the fingerprint catches most) */
+#define DEAD (1ull << 63)
+#define ENV SL_METRICS_ENV
 
 struct registry {
     cell *base;
     size_t bytes;
+    int fd; /* the memfd, in the master (workers keep an inherited copy) */
     size_t nslots, slot_cells;
     size_t slots_off; /* first cell of slot 0 (after the header, line-aligned) */
     size_t *lbase;    /* per listener: its block's first cell within a slot */
@@ -100,9 +117,12 @@ struct registry {
     char version[32];
 };
 
-static struct registry reg; /* set by init (the master), inherited by fork */
-static cell *me;            /* this process's slot, NULL = record nothing */
-static pid_t me_pid;        /* who claimed `me` (a forked child must claim anew) */
+static struct registry reg = {.fd = -1}; /* set by init (the master), inherited by fork */
+static cell *me;                         /* this process's slot, NULL = record nothing */
+static pid_t me_pid;                     /* who claimed `me` (a forked child must claim anew) */
+static bool me_shared;                   /* `me` is the overflow slot: several writers */
+static int inherited = -1;               /* the previous image's memfd, until init decides */
+static bool reexeced;                    /* sl_metrics_inherit saw our own state */
 static char build_python[32] = "unknown", build_loop[32] = "unknown";
 
 static uint64_t ld(const cell *c)
@@ -115,10 +135,14 @@ static void st(cell *c, uint64_t v)
     atomic_store_explicit(c, v, memory_order_relaxed);
 }
 
-/* Single writer: a load and a store, not a locked add. */
+/* Single writer: a load and a store, not a locked add; the overflow slot
+ * has several writers and pays for a locked add. */
 static void add(cell *c, uint64_t v)
 {
-    st(c, ld(c) + v);
+    if (__builtin_expect(me_shared, 0))
+        atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+    else
+        st(c, ld(c) + v);
 }
 
 static cell *slot(size_t i)
@@ -138,6 +162,35 @@ static uint64_t now_realtime_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* When this process started (ms since the epoch, from /proc: a re-exec'd
+ * master is the process it was); now when /proc cannot say. */
+static uint64_t self_start_ms(void)
+{
+    char buf[1024];
+    unsigned long long ticks = 0, btime = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold anything */
+    /* after ')': state is field 3, starttime field 22 */
+    if (p == NULL ||
+        sscanf(p + 1,
+               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
+               "%*d %*d %*d %*d %*d %llu",
+               &ticks) != 1 ||
+        hz <= 0)
+        return now_realtime_ms();
+    if ((f = fopen("/proc/stat", "r")) == NULL)
+        return now_realtime_ms();
+    while (fgets(buf, sizeof(buf), f) && sscanf(buf, "btime %llu", &btime) != 1) {
+    }
+    fclose(f);
+    return btime ? btime * 1000u + ticks * 1000u / (unsigned long long)hz : now_realtime_ms();
+}
+
 static bool has_metrics_route(const struct sl_config *cfg)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -147,55 +200,235 @@ static bool has_metrics_route(const struct sl_config *cfg)
     return false;
 }
 
-int sl_metrics_init(const struct sl_config *cfg, unsigned workers, const char *version, bool force)
+static const char *listener_label(const struct sl_config *cfg, size_t l)
 {
-    if (reg.base || (!force && !has_metrics_route(cfg)))
-        return 0;
-    size_t *lbase = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*lbase));
-    if (!lbase)
+    const struct sl_listener_config *lc = &cfg->listeners[l];
+    return lc->label ? lc->label : lc->name;
+}
+
+/* The route label, unescaped: its name when given and first of that name
+ * in the table, else its key path ("routes.3"); "" for requests no route
+ * matched. Returns `out` or the name. */
+static const char *route_label(const struct sl_config *cfg, size_t listener, size_t route,
+                               char *out, size_t cap)
+{
+    const struct sl_route_list *t = &cfg->listeners[listener].routes;
+    if (route == 0)
+        return "";
+    const char *name = t->items[route - 1].name;
+    bool unique = name && *name;
+    for (size_t k = 0; unique && k + 1 < route; k++)
+        if (t->items[k].name && strcmp(t->items[k].name, name) == 0)
+            unique = false;
+    if (unique)
+        return name;
+    snprintf(out, cap, "routes.%zu", route - 1);
+    return out;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    for (const unsigned char *c = p; n--; c++)
+        h = (h ^ *c) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    return fnv(h, s, strlen(s) + 1); /* the NUL separates the strings */
+}
+
+/*
+ * What each cell of a slot stands for: the series' labels in layout order
+ * (listeners, their routes), the label tables and the bucket bounds. Two
+ * images with equal fingerprints (and sizes) count the same series in the
+ * same cells, so one can go on with the other's registry.
+ */
+static uint64_t layout_hash(const struct sl_config *cfg)
+{
+    static const uint64_t dims[] = {NMETHOD,
+                                    NSTATUS,
+                                    NBUCKET,
+                                    L_ROUTES,
+                                    R_CELLS,
+                                    S_CELLS,
+                                    SL_METRICS_REJECT__N,
+                                    SL_METRICS_TIMEOUT__N,
+                                    SL_METRICS_TLS_FAILURE__N};
+    uint64_t h = fnv(0xcbf29ce484222325ull, dims, sizeof(dims));
+    char buf[32];
+
+    h = fnv(h, sl_metrics_buckets_us, sizeof(sl_metrics_buckets_us));
+    for (size_t i = 0; i < NMETHOD; i++)
+        h = fnv_str(h, method_names[i]);
+    for (size_t i = 0; i < NSTATUS; i++)
+        h = fnv_str(h, status_names[i]);
+    for (size_t i = 0; i < SL_METRICS_REJECT__N; i++)
+        h = fnv_str(h, reject_names[i]);
+    for (size_t i = 0; i < SL_METRICS_TIMEOUT__N; i++)
+        h = fnv_str(h, timeout_names[i]);
+    for (size_t i = 0; i < SL_METRICS_TLS_FAILURE__N; i++)
+        h = fnv_str(h, tls_names[i]);
+    for (size_t l = 0; l < cfg->nlisteners; l++) {
+        size_t n = cfg->listeners[l].routes.n;
+        h = fnv_str(h, listener_label(cfg, l));
+        h = fnv(h, &n, sizeof(n));
+        for (size_t k = 0; k <= n; k++)
+            h = fnv_str(h, route_label(cfg, l, k, buf, sizeof(buf)));
+    }
+    return h;
+}
+
+/* The registry's shape for `cfg` with `nslots` worker slots (reg's sizes
+ * and lbase, which the caller owns). */
+static int shape(struct registry *r, const struct sl_config *cfg, size_t nslots)
+{
+    size_t per_line = LINE / sizeof(cell), cells = S_CELLS;
+    r->lbase = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*r->lbase));
+    if (r->lbase == NULL)
         return -ENOMEM;
-    size_t cells = S_CELLS;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        lbase[i] = cells;
+        r->lbase[i] = cells;
         cells += L_ROUTES + (cfg->listeners[i].routes.n + 1) * R_CELLS;
     }
-    size_t per_line = LINE / sizeof(cell);
-    cells = (cells + per_line - 1) / per_line * per_line;
-    /* Spare slots: a respawned worker takes a free one while the pid of
-     * the one it replaces may still look alive (reused by another process). */
-    size_t nslots = (size_t)(workers ? workers : 1) * 2;
-    size_t slots_off = (H_CELLS + nslots + per_line - 1) / per_line * per_line;
-    size_t bytes = (slots_off + nslots * cells) * sizeof(cell);
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
+    /* slots padded to a cache line: two workers never write the same line */
+    r->slot_cells = (cells + per_line - 1) / per_line * per_line;
+    r->nslots = nslots;
+    r->slots_off = (H_CELLS + nslots + per_line - 1) / per_line * per_line;
+    r->bytes = (r->slots_off + (nslots + 1) * r->slot_cells) * sizeof(cell);
+    r->cfg = cfg;
+    return 0;
+}
+
+/* Why the mapping `old` (`bytes` long) cannot go on as `r` (fingerprint
+ * `fp`), or NULL when it can. */
+static const char *incompatible(const cell *old, size_t bytes, const struct registry *r,
+                                uint64_t fp)
+{
+    if (bytes < H_CELLS * sizeof(cell) || ld(&old[H_MAGIC]) != MAGIC)
+        return "the previous registry is not one";
+    if (ld(&old[H_LAYOUT]) != LAYOUT)
+        return "the binary's registry layout changed";
+    if (ld(&old[H_NSLOTS]) != r->nslots || ld(&old[H_SLOT_CELLS]) != r->slot_cells ||
+        bytes != r->bytes)
+        return "the listeners, routes or slot count changed the registry's size";
+    if (ld(&old[H_FINGERPRINT]) != fp)
+        return "the listeners' or routes' labels changed";
+    return NULL;
+}
+
+/* Maps `fd` (`bytes`), or NULL with errno. */
+static cell *map(int fd, size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Goes on with the previous image's registry when it counts the same
+ * series in the same cells. Returns true then (r->base, r->fd set);
+ * otherwise false, with the facts of the master to carry over in
+ * carry[H_MASTER_START_MS] and carry[H_RESTARTS] when the old one had them
+ * (else 0), and logs why the counters restart.
+ */
+static bool adopt(struct registry *r, uint64_t fp, uint64_t *carry)
+{
+    struct stat sb;
+    const char *why = "the previous image passed no registry";
+    int fd = inherited;
+    cell *old = NULL;
+
+    inherited = -1;
+    if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size >= (off_t)(H_CELLS * sizeof(cell)) &&
+        (old = map(fd, (size_t)sb.st_size)) != NULL) {
+        why = incompatible(old, (size_t)sb.st_size, r, fp);
+        if (why == NULL) {
+            r->base = old;
+            r->fd = fd;
+            return true;
+        }
+        if (ld(&old[H_MAGIC]) == MAGIC) { /* the stable prefix */
+            carry[H_MASTER_START_MS] = ld(&old[H_MASTER_START_MS]);
+            carry[H_RESTARTS] = ld(&old[H_RESTARTS]);
+        }
+        munmap(old, (size_t)sb.st_size);
+    } else if (fd >= 0) {
+        why = "the previous registry cannot be mapped";
+    }
+    if (fd >= 0)
+        close(fd);
+    if (reexeced)
+        sl_log(SL_LOG_INFO, "metrics: a new registry, counters restart from zero: %s", why);
+    return false;
+}
+
+/* A new memfd-backed registry for `r`. Returns 0 or -errno. */
+static int create(struct registry *r, uint64_t fp, const uint64_t *carry)
+{
+    int fd = memfd_create("saltare-metrics", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)r->bytes) < 0 || (r->base = map(fd, r->bytes)) == NULL) {
         int err = errno;
-        free(lbase);
+        close(fd);
         return -err;
     }
-    reg = (struct registry){.base = p,
-                            .bytes = bytes,
-                            .nslots = nslots,
-                            .slot_cells = cells,
-                            .slots_off = slots_off,
-                            .lbase = lbase,
-                            .cfg = cfg};
-    snprintf(reg.version, sizeof(reg.version), "%s", version ? version : "unknown");
-    st(&reg.base[H_MAGIC], MAGIC);
-    st(&reg.base[H_NSLOTS], nslots);
-    st(&reg.base[H_SLOT_CELLS], cells);
-    st(&reg.base[H_MASTER_PID], (uint64_t)getpid());
-    st(&reg.base[H_MASTER_START_MS], now_realtime_ms());
+    r->fd = fd;
+    st(&r->base[H_LAYOUT], LAYOUT);
+    st(&r->base[H_NSLOTS], r->nslots);
+    st(&r->base[H_SLOT_CELLS], r->slot_cells);
+    st(&r->base[H_FINGERPRINT], fp);
+    st(&r->base[H_MASTER_START_MS], carry[H_MASTER_START_MS] ? carry[H_MASTER_START_MS]
+                                    : reexeced               ? self_start_ms()
+                                                             : now_realtime_ms());
+    st(&r->base[H_RESTARTS], carry[H_RESTARTS]);
+    st(&r->base[H_MAGIC], MAGIC);
+    return 0;
+}
+
+int sl_metrics_init(const struct sl_config *cfg, unsigned slots, const char *version, bool force)
+{
+    struct registry r = {.fd = -1};
+    uint64_t carry[H_CELLS] = {0}, fp;
+    int rc;
+
+    if (reg.base)
+        return 0;
+    if (!force && !has_metrics_route(cfg)) {
+        if (inherited >= 0 && reexeced)
+            sl_log(SL_LOG_INFO, "metrics: no metrics route any more; the registry is dropped");
+        if (inherited >= 0)
+            close(inherited);
+        inherited = -1;
+        return 0;
+    }
+    if ((rc = shape(&r, cfg, slots ? slots : 1)) < 0)
+        return rc;
+    fp = layout_hash(cfg);
+    if (!adopt(&r, fp, carry) && (rc = create(&r, fp, carry)) < 0) {
+        free(r.lbase);
+        return rc;
+    }
+    st(&r.base[H_MASTER_PID], (uint64_t)getpid());
+    snprintf(r.version, sizeof(r.version), "%s", version ? version : "unknown");
+    reg = r;
     return 0;
 }
 
 void sl_metrics_fini(void)
 {
+    if (inherited >= 0)
+        close(inherited);
+    inherited = -1;
     if (!reg.base)
         return;
     munmap(reg.base, reg.bytes);
+    if (reg.fd >= 0)
+        close(reg.fd);
     free(reg.lbase);
-    reg = (struct registry){0};
+    reg = (struct registry){.fd = -1};
     me = NULL;
+    me_shared = false;
 }
 
 bool sl_metrics_enabled(void)
@@ -203,10 +436,80 @@ bool sl_metrics_enabled(void)
     return reg.base != NULL;
 }
 
-/* Whether process `pid` still exists (a zombie does, until reaped). */
-static bool alive(pid_t pid)
+/* ---- across the master's re-exec ------------------------------------------- */
+
+static int set_cloexec(int fd, bool on)
 {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0)
+        return -errno;
+    return fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0 ? -errno : 0;
+}
+
+int sl_metrics_exec_prepare(void)
+{
+    int fd = reg.base ? reg.fd : inherited, rc;
+    char v[48];
+
+    if (fd < 0)
+        return 0;
+    snprintf(v, sizeof(v), "%ld,%d", (long)getpid(), fd);
+    if (setenv(ENV, v, 1) < 0)
+        return -errno;
+    if ((rc = set_cloexec(fd, false)) < 0)
+        unsetenv(ENV);
+    return rc;
+}
+
+void sl_metrics_exec_abort(void)
+{
+    int fd = reg.base ? reg.fd : inherited;
+    unsetenv(ENV);
+    if (fd >= 0)
+        set_cloexec(fd, true);
+}
+
+void sl_metrics_inherit(void)
+{
+    const char *v = getenv(ENV);
+    long pid;
+    int fd, used = 0;
+
+    if (v == NULL)
+        return;
+    /* another PID: an app that runs saltare, not our own re-exec */
+    if (sscanf(v, "%ld,%d%n", &pid, &fd, &used) == 2 && v[used] == 0 && pid == (long)getpid() &&
+        fd >= 0 && set_cloexec(fd, true) == 0) {
+        if (inherited >= 0)
+            close(inherited);
+        inherited = fd;
+    }
+    reexeced = true;
+    unsetenv(ENV);
+}
+
+/* ---- slots ------------------------------------------------------------------ */
+
+/* Whether the owner of a slot still exists: not reaped by the master, and
+ * (a process that is not our child) kill(0) finds it. A zombie does, until
+ * reaped: its slot is not reused before. */
+static bool alive(uint64_t owner)
+{
+    pid_t pid = (pid_t)owner;
+    if (owner & DEAD)
+        return false;
     return pid > 0 && (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+void sl_metrics_reaped(pid_t pid)
+{
+    if (!reg.base || pid <= 0)
+        return;
+    for (size_t i = 0; i < reg.nslots; i++) {
+        uint64_t owner = (uint64_t)pid;
+        if (atomic_compare_exchange_strong(pid_cell(i), &owner, (uint64_t)pid | DEAD))
+            return;
+    }
 }
 
 /* Takes slot i for this process: gauges start at zero, counters go on. */
@@ -227,13 +530,19 @@ static void take(size_t i, pid_t pid)
 int sl_metrics_attach(void)
 {
     pid_t pid = getpid();
-    if (!reg.base || (me && me_pid == pid))
+    if (!reg.base)
         return 0;
+    if (me && me_pid == pid)
+        return me_shared ? -ENOSPC : 0;
     me = NULL;
+    me_shared = false;
+    /* A dead worker's slot first (its pages are in use already), else a
+     * fresh one: memory grows with the workers alive at once, not with
+     * every worker ever started. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < reg.nslots; i++) {
             uint64_t owner = ld(pid_cell(i));
-            if (pass == 0 ? owner != 0 : alive((pid_t)owner))
+            if (pass == 0 ? owner == 0 || alive(owner) : owner != 0)
                 continue;
             if (atomic_compare_exchange_strong(pid_cell(i), &owner, (uint64_t)pid)) {
                 take(i, pid);
@@ -241,6 +550,9 @@ int sl_metrics_attach(void)
             }
         }
     }
+    me = slot(reg.nslots); /* the overflow slot: counted, shared */
+    me_pid = pid;
+    me_shared = true;
     return -ENOSPC;
 }
 
@@ -465,11 +777,12 @@ static void family(struct render *r, const char *name, const char *type, const c
     putf(&r->b, "# HELP %.*s %s\n# TYPE %.*s %s\n", fl, name, help, fl, name, type);
 }
 
-/* Sum of cell `off` (from a listener block's start) over the live slots;
- * gauges count only slots whose process exists. */
+/* Sum of cell `off` (from a listener block's start) over the claimed
+ * slots and the overflow slot; gauges count only slots whose process
+ * exists (and the overflow slot's, which its processes keep). */
 static uint64_t sum(const struct render *r, size_t listener, size_t off, bool gauge)
 {
-    uint64_t v = 0;
+    uint64_t v = ld(slot(reg.nslots) + reg.lbase[listener] + off);
     for (size_t i = 0; i < r->n; i++)
         if (!gauge || r->up[i])
             v += ld(slot(r->idx[i]) + reg.lbase[listener] + off);
@@ -498,35 +811,14 @@ static void per_reason(struct render *r, const char *name, const char *label, co
     }
 }
 
-/* The route label: its name when given and first of that name in the
- * table, else its key path ("routes.3"); "" for requests no route matched. */
-static void route_label(size_t listener, size_t route, char *out, size_t cap)
-{
-    const struct sl_route_list *t = &reg.cfg->listeners[listener].routes;
-    if (route == 0) {
-        out[0] = 0;
-        return;
-    }
-    const char *name = t->items[route - 1].name;
-    bool unique = name && *name;
-    for (size_t k = 0; unique && k + 1 < route; k++)
-        if (t->items[k].name && strcmp(t->items[k].name, name) == 0)
-            unique = false;
-    if (unique) {
-        esc(name, out, cap);
-        return;
-    }
-    snprintf(out, cap, "routes.%zu", route - 1);
-}
-
 static void requests(struct render *r)
 {
-    char rl[256];
+    char rl[256], tmp[32];
     family(r, "saltare_http_requests_total", "counter",
            "HTTP requests answered, by listener, route, method and status class.");
     for (size_t l = 0; l < reg.cfg->nlisteners; l++)
         for (size_t k = 0; k <= reg.cfg->listeners[l].routes.n; k++) {
-            route_label(l, k, rl, sizeof(rl));
+            esc(route_label(reg.cfg, l, k, tmp, sizeof(tmp)), rl, sizeof(rl));
             for (size_t c = 0; c < NMETHOD * NSTATUS; c++) {
                 uint64_t v = sum(r, l, L_ROUTES + k * R_CELLS + R_REQ + c, false);
                 if (v)
@@ -541,7 +833,7 @@ static void requests(struct render *r)
 static void durations(struct render *r)
 {
     static const char name[] = "saltare_http_request_duration_seconds";
-    char rl[256];
+    char rl[256], tmp[32];
     family(r, name, "histogram",
            "Time from the request head to the end of the exchange, by listener and route.");
     for (size_t l = 0; l < reg.cfg->nlisteners; l++)
@@ -552,7 +844,7 @@ static void durations(struct render *r)
                 total += sum(r, l, off + R_HIST + j, false);
             if (total == 0)
                 continue;
-            route_label(l, k, rl, sizeof(rl));
+            esc(route_label(reg.cfg, l, k, tmp, sizeof(tmp)), rl, sizeof(rl));
             for (size_t j = 0; j < NBUCKET; j++) {
                 cum += sum(r, l, off + R_HIST + j, false);
                 putf(&r->b, "%s_bucket{listener=\"%s\",route=\"%s\",le=\"%s\"} %" PRIu64 "\n", name,
@@ -679,12 +971,12 @@ static int render_setup(struct render *r)
     if (!r->idx || !r->pid || !r->up || !r->llabel || !r->b.p)
         return -ENOMEM;
     for (size_t i = 0; i < reg.nslots; i++) {
-        pid_t pid = (pid_t)ld(pid_cell(i));
-        if (pid == 0) /* never claimed: its pages were never touched */
+        uint64_t owner = ld(pid_cell(i));
+        if (owner == 0) /* never claimed: its pages were never touched */
             continue;
         r->idx[r->n] = i;
-        r->pid[r->n] = pid;
-        r->up[r->n] = alive(pid);
+        r->pid[r->n] = (pid_t)(owner & ~DEAD);
+        r->up[r->n] = alive(owner);
         r->n++;
     }
     for (size_t l = 0; l < nl; l++) {
