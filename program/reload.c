@@ -201,12 +201,11 @@ static int fresh(struct sl_master *m)
 bool sl_reload_adopt(struct sl_master *m, int *err)
 {
     const char *v = getenv(SL_RELOAD_ENV);
-    int rc;
+    int rc = v != NULL ? state_parse(m, v) : -ENOENT;
 
     *err = 0;
-    sl_metrics_inherit(); /* before sl_metrics_init, which decides */
+    sl_metrics_inherit(rc == 0); /* before sl_metrics_init, which decides */
     if (v != NULL) {
-        rc = state_parse(m, v);
         unsetenv(SL_RELOAD_ENV);
         if (rc == 0) {
             cloexec(m->chan[0], true);

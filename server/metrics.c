@@ -334,7 +334,7 @@ static cell *map(int fd, size_t bytes)
 static bool adopt(struct registry *r, uint64_t fp, uint64_t *carry)
 {
     struct stat sb;
-    const char *why = "the previous image passed no registry";
+    const char *why = "the previous image had none (no metrics route, or an older binary)";
     int fd = inherited;
     cell *old = NULL;
 
@@ -469,12 +469,13 @@ void sl_metrics_exec_abort(void)
         set_cloexec(fd, true);
 }
 
-void sl_metrics_inherit(void)
+void sl_metrics_inherit(bool reexec)
 {
     const char *v = getenv(ENV);
     long pid;
     int fd, used = 0;
 
+    reexeced = reexec;
     if (v == NULL)
         return;
     /* another PID: an app that runs saltare, not our own re-exec */
@@ -484,7 +485,6 @@ void sl_metrics_inherit(void)
             close(inherited);
         inherited = fd;
     }
-    reexeced = true;
     unsetenv(ENV);
 }
 

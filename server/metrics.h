@@ -106,9 +106,11 @@ int sl_metrics_exec_prepare(void);
 /* The exec failed: undoes sl_metrics_exec_prepare. */
 void sl_metrics_exec_abort(void);
 
-/* In the new image, before sl_metrics_init: takes over the memfd named in
- * SALTARE_METRICS_FD (when it names this process) and unsets it. */
-void sl_metrics_inherit(void);
+/* At start, before sl_metrics_init: takes over the memfd named in
+ * SALTARE_METRICS_FD (when it names this process) and unsets it.
+ * `reexec`: this image is a reload's (sl_metrics_init then logs why,
+ * should the counters restart). */
+void sl_metrics_inherit(bool reexec);
 
 /* True once sl_metrics_init created a registry. */
 bool sl_metrics_enabled(void);

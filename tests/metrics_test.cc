@@ -241,7 +241,7 @@ static void Reexec()
     sl_metrics_fini();                             // closes fd, unmaps
     ASSERT_EQ(
         0, setenv(SL_METRICS_ENV, (std::to_string(pid) + "," + std::to_string(kept)).c_str(), 1));
-    sl_metrics_inherit();
+    sl_metrics_inherit(true);
     EXPECT_EQ(nullptr, getenv(SL_METRICS_ENV));
     EXPECT_NE(0, fcntl(kept, F_GETFD) & FD_CLOEXEC); // not leaked to the workers' execs
 }
@@ -344,7 +344,7 @@ TEST_F(Metrics, ARegistryNamedForAnotherProcessIsIgnored)
     sl_metrics_fini();
     // an app that runs saltare: its parent's value is not its own state
     ASSERT_EQ(0, setenv(SL_METRICS_ENV, ("1," + std::to_string(kept)).c_str(), 1));
-    sl_metrics_inherit();
+    sl_metrics_inherit(true);
     EXPECT_EQ(nullptr, getenv(SL_METRICS_ENV));
     sltest::Load same(kYaml);
     ASSERT_EQ(0, sl_metrics_init(same.cfg(), 4, "9.9.9", false));
