@@ -403,13 +403,14 @@ def test_a_respawned_worker_keeps_the_instance_counters(serve, tmp_path):
     assert total() == 25
 
 
-def reload_instance(serve, tmp_path, workers=2):
+def reload_instance(serve, tmp_path, workers=2, **kw):
     """A fixed port: a reload keeps the listener only if its address stays."""
     sock = tmp_path / "metrics.sock"
     port = free_port()
     server = serve(
         "metrics_app:app",
         workers=workers,
+        **kw,
         listener={"tcp": f"127.0.0.1:{port}"},
         listeners=[
             {"tcp": f"127.0.0.1:{port}", "name": "web"},
@@ -510,7 +511,8 @@ def test_many_more_workers_than_at_start_all_count(serve, tmp_path):
 
     # One worker at start; the registry used to have 2 * (1 + 16) slots.
     n = 40
-    server, sock = reload_instance(serve, tmp_path, workers=1)
+    # preload: the workers are forks of the master, not 40 imports
+    server, sock = reload_instance(serve, tmp_path, workers=1, preload="on")
     for k in range(2, n + 1):
         server.proc.send_signal(signal.SIGTTIN)  # one at a time: they coalesce
         server.wait_log(f"SIGTTIN: {k} workers", timeout=30)
