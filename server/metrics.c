@@ -407,7 +407,8 @@ void sl_metrics_reaped(pid_t pid)
         return;
     for (size_t i = 0; i < sl__metrics.nslots; i++) {
         uint64_t owner = (uint64_t)pid;
-        if (atomic_compare_exchange_strong(sl__metrics_pid_cell(i), &owner, (uint64_t)pid | DEAD))
+        if (atomic_compare_exchange_strong(sl__metrics_pid_cell(i), &owner, (uint64_t)pid | DEAD) ||
+            owner == 0) /* the end of the claimed prefix */
             return;
     }
 }
@@ -442,7 +443,9 @@ int sl_metrics_attach(void)
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < sl__metrics.nslots; i++) {
             uint64_t owner = sl__metrics_ld(sl__metrics_pid_cell(i));
-            if (pass == 0 ? owner == 0 || sl__metrics_alive(owner) : owner != 0)
+            if (pass == 0 && owner == 0)
+                break; /* the end of the claimed prefix */
+            if (pass == 0 ? sl__metrics_alive(owner) : owner != 0)
                 continue;
             if (atomic_compare_exchange_strong(sl__metrics_pid_cell(i), &owner, (uint64_t)pid)) {
                 take(i, pid);
@@ -453,6 +456,7 @@ int sl_metrics_attach(void)
     me = sl__metrics_slot(sl__metrics.nslots); /* the overflow slot: counted, shared */
     me_pid = pid;
     me_shared = true;
+    st(&sl__metrics.base[H_OVERFLOW], 1);
     return -ENOSPC;
 }
 

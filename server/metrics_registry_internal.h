@@ -62,8 +62,11 @@ enum {
 /* Cells of a slot before its listener blocks. */
 enum { S_START_MS, S_CELLS };
 /*
- * Header cells; one owner cell per worker slot follows (a pid, with DEAD
- * set once the master reaped it). H_MAGIC..H_GENERATION are the stable
+ * Header cells; one owner cell per worker slot follows (0 = never claimed,
+ * else a pid, with DEAD set once the master reaped it). Owners never go
+ * back to 0 and a fresh slot is always the lowest unclaimed one, so the
+ * claimed slots are a prefix: scans stop at the first 0 and never touch
+ * (allocate) the pages of unused owner cells. H_MAGIC..H_GENERATION are the stable
  * prefix: every LAYOUT keeps them where they are, so that an image with
  * another layout still carries the master's facts over.
  */
@@ -77,9 +80,10 @@ enum {
     H_NSLOTS, /* worker slots; the overflow slot follows them */
     H_SLOT_CELLS,
     H_FINGERPRINT, /* of the series each cell stands for (layout_hash) */
+    H_OVERFLOW,    /* 1 once a process counts into the overflow slot */
     H_CELLS
 };
-#define LAYOUT 2u /* bump when a cell moves (the fingerprint catches most) */
+#define LAYOUT 3u /* bump when a cell moves (the fingerprint catches most) */
 #define DEAD (1ull << 63)
 
 struct sl__metrics_reg {

@@ -121,11 +121,13 @@ static void family(struct render *r, const char *name, const char *type, const c
  * exists (and the overflow slot's, which its processes keep). */
 static uint64_t sum(const struct render *r, size_t listener, size_t off, bool gauge)
 {
-    uint64_t v =
-        sl__metrics_ld(sl__metrics_slot(sl__metrics.nslots) + sl__metrics.lbase[listener] + off);
+    size_t base = sl__metrics.lbase[listener] + off;
+    uint64_t v = 0;
+    if (sl__metrics_ld(&sl__metrics.base[H_OVERFLOW])) /* else its pages stay untouched */
+        v = sl__metrics_ld(sl__metrics_slot(sl__metrics.nslots) + base);
     for (size_t i = 0; i < r->n; i++)
         if (!gauge || r->up[i])
-            v += sl__metrics_ld(sl__metrics_slot(r->idx[i]) + sl__metrics.lbase[listener] + off);
+            v += sl__metrics_ld(sl__metrics_slot(r->idx[i]) + base);
     return v;
 }
 
@@ -315,8 +317,8 @@ static int render_setup(struct render *r)
         return -ENOMEM;
     for (size_t i = 0; i < sl__metrics.nslots; i++) {
         uint64_t owner = sl__metrics_ld(sl__metrics_pid_cell(i));
-        if (owner == 0) /* never claimed: its pages were never touched */
-            continue;
+        if (owner == 0) /* the end of the claimed prefix */
+            break;
         r->idx[r->n] = i;
         r->pid[r->n] = (pid_t)(owner & ~DEAD);
         r->up[r->n] = sl__metrics_alive(owner);
