@@ -384,6 +384,7 @@ static void reaped(struct sl_master *m, pid_t pid, int status)
         return; /* not a worker (the app's own child in a preloaded master) */
     w = *e;
     e->pid = 0;
+    sl_metrics_reaped(pid); /* its metrics slot may be claimed again */
     describe(how, sizeof(how), status);
     if (m->stopping) {
         sl_log(SL_LOG_INFO, "worker %u [gen %u] (pid %d) %s", w.slot, w.gen, (int)pid, how);
@@ -738,9 +739,11 @@ static int start(struct sl_master *m)
         rc = SL_EXIT_FAILURE;
         goto fail;
     }
-    /* Before fork: the registry is shared. Spare slots for recycling
-     * overlaps and SIGTTIN. A generation after a reload starts a new one. */
-    if ((rc = sl_metrics_init(m->wcfg, m->target + 16, SL_VERSION, false)) < 0)
+    /* Before fork: the registry is shared. A slot for every process the
+     * master can have at once (SIGTTIN, recycling overlaps, a draining
+     * generation); only the claimed ones take memory. After a reload it
+     * goes on with the previous image's registry when compatible. */
+    if ((rc = sl_metrics_init(m->wcfg, SL_MASTER_MAX_PROCS, SL_VERSION, false)) < 0)
         sl_log(SL_LOG_WARNING, "metrics: cannot map the registry: %s", strerror(-rc));
     sl_metrics_set_generation(m->gen);
     if (sl_tls_init(m->wcfg) < 0) { /* before fork: workers share ticket keys */

@@ -19,6 +19,7 @@
 
 #include "base/log.h"
 #include "program/exit.h"
+#include "server/metrics.h"
 #include "server/notify.h"
 
 #define LOG_DRAIN_MS 2000
@@ -105,6 +106,8 @@ void sl_reload(struct sl_master *m)
                strerror(-rc), m->gen);
         goto out_listeners;
     }
+    if ((rc = sl_metrics_exec_prepare()) < 0) /* the counters go on */
+        sl_log(SL_LOG_WARNING, "reload: cannot pass the metrics registry on: %s", strerror(-rc));
     sl_notify_export();
     sl_log(SL_LOG_INFO, "reload: config OK; re-executing %s", m->exe);
     sl_log_drain(LOG_DRAIN_MS);
@@ -113,6 +116,7 @@ void sl_reload(struct sl_master *m)
     sl_log(SL_LOG_ERROR, "reload: exec %s: %s; generation %u keeps serving", m->exe, strerror(-rc),
            m->gen);
     unsetenv("NOTIFY_SOCKET");
+    sl_metrics_exec_abort();
     state_unexport(m);
 out_listeners:
     if (m->have_set)
@@ -197,11 +201,11 @@ static int fresh(struct sl_master *m)
 bool sl_reload_adopt(struct sl_master *m, int *err)
 {
     const char *v = getenv(SL_RELOAD_ENV);
-    int rc;
+    int rc = v != NULL ? state_parse(m, v) : -ENOENT;
 
     *err = 0;
+    sl_metrics_inherit(rc == 0); /* before sl_metrics_init, which decides */
     if (v != NULL) {
-        rc = state_parse(m, v);
         unsetenv(SL_RELOAD_ENV);
         if (rc == 0) {
             cloexec(m->chan[0], true);

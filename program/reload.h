@@ -8,7 +8,8 @@
  *     config's new listeners too, are made inheritable and described in
  *     SALTARE_LISTEN_FDS (server/listen.h); the workers' message pipe and
  *     the table of live workers (pid, slot, generation, state) go into
- *     SALTARE_MASTER; exec of the binary's path (a new file there is the
+ *     SALTARE_MASTER; the metrics registry's memfd into SALTARE_METRICS_FD
+ *     (server/metrics.h: the counters go on); exec of the binary's path (a new file there is the
  *     upgrade path). If exec fails, everything is undone and logged;
  *  3. the new image (sl_reload_adopt) takes the old workers over as its
  *     children of generation N-1, starts generation N, and only when all of

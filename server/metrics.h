@@ -1,18 +1,29 @@
 /*
  * metrics: the instance-wide metrics registry and its Prometheus rendering.
  *
- * The registry is one shared anonymous mapping (MAP_SHARED|MAP_ANONYMOUS)
- * that the master creates before it forks the workers, so every process of
- * the instance sees it. It holds one slot per worker; a worker writes only
- * its own slot (single writer: relaxed atomic loads and stores, no lock and
- * no read-modify-write instruction on the request path), and the master
- * writes only the header (worker restarts, reload generation). Any worker
- * renders the whole instance by summing the slots.
+ * The registry is one shared mapping of a memfd that the master creates
+ * before it forks the workers, so every process of the instance sees it.
+ * It holds one slot per worker; a worker writes only its own slot (single
+ * writer: relaxed atomic loads and stores, no lock and no read-modify-write
+ * instruction on the request path), and the master writes only the header
+ * (worker restarts, reload generation). Any worker renders the whole
+ * instance by summing the slots.
  *
- * A worker claims a slot when its sl_worker is created: a free one, else one
- * whose process is gone (a respawned worker). Counters of a reclaimed slot
- * carry on from where the dead worker left them, so the instance's counters
- * never go back; its gauges (open connections, in flight) start at zero.
+ * A worker claims a slot when its sl_worker is created: one whose process
+ * the master reaped (or that is gone), else a never used one. Counters of
+ * a reclaimed slot carry on from where the dead worker left them, so the
+ * instance's counters never go back; its gauges (open connections, in
+ * flight) start at zero. The master sizes the registry for every process
+ * it can have at once; should a worker still find no slot, it counts into
+ * one shared overflow slot (locked adds), never nowhere.
+ *
+ * A reload re-executes the master (program/reload.c): the memfd crosses
+ * the exec (sl_metrics_exec_prepare, sl_metrics_inherit) and the new image
+ * goes on with it when it counts the same series in the same cells (same
+ * layout version, sizes, and labels of listeners and routes in order);
+ * the old workers, still draining, keep writing their slots. Otherwise the
+ * new image starts a new registry and logs once (info) why the counters
+ * restart; the master's start time and the restart count carry over.
  *
  * Without sl_metrics_init (no `metrics` route in the config, unit tests of
  * other parts) every call here is a cheap no-op and rendering says so.
@@ -27,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config/config.h"
 
@@ -71,24 +83,47 @@ enum sl_metrics_tls_failure {
 
 /*
  * Creates the shared registry for `cfg` (borrowed: it must outlive every
- * later call; its listeners and their routes fix the layout) with room for
- * `workers` workers, when a listener of `cfg` has a `metrics` route, or
- * always when `force`. Call once, in the master, after the listeners are
- * bound and before the workers are forked. `version` is saltare's
- * (copied). Returns 0 (also when nothing was needed) or -errno (mmap).
+ * later call; its listeners and their routes fix the layout) with `slots`
+ * worker slots (plus the overflow slot), when a listener of `cfg` has a
+ * `metrics` route, or always when `force`. After sl_metrics_inherit took a
+ * registry over, goes on with it when compatible (see above), else logs
+ * why and creates a new one. Call once, in the master, after the listeners
+ * are bound and before the workers are forked. `version` is saltare's
+ * (copied). Memory: a slot is touched only once claimed, so the resident
+ * cost is that of the slots in use. Returns 0 (also when nothing was
+ * needed) or -errno (memfd_create, ftruncate, mmap).
  */
-int sl_metrics_init(const struct sl_config *cfg, unsigned workers, const char *version, bool force);
+int sl_metrics_init(const struct sl_config *cfg, unsigned slots, const char *version, bool force);
 
-/* Unmaps the registry (the master, at exit). */
+/* Unmaps the registry and closes its memfd (the master, at exit). */
 void sl_metrics_fini(void);
+
+/* ---- across the master's re-exec (program/reload.c) ----------------------- */
+
+#define SL_METRICS_ENV "SALTARE_METRICS_FD" /* "PID,FD" */
+
+/* Before execve: makes the registry's memfd (or one inherited and not yet
+ * used) inheritable and names it in SALTARE_METRICS_FD. Returns 0 (also
+ * without a registry) or -errno. */
+int sl_metrics_exec_prepare(void);
+
+/* The exec failed: undoes sl_metrics_exec_prepare. */
+void sl_metrics_exec_abort(void);
+
+/* At start, before sl_metrics_init: takes over the memfd named in
+ * SALTARE_METRICS_FD (when it names this process) and unsets it.
+ * `reexec`: this image is a reload's (sl_metrics_init then logs why,
+ * should the counters restart). */
+void sl_metrics_inherit(bool reexec);
 
 /* True once sl_metrics_init created a registry. */
 bool sl_metrics_enabled(void);
 
 /*
- * Claims this process's worker slot (sl_worker_new calls it). Returns 0,
- * or -ENOSPC when every slot belongs to a live process (the worker then
- * records nothing), or 0 without a registry. Idempotent.
+ * Claims this process's worker slot (sl_worker_new calls it). Returns 0;
+ * -ENOSPC when every slot belongs to a live process: the worker then
+ * counts into the shared overflow slot (its counters still add up; it is
+ * not listed as a process). 0 without a registry. Idempotent.
  */
 int sl_metrics_attach(void);
 
@@ -104,6 +139,10 @@ void sl_metrics_log_master_stats(unsigned workers, bool draining);
 
 /* The reload generation last set (0 = as started). */
 uint64_t sl_metrics_generation(void);
+
+/* The master reaped worker `pid`: its slot may be claimed again (its
+ * counters stay in the totals). */
+void sl_metrics_reaped(pid_t pid);
 
 /* A worker died and was respawned (saltare_worker_restarts_total). */
 void sl_metrics_worker_restarted(void);

@@ -650,7 +650,8 @@ struct sl_worker *sl_worker_new(const struct sl_config *cfg, const int *listen_f
     atomic_init(&w->signals, 0);
     sl__reqid_seed(w);
     if (sl_metrics_attach() < 0)
-        sl_log(SL_LOG_WARNING, "metrics: no free slot in the registry; this worker is not counted");
+        sl_log(SL_LOG_WARNING, "metrics: no free slot in the registry; this worker counts into "
+                               "the shared overflow slot");
     int rc = worker_setup(w, listen_fds);
     if (rc < 0) {
         sl_worker_free(w);

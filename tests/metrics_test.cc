@@ -1,5 +1,7 @@
 // The metrics registry: slots shared across fork, sums over processes,
-// reclaimed slots, the exposition text, Accept negotiation.
+// reclaimed slots, the overflow slot, the registry across the master's
+// re-exec (compatible or not), the exposition text, Accept negotiation.
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -35,7 +38,7 @@ class Metrics : public ::testing::Test
     {
         load_.reset(new sltest::Load(kYaml));
         ASSERT_TRUE(load_->ok()) << load_->errors();
-        ASSERT_EQ(0, sl_metrics_init(load_->cfg(), 2, "9.9.9", false));
+        ASSERT_EQ(0, sl_metrics_init(load_->cfg(), 4, "9.9.9", false));
         ASSERT_TRUE(sl_metrics_enabled());
     }
     void TearDown() override
@@ -118,7 +121,7 @@ TEST_F(Metrics, SumsCountersOverEveryProcessThatClaimedASlot)
 
 TEST_F(Metrics, ARespawnedWorkerReclaimsADeadSlotAndItsCountersGoOn)
 {
-    // 2 workers: 4 slots. Six children one after another: the last two
+    // 4 slots. Six children one after another: the last two
     // find no free slot and must take over the slots of dead ones.
     for (int i = 0; i < 6; i++)
         InChild([] {
@@ -135,38 +138,230 @@ TEST_F(Metrics, ARespawnedWorkerReclaimsADeadSlotAndItsCountersGoOn)
     EXPECT_EQ("0", Value(t, "saltare_workers"));
 }
 
-TEST_F(Metrics, AttachFailsWhenEverySlotBelongsToALiveProcess)
+// Forks `n` children that claim a slot each and stay alive until Release.
+class Holders
 {
-    ASSERT_EQ(0, sl_metrics_attach()); // this process: slot 0
-    int hold[2], ready[2];
-    ASSERT_EQ(0, pipe(hold));
-    ASSERT_EQ(0, pipe(ready));
-    pid_t kids[3];
-    for (pid_t &k : kids) { // three live holders: every slot is taken
-        k = fork();
-        ASSERT_GE(k, 0);
-        if (k == 0) {
-            close(hold[1]);
-            char c = sl_metrics_attach() == 0 ? 'y' : 'n';
-            if (write(ready[1], &c, 1) != 1)
-                _exit(1);
-            while (read(hold[0], &c, 1) < 0 && errno == EINTR) {
+  public:
+    explicit Holders(int n)
+    {
+        EXPECT_EQ(0, pipe(hold_));
+        EXPECT_EQ(0, pipe(ready_));
+        for (int i = 0; i < n; i++) {
+            pid_t k = fork();
+            if (k == 0) {
+                close(hold_[1]);
+                char c = sl_metrics_attach() == 0 ? 'y' : 'n';
+                if (write(ready_[1], &c, 1) != 1)
+                    _exit(1);
+                while (read(hold_[0], &c, 1) < 0 && errno == EINTR) {
+                }
+                _exit(0);
             }
-            _exit(0);
+            kids_.push_back(k);
+        }
+        for (int i = 0; i < n; i++) {
+            char c = 0;
+            EXPECT_EQ(1, read(ready_[0], &c, 1));
+            EXPECT_EQ('y', c);
         }
     }
-    for (int i = 0; i < 3; i++) {
-        char c = 0;
-        ASSERT_EQ(1, read(ready[0], &c, 1));
-        ASSERT_EQ('y', c);
+    ~Holders()
+    {
+        Release();
     }
-    InChild([] { _exit(sl_metrics_attach() == -ENOSPC ? 0 : 1); });
-    close(hold[1]);
-    close(hold[0]);
-    close(ready[0]);
-    close(ready[1]);
-    for (pid_t k : kids)
-        waitpid(k, nullptr, 0);
+    void Release()
+    {
+        if (hold_[1] < 0)
+            return;
+        for (int fd : {hold_[0], hold_[1], ready_[0], ready_[1]})
+            close(fd);
+        hold_[1] = -1;
+        for (pid_t k : kids_)
+            waitpid(k, nullptr, 0);
+    }
+    std::vector<pid_t> kids_;
+
+  private:
+    int hold_[2] = {-1, -1}, ready_[2] = {-1, -1};
+};
+
+TEST_F(Metrics, AWorkerWithoutASlotStillCountsIntoTheOverflowSlot)
+{
+    ASSERT_EQ(0, sl_metrics_attach()); // this process: slot 0
+    Holders h(3);                      // every slot is taken by a live process
+    for (int i = 0; i < 2; i++)
+        InChild([] {
+            ASSERT_EQ(-ENOSPC, sl_metrics_attach());
+            EXPECT_EQ(-ENOSPC, sl_metrics_attach()); // idempotent
+            sl_metrics_conn(0, +1);
+            sl_metrics_conn(0, -1);
+            Request(0, 0, "GET", 200, 100);
+            Request(0, 0, "GET", 200, 100);
+            _exit(0);
+        });
+    Request(0, 0, "GET", 200, 100);
+    std::string t = Render();
+    EXPECT_EQ("5", Value(t, kGetOk)) << t;
+    EXPECT_EQ("2", Value(t, "saltare_connections_accepted_total{listener=\"we\\\"b\"}"));
+    EXPECT_EQ("0", Value(t, "saltare_connections_open{listener=\"we\\\"b\"}"));
+    EXPECT_EQ("4", Value(t, "saltare_workers")); // the overflow is not a process
+}
+
+TEST_F(Metrics, ASlotTheMasterReapedIsClaimedAgainAndItsCountersStay)
+{
+    Holders h(4); // every slot taken
+    // The master reaped one (the mark wins over a pid that still exists,
+    // e.g. one reused by another process).
+    sl_metrics_reaped(h.kids_[2]);
+    InChild([] {
+        ASSERT_EQ(0, sl_metrics_attach()); // a slot of its own again
+        Request(0, 0, "GET", 200, 100);
+        _exit(0);
+    });
+    std::string t = Render();
+    EXPECT_EQ("1", Value(t, kGetOk)) << t;
+    h.Release(); // reaped: the kill(0) test frees their slots too
+    InChild([] { Request(0, 0, "GET", 200, 100); });
+    EXPECT_EQ("2", Value(Render(), kGetOk));
+}
+
+// The master's re-exec, in one process: the memfd named in the environment
+// is all that crosses it; the old mapping and statics are gone.
+static void Reexec()
+{
+    ASSERT_EQ(0, sl_metrics_exec_prepare());
+    const char *v = getenv(SL_METRICS_ENV);
+    ASSERT_NE(nullptr, v);
+    long pid = 0;
+    int fd = -1;
+    ASSERT_EQ(2, sscanf(v, "%ld,%d", &pid, &fd));
+    ASSERT_EQ((long)getpid(), pid);
+    EXPECT_EQ(0, fcntl(fd, F_GETFD) & FD_CLOEXEC); // inherited by execve
+    int kept = dup(fd);                            // what execve would keep
+    sl_metrics_fini();                             // closes fd, unmaps
+    ASSERT_EQ(
+        0, setenv(SL_METRICS_ENV, (std::to_string(pid) + "," + std::to_string(kept)).c_str(), 1));
+    sl_metrics_inherit(true);
+    EXPECT_EQ(nullptr, getenv(SL_METRICS_ENV));
+    EXPECT_NE(0, fcntl(kept, F_GETFD) & FD_CLOEXEC); // not leaked to the workers' execs
+}
+
+TEST_F(Metrics, AReexecGoesOnWithACompatibleRegistryWhileOldWorkersWrite)
+{
+    int go[2];
+    ASSERT_EQ(0, pipe(go));
+    pid_t old = fork(); // a worker of the old generation
+    ASSERT_GE(old, 0);
+    if (old == 0) {
+        char c;
+        if (sl_metrics_attach() != 0)
+            _exit(1);
+        Request(0, 0, "GET", 200, 100);
+        if (read(go[0], &c, 1) != 1) // the master re-executed
+            _exit(1);
+        Request(0, 0, "GET", 200, 100); // draining: still its own slot
+        _exit(0);
+    }
+    sl_metrics_worker_restarted();
+    sl_metrics_set_generation(1);
+    std::string before = Render();
+    Reexec();
+    sltest::Load same(kYaml); // compiled again: same series
+    ASSERT_EQ(0, sl_metrics_init(same.cfg(), 4, "9.9.9", false));
+    sl_metrics_set_generation(2);
+    ASSERT_EQ(1, write(go[1], "x", 1));
+    int status = 0;
+    ASSERT_EQ(old, waitpid(old, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sl_metrics_reaped(old);
+    std::string t = Render();
+    EXPECT_EQ("2", Value(t, kGetOk)) << t;
+    EXPECT_EQ("1", Value(t, "saltare_worker_restarts_total"));
+    EXPECT_EQ("2", Value(t, "saltare_reload_generation"));
+    std::string start = "saltare_process_start_time_seconds{process=\"master\",pid=\"" +
+                        std::to_string(getpid()) + "\"}";
+    EXPECT_EQ(Value(before, start), Value(t, start));
+    // The new generation takes the old worker's slot: the counters stay.
+    InChild([] { Request(0, 0, "GET", 200, 100); });
+    EXPECT_EQ("3", Value(Render(), kGetOk));
+    close(go[0]);
+    close(go[1]);
+    sl_metrics_fini(); // TearDown's is then a no-op
+}
+
+TEST_F(Metrics, AReexecWithOtherRoutesStartsANewRegistryButKeepsTheMastersFacts)
+{
+    InChild([] { Request(0, 0, "GET", 200, 100); });
+    sl_metrics_worker_restarted();
+    std::string before = Render();
+    std::string start = "saltare_process_start_time_seconds{process=\"master\",pid=\"" +
+                        std::to_string(getpid()) + "\"}";
+    ASSERT_NE("<absent>", Value(before, start));
+    Reexec();
+    std::string yaml = kYaml;
+    yaml += "      - {name: more, path: /more, health: {}}\n"; // one route more
+    sltest::Load other(yaml.c_str());
+    ASSERT_TRUE(other.ok()) << other.errors();
+    ASSERT_EQ(0, sl_metrics_init(other.cfg(), 4, "9.9.9", false));
+    std::string t = Render();
+    EXPECT_EQ("<absent>", Value(t, kGetOk)) << t; // a reset (logged)
+    EXPECT_EQ("1", Value(t, "saltare_worker_restarts_total"));
+    EXPECT_EQ(Value(before, start), Value(t, start));
+    sl_metrics_fini();
+}
+
+TEST_F(Metrics, AReexecWithRenamedRoutesStartsANewRegistry)
+{
+    InChild([] { Request(0, 1, "GET", 200, 100); });
+    Reexec();
+    std::string yaml = kYaml;
+    yaml.replace(yaml.find("name: hz"), 8, "name: hx"); // same sizes, other labels
+    sltest::Load other(yaml.c_str());
+    ASSERT_TRUE(other.ok()) << other.errors();
+    ASSERT_EQ(0, sl_metrics_init(other.cfg(), 4, "9.9.9", false));
+    std::string t = Render();
+    EXPECT_EQ(std::string::npos, t.find("method=\"GET\",status=\"2xx\"")) << t;
+    sl_metrics_fini();
+}
+
+TEST_F(Metrics, AnotherSlotCountIsNotCompatible)
+{
+    InChild([] { Request(0, 0, "GET", 200, 100); });
+    Reexec();
+    sltest::Load same(kYaml);
+    ASSERT_EQ(0, sl_metrics_init(same.cfg(), 8, "9.9.9", false));
+    EXPECT_EQ("<absent>", Value(Render(), kGetOk));
+    sl_metrics_fini();
+}
+
+TEST_F(Metrics, ARegistryNamedForAnotherProcessIsIgnored)
+{
+    InChild([] { Request(0, 0, "GET", 200, 100); });
+    ASSERT_EQ(0, sl_metrics_exec_prepare());
+    std::string v = getenv(SL_METRICS_ENV);
+    int fd = std::stoi(v.substr(v.find(',') + 1));
+    int kept = dup(fd);
+    sl_metrics_fini();
+    // an app that runs saltare: its parent's value is not its own state
+    ASSERT_EQ(0, setenv(SL_METRICS_ENV, ("1," + std::to_string(kept)).c_str(), 1));
+    sl_metrics_inherit(true);
+    EXPECT_EQ(nullptr, getenv(SL_METRICS_ENV));
+    sltest::Load same(kYaml);
+    ASSERT_EQ(0, sl_metrics_init(same.cfg(), 4, "9.9.9", false));
+    EXPECT_EQ("<absent>", Value(Render(), kGetOk));
+    EXPECT_EQ(0, fcntl(kept, F_GETFD) & FD_CLOEXEC); // not ours: untouched
+    close(kept);
+    sl_metrics_fini();
+}
+
+TEST_F(Metrics, AFailedExecPutsCloseOnExecBack)
+{
+    ASSERT_EQ(0, sl_metrics_exec_prepare());
+    std::string v = getenv(SL_METRICS_ENV);
+    int fd = std::stoi(v.substr(v.find(',') + 1));
+    sl_metrics_exec_abort();
+    EXPECT_EQ(nullptr, getenv(SL_METRICS_ENV));
+    EXPECT_NE(0, fcntl(fd, F_GETFD) & FD_CLOEXEC);
 }
 
 TEST_F(Metrics, GaugesRiseAndFall)

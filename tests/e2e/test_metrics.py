@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from conftest import lines_after, read_response, wait_for
+from conftest import free_port, lines_after, read_response, wait_for
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
 
@@ -418,3 +418,130 @@ def test_a_respawned_worker_keeps_the_instance_counters(serve, tmp_path):
     for _ in range(5):
         assert httpx.get(server.url + "/").status_code == 200
     wait_for(lambda: total() == 25, 10, "25 requests counted", lambda: f": {total()}")
+
+
+def reload_instance(serve, tmp_path, workers=2, **kw):
+    """A fixed port: a reload keeps the listener only if its address stays."""
+    sock = tmp_path / "metrics.sock"
+    port = free_port()
+    server = serve(
+        "metrics_app:app",
+        workers=workers,
+        **kw,
+        listener={"tcp": f"127.0.0.1:{port}"},
+        listeners=[
+            {"tcp": f"127.0.0.1:{port}", "name": "web"},
+            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+        ],
+    )
+    wait_for(lambda: server.stderr().count("worker ready") >= workers, 60,
+             f"{workers} workers ready")
+    return server, sock
+
+
+def web_gets(sock):
+    return value(parse(scrape(sock).text), "saltare_http_requests_total",
+                 listener="web", route="", method="GET", status="2xx")
+
+
+def master_start(samples):
+    return [v for (n, l), v in samples.items()
+            if n == "saltare_process_start_time_seconds" and dict(l)["process"] == "master"]
+
+
+def sighup(server, generation):
+    import os
+    import signal
+
+    mark = server.mark()
+    os.kill(server.pid, signal.SIGHUP)
+    wait_for(lambda: f"reload: generation {generation} ready" in server.stderr_since(mark),
+             90, f"reload: generation {generation} ready", lambda: f":\n{server.stderr()}")
+    return mark
+
+
+def test_counters_go_on_across_a_reload(serve, tmp_path):
+    import os
+    import signal
+
+    server, sock = reload_instance(serve, tmp_path)
+    for _ in range(10):
+        assert httpx.get(server.url + "/").status_code == 200
+    wait_for(lambda: web_gets(sock) == 10, 10, "10 requests counted")
+    # a worker respawned before the reload: the restart count goes on too
+    victim = server.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: server.stderr().count("worker ready") >= 3, 60, "the respawned worker")
+    before = parse(scrape(sock).text)
+    assert value(before, "saltare_worker_restarts_total") == 1
+    assert value(before, "saltare_reload_generation") == 1
+
+    mark = sighup(server, 2)
+    for _ in range(7):
+        assert httpx.get(server.url + "/").status_code == 200
+    # the same series, never lower: what the old generation counted is kept
+    wait_for(lambda: web_gets(sock) == 17, 10, "17 requests counted",
+             lambda: f":\n{scrape(sock).text}")
+    after = parse(scrape(sock).text)
+    assert value(after, "saltare_reload_generation") == 2
+    assert value(after, "saltare_worker_restarts_total") == 1
+    assert master_start(after) == master_start(before) != []
+    # the old workers drain and exit; their slots stay in the totals
+    wait_for(lambda: "drained and" in server.stderr_since(mark), 60, "the old workers drained")
+    wait_for(lambda: value(parse(scrape(sock).text), "saltare_workers") == 2, 30,
+             "2 workers listed")
+    assert web_gets(sock) == 17
+    assert "counters restart" not in server.stderr()
+
+    # a second reload carries the same registry on again
+    sighup(server, 3)
+    assert httpx.get(server.url + "/").status_code == 200
+    wait_for(lambda: web_gets(sock) == 18, 10, "18 requests counted")
+
+
+def test_a_reload_that_changes_the_routes_starts_a_new_registry_and_says_why(serve, tmp_path):
+    import json
+
+    server, sock = reload_instance(serve, tmp_path)
+    for _ in range(5):
+        assert httpx.get(server.url + "/").status_code == 200
+    wait_for(lambda: web_gets(sock) == 5, 10, "5 requests counted")
+    before = parse(scrape(sock).text)
+    config = tmp_path / "saltare-0.yaml"
+    doc = json.loads(config.read_text())
+    doc["listeners"][0]["routes"] = [{"name": "hz", "path": "/healthz", "health": {}}]
+    config.write_text(json.dumps(doc))
+
+    mark = sighup(server, 2)
+    out = server.stderr_since(mark)
+    assert out.count("metrics: a new registry, counters restart from zero: the listeners, "
+                     "routes or slot count changed the registry's size") == 1, out
+    assert httpx.get(server.url + "/").status_code == 200
+    wait_for(lambda: web_gets(sock) == 1, 10, "1 request counted (a reset)")
+    after = parse(scrape(sock).text)
+    assert value(after, "saltare_reload_generation") == 2
+    assert master_start(after) == master_start(before) != []
+
+
+def test_many_more_workers_than_at_start_all_count(serve, tmp_path):
+    import signal
+
+    # One worker at start; the registry used to have 2 * (1 + 16) slots.
+    n = 40
+    # preload: the workers are forks of the master, not 40 imports
+    server, sock = reload_instance(serve, tmp_path, workers=1, preload="on")
+    for k in range(2, n + 1):
+        server.proc.send_signal(signal.SIGTTIN)  # one at a time: they coalesce
+        server.wait_log(f"SIGTTIN: {k} workers", timeout=30)
+    wait_for(lambda: server.stderr().count("worker ready") >= n, 180, f"{n} workers ready")
+    assert "no free slot" not in server.stderr()
+    m = parse(scrape(sock).text)
+    assert value(m, "saltare_workers") == n
+    workers = {dict(l)["pid"] for (name, l) in m if name == "saltare_process_start_time_seconds"
+               and dict(l)["process"] != "master"}
+    assert workers == {str(p) for p in server.worker_pids()}
+    pids = set()
+    for _ in range(200):
+        pids.add(httpx.get(server.url + "/").text.split()[0])
+    wait_for(lambda: web_gets(sock) == 200, 10, "200 requests counted",
+             lambda: f" (served by {len(pids)} workers)")

@@ -5,6 +5,7 @@
  * of 10 million. Not part of the build or the tests:
  *
  *   gcc -O2 -I. -D_GNU_SOURCE tools/bench/metrics_hooks.c server/metrics.c \
+ *       server/metrics_render.c base/procstat.c base/log.c \
  *       -o /tmp/metrics_hooks && /tmp/metrics_hooks
  */
 #include <stdio.h>
