@@ -15,7 +15,9 @@
  * instance's counters never go back; its gauges (open connections, in
  * flight) start at zero. The master sizes the registry for every process
  * it can have at once; should a worker still find no slot, it counts into
- * one shared overflow slot (locked adds), never nowhere.
+ * one shared overflow slot (locked adds), never nowhere. (A process of the
+ * overflow slot that dies with connections open leaves them in its gauges:
+ * they are not per process there.)
  *
  * A reload re-executes the master (program/reload.c): the memfd crosses
  * the exec (sl_metrics_exec_prepare, sl_metrics_inherit) and the new image
