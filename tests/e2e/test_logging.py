@@ -110,11 +110,16 @@ def test_a_stderr_pipe_nobody_reads_never_stalls_the_worker(tmp_path):
                 break
             except OSError:
                 time.sleep(0.01)
-        s.settimeout(10)
+        # The listener accepts before the app is imported (seconds under
+        # ASan), and nobody reads the log to see when a worker serves: the
+        # first request may wait for that.
+        s.settimeout(START_TIMEOUT)
         f = s.makefile("rb")
+        assert get(s, f) == 200
+        s.settimeout(10)
         # ~200 bytes of access log per request: 4000 requests are far more
         # than the pipe (64 KiB) and the log buffer (64 KiB) together hold.
-        for _ in range(4000):
+        for _ in range(4000 - 1):
             assert get(s, f) == 200
         assert proc.poll() is None
         # Now read: the buffered lines arrive, then the report of the lost

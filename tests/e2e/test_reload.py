@@ -21,7 +21,7 @@ import threading
 import time
 
 import pytest
-from conftest import BIN, free_port, wait_for
+from conftest import BIN, START_TIMEOUT, STOP_TIMEOUT, free_port, wait_for
 
 APP = '''
 import asyncio, os, sys
@@ -39,7 +39,10 @@ async def app(scope, receive, send):
                 return
     path = scope["path"]
     if path in ("/upload", "/stream", "/slow"):  # the test waits for this: in flight
-        print(path[1:], "started in", os.getpid(), file=sys.stderr, flush=True)
+        # one write: print() writes each piece on its own, and two workers'
+        # pieces interleave in the shared log
+        sys.stderr.write(path[1:] + " started in " + str(os.getpid()) + "\\n")
+        sys.stderr.flush()
     if path == "/upload":  # reads the whole body, answers its length
         n = 0
         while True:
@@ -98,7 +101,12 @@ def get(server, path: str = "/", timeout: float = 10) -> tuple[int, str, str]:
         conn.close()
 
 
-def wait_log(server, pattern: str, mark: int = 0, timeout: float = 20, count: int = 1):
+# A reload starts a new image that imports the app: seconds, far more under ASan.
+RELOAD_TIMEOUT = max(20.0, START_TIMEOUT)
+
+
+def wait_log(server, pattern: str, mark: int = 0, timeout: float = RELOAD_TIMEOUT,
+             count: int = 1):
     def seen():
         if server.proc.poll() is not None:
             raise AssertionError(f"saltare exited:\n{server.stderr()}")
@@ -313,7 +321,7 @@ def test_a_binary_replaced_on_disk_is_picked_up(tmp_path):
         proc = subprocess.Popen([str(binary), "-c", str(config)], stdout=out,
                                 stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        wait_for(lambda: "worker ready" in log.read_text(), 20, "not serving",
+        wait_for(lambda: "worker ready" in log.read_text(), RELOAD_TIMEOUT, "not serving",
                  lambda: log.read_text())
         new = tmp_path / "saltare.new"
         new.write_bytes(binary.read_bytes() + b"\0" * 64)  # another file, still the program
@@ -321,15 +329,15 @@ def test_a_binary_replaced_on_disk_is_picked_up(tmp_path):
         os.replace(new, binary)
         assert os.readlink(f"/proc/{proc.pid}/exe").endswith("(deleted)")
         os.kill(proc.pid, signal.SIGHUP)
-        wait_for(lambda: "reload: generation 2 ready" in log.read_text(), 20, "no reload",
-                 lambda: log.read_text())
+        wait_for(lambda: "reload: generation 2 ready" in log.read_text(), RELOAD_TIMEOUT,
+                 "no reload", lambda: log.read_text())
         assert os.readlink(f"/proc/{proc.pid}/exe") == str(binary)
         assert os.stat(f"/proc/{proc.pid}/exe").st_ino == binary.stat().st_ino
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", "/")
         assert conn.getresponse().read().startswith(b"v0")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
+        assert proc.wait(STOP_TIMEOUT) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
