@@ -92,6 +92,17 @@ int sl_master_signals(struct sl_master *m)
             return -errno;
     for (size_t i = 0; i < NSIGS; i++)
         sigdelset(&m->open, master_sigs[i]);
+    /* SIGPIPE ignored, here and (inherited) in every worker: a write to a
+     * pipe or socket whose reader is gone fails with EPIPE instead of
+     * killing the process. CPython ignores it when it installs its signal
+     * handlers, which the embedded interpreter does not do (interp.c), and
+     * Python code relies on it (socket.send raises BrokenPipeError). Without
+     * it a worker died silently: on a write to an app's closed socket or
+     * pipe, to a stderr pipe whose reader left, or reporting "ready" to a
+     * master killed during its lifespan startup. Children the app starts
+     * with subprocess get the default back (restore_signals). */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        return -errno;
     return 0;
 }
 

@@ -224,6 +224,18 @@ def cmdline(pid: int) -> str:
     return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode()
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # 2: the app imported in the master (preload)
+def test_a_write_to_a_closed_pipe_raises_in_the_app_and_the_worker_lives(serve, workers):
+    server = serve("proc_app:app", lifespan="on", workers=workers)
+    wait_for_log(server, "workers [gen 1]" if workers > 1 else "1 worker [gen 1]")
+    before = sorted(server.worker_pids())
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for _ in range(workers * 2):
+            assert c.get("/epipe").text == "BrokenPipeError"  # not killed by SIGPIPE
+    assert sorted(server.worker_pids()) == before
+    assert "was killed by signal" not in server.stderr()
+
+
 def test_one_worker_still_has_a_master_with_titles(serve):
     server = serve("proc_app:app", lifespan="on")
     server.wait_serving()

@@ -58,6 +58,17 @@ async def app(scope, receive, send):
         return await reply(send, b"slow done")
     if path == "/crash":
         os._exit(1)
+    if path == "/epipe":  # a write to a pipe nobody reads: EPIPE, as Python expects
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            os.write(w, b"x")
+            outcome = b"written"
+        except BrokenPipeError:
+            outcome = b"BrokenPipeError"
+        finally:
+            os.close(w)
+        return await reply(send, outcome)
     if path == "/grow":  # keeps arg MiB alive in this worker
         globals().setdefault("_held", []).append(bytearray(int(arg) << 20))
         return await reply(send, b"grown")
