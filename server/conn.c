@@ -1062,6 +1062,16 @@ void sl__conn_io(struct sl_conn *c, uint32_t events)
     if (c->tp->events)
         events = c->tp->events(c->tp_ctx, events);
     if (events & (EPOLLERR | EPOLLHUP)) {
+        /* During a TLS handshake, read what arrived before the reset first:
+         * a client that refused our certificate sends its alert, then
+         * closes with our flight unread (RST). The failure is counted by
+         * what the alert says, else as the client gone ("closed"). */
+        if (c->hs_pending) {
+            c->readable = c->peer_eof = true;
+            sl__conn_process(c);
+            if (c->state == SL__C_DEAD)
+                return;
+        }
         sl__conn_lost(c);
         return;
     }

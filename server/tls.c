@@ -622,18 +622,19 @@ static void log_failure(int fd, const char *what)
 {
     union sl__addr peer;
     socklen_t len = sizeof(peer);
-    char ip[INET6_ADDRSTRLEN] = "unix", why[256];
-    unsigned port = 0;
+    char ip[INET6_ADDRSTRLEN], who[INET6_ADDRSTRLEN + 16] = "a client already gone", why[256];
     if (getpeername(fd, &peer.sa, &len) == 0) {
         if (peer.sa.sa_family == AF_INET) {
             inet_ntop(AF_INET, &peer.in.sin_addr, ip, sizeof(ip));
-            port = ntohs(peer.in.sin_port);
+            snprintf(who, sizeof(who), "%s:%u", ip, ntohs(peer.in.sin_port));
         } else if (peer.sa.sa_family == AF_INET6) {
             inet_ntop(AF_INET6, &peer.in6.sin6_addr, ip, sizeof(ip));
-            port = ntohs(peer.in6.sin6_port);
+            snprintf(who, sizeof(who), "[%s]:%u", ip, ntohs(peer.in6.sin6_port));
+        } else {
+            snprintf(who, sizeof(who), "unix");
         }
     }
-    sl_log(SL_LOG_INFO, "tls %s %s:%u: %s", what, ip, port, ssl_reason(why, sizeof(why)));
+    sl_log(SL_LOG_INFO, "tls %s %s: %s", what, who, ssl_reason(why, sizeof(why)));
 }
 
 /* OpenSSL's socket BIO writes with write(2): a peer gone raises SIGPIPE,
@@ -768,6 +769,8 @@ static ssize_t fail_or_wait(int fd, struct sl_tls_conn *t, int rc, bool reading)
         return -EAGAIN;
     case SSL_ERROR_ZERO_RETURN:
         t->eof = true;
+        if (!t->hs_done) /* EOF (no close_notify: IGNORE_UNEXPECTED_EOF) mid-handshake */
+            t->why = SL_METRICS_TLS_CLOSED;
         return 0;
     default:
         t->failed = true;
