@@ -747,6 +747,21 @@ __attribute__((constructor)) void NewImage()
     _exit(0);
 }
 
+// The parent's side of a re-exec test: everything the child (and the image
+// it exec'd) wrote to the report pipe, once the child exited 0.
+static void CollectReport(pid_t pid, int report[2], std::string *got)
+{
+    close(report[1]);
+    char buf[512];
+    ssize_t n;
+    while ((n = read(report[0], buf, sizeof(buf))) > 0)
+        got->append(buf, static_cast<size_t>(n));
+    close(report[0]);
+    int status = 0;
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << *got;
+}
+
 } // namespace
 
 TEST(ListenReexec, SocketsSurviveARealExec)
@@ -789,16 +804,8 @@ TEST(ListenReexec, SocketsSurviveARealExec)
         execl("/proc/self/exe", "listen_test", (char *)nullptr);
         _exit(5);
     }
-    close(report[1]);
     std::string got;
-    char buf[512];
-    ssize_t n;
-    while ((n = read(report[0], buf, sizeof(buf))) > 0)
-        got.append(buf, static_cast<size_t>(n));
-    close(report[0]);
-    int status = 0;
-    ASSERT_EQ(pid, waitpid(pid, &status, 0));
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << got;
+    ASSERT_NO_FATAL_FAILURE(CollectReport(pid, report, &got));
     // Old image: a, kept, b, gone, and the new tcp listener bound before exec.
     int a, k, b, g, c;
     ASSERT_EQ(5, sscanf(got.c_str(), "%d,%d,%d,%d,%d", &a, &k, &b, &g, &c)) << got;
@@ -891,16 +898,8 @@ TEST(ListenReexec, SystemdSocketsSurviveARealExecWithTheirNames)
         execl("/proc/self/exe", "listen_test", (char *)nullptr);
         _exit(6);
     }
-    close(report[1]);
     std::string got;
-    char buf[512];
-    ssize_t n;
-    while ((n = read(report[0], buf, sizeof(buf))) > 0)
-        got.append(buf, static_cast<size_t>(n));
-    close(report[0]);
-    int status = 0;
-    ASSERT_EQ(pid, waitpid(pid, &status, 0));
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << got;
+    ASSERT_NO_FATAL_FAILURE(CollectReport(pid, report, &got));
     int a = -1;
     ASSERT_EQ(1, sscanf(got.c_str(), "%d", &a)) << got;
     EXPECT_EQ(std::to_string(a) + "\n3 unix - systemd=web\n" + std::to_string(a) +
