@@ -45,6 +45,28 @@ def scrape(sock, accept=None):
     return r
 
 
+def metrics_socket(tmp_path):
+    """The Unix socket every test scrapes, and its listener: only the
+    metrics route on it, so scrapes never count as the app's requests."""
+    sock = tmp_path / "metrics.sock"
+    return sock, {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]}
+
+
+def metrics_instance(serve, tmp_path, workers, fixed_port=False, ready_timeout=60, **kw):
+    """metrics_app with a "web" TCP listener and the metrics socket, once
+    every worker is ready. fixed_port: a reload keeps the listener only if
+    its address stays, so port 0 would not do."""
+    sock, metrics = metrics_socket(tmp_path)
+    addr = f"127.0.0.1:{free_port() if fixed_port else 0}"
+    if fixed_port:
+        kw["listener"] = {"tcp": addr}
+    server = serve("metrics_app:app", workers=workers,
+                   listeners=[{"tcp": addr, "name": "web"}, metrics], **kw)
+    wait_for(lambda: server.stderr().count("worker ready") >= workers, ready_timeout,
+             f"{workers} workers ready")
+    return server, sock
+
+
 def promtool_check(text):
     if shutil.which("promtool") is None:
         pytest.skip("promtool not installed (Debian package prometheus; tools/dev.sh installs it)")
@@ -55,18 +77,8 @@ def promtool_check(text):
 
 @pytest.fixture
 def instance(serve, tmp_path):
-    sock = tmp_path / "metrics.sock"
-    server = serve(
-        "metrics_app:app",
-        workers=4,
-        listeners=[
-            {"tcp": "127.0.0.1:0", "name": "web"},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
-        ],
-        routes=[{"name": "hz", "path": "/healthz", "health": {}}],
-    )
-    wait_for(lambda: server.stderr().count("worker ready") >= 4, 60, "4 workers ready")
-    return server, sock
+    return metrics_instance(serve, tmp_path, 4,
+                            routes=[{"name": "hz", "path": "/healthz", "health": {}}])
 
 
 def test_summed_over_four_workers_after_a_known_mix(instance):
@@ -188,12 +200,12 @@ def test_source_limits_keep_others_out(serve):
 
 
 def test_refused_connections_are_counted_and_warned_once_a_second(serve, tmp_path):
-    sock = tmp_path / "metrics.sock"
+    sock, metrics = metrics_socket(tmp_path)
     server = serve(
         "metrics_app:app",
         listeners=[
             {"tcp": "127.0.0.1:0", "name": "web"},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+            metrics,
         ],
         limits={"max_connections": 1},
     )
@@ -229,13 +241,13 @@ def test_refused_connections_are_counted_and_warned_once_a_second(serve, tmp_pat
 
 
 def test_client_limits_count_their_refusals(serve, tmp_path):
-    sock = tmp_path / "metrics.sock"
+    sock, metrics = metrics_socket(tmp_path)
     server = serve(
         "metrics_app:app",
         listeners=[
             {"tcp": "127.0.0.1:0", "name": "web",
              "limits": {"rate": {"per_sec": 1, "burst": 2}, "max_connections_per_ip": 1}},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+            metrics,
         ],
     )
     server.wait_serving()
@@ -264,12 +276,12 @@ def test_client_limits_count_their_refusals(serve, tmp_path):
 
 
 def test_bad_proxy_headers_are_counted_and_warned_once_a_second(serve, tmp_path):
-    sock = tmp_path / "metrics.sock"
+    sock, metrics = metrics_socket(tmp_path)
     server = serve(
         "metrics_app:app",
         listeners=[
             {"tcp": "127.0.0.1:0", "name": "edge", "proxy": {"protocol": "v1"}},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+            metrics,
         ],
     )
     server.wait_serving()
@@ -304,12 +316,12 @@ def test_websockets_open_and_messages(serve, tmp_path):
 
     import websockets
 
-    sock = tmp_path / "metrics.sock"
+    sock, metrics = metrics_socket(tmp_path)
     server = serve(
         "ws_app:app",
         listeners=[
             {"tcp": "127.0.0.1:0", "name": "ws"},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+            metrics,
         ],
     )
     url = f"ws://127.0.0.1:{server.port}/echo"
@@ -344,13 +356,13 @@ def test_tls_handshakes_and_failures(serve, tmp_path):
     certs.mkdir()
     subprocess.run(["sh", str(ROOT / "tools" / "testcerts.sh"), str(certs)], check=True,
                    capture_output=True)
-    sock = tmp_path / "metrics.sock"
+    sock, metrics = metrics_socket(tmp_path)
     server = serve(
         "metrics_app:app",
         listeners=[
             {"tcp": "127.0.0.1:0", "name": "tls",
              "tls": {"cert": str(certs / "server.pem"), "key": str(certs / "server.key")}},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
+            metrics,
         ],
         timeouts={"handshake": "1s"},
     )
@@ -388,16 +400,7 @@ def test_a_respawned_worker_keeps_the_instance_counters(serve, tmp_path):
     import os
     import signal
 
-    sock = tmp_path / "metrics.sock"
-    server = serve(
-        "metrics_app:app",
-        workers=2,
-        listeners=[
-            {"tcp": "127.0.0.1:0", "name": "web"},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
-        ],
-    )
-    wait_for(lambda: server.stderr().count("worker ready") >= 2, 30, "2 workers ready")
+    server, sock = metrics_instance(serve, tmp_path, 2, ready_timeout=30)
     pids = set()
     for _ in range(20):
         pids.add(int(httpx.get(server.url + "/").text.split()[0]))
@@ -418,25 +421,6 @@ def test_a_respawned_worker_keeps_the_instance_counters(serve, tmp_path):
     for _ in range(5):
         assert httpx.get(server.url + "/").status_code == 200
     wait_for(lambda: total() == 25, 10, "25 requests counted", lambda: f": {total()}")
-
-
-def reload_instance(serve, tmp_path, workers=2, **kw):
-    """A fixed port: a reload keeps the listener only if its address stays."""
-    sock = tmp_path / "metrics.sock"
-    port = free_port()
-    server = serve(
-        "metrics_app:app",
-        workers=workers,
-        **kw,
-        listener={"tcp": f"127.0.0.1:{port}"},
-        listeners=[
-            {"tcp": f"127.0.0.1:{port}", "name": "web"},
-            {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]},
-        ],
-    )
-    wait_for(lambda: server.stderr().count("worker ready") >= workers, 60,
-             f"{workers} workers ready")
-    return server, sock
 
 
 def web_gets(sock):
@@ -464,7 +448,7 @@ def test_counters_go_on_across_a_reload(serve, tmp_path):
     import os
     import signal
 
-    server, sock = reload_instance(serve, tmp_path)
+    server, sock = metrics_instance(serve, tmp_path, 2, fixed_port=True)
     for _ in range(10):
         assert httpx.get(server.url + "/").status_code == 200
     wait_for(lambda: web_gets(sock) == 10, 10, "10 requests counted")
@@ -502,7 +486,7 @@ def test_counters_go_on_across_a_reload(serve, tmp_path):
 def test_a_reload_that_changes_the_routes_starts_a_new_registry_and_says_why(serve, tmp_path):
     import json
 
-    server, sock = reload_instance(serve, tmp_path)
+    server, sock = metrics_instance(serve, tmp_path, 2, fixed_port=True)
     for _ in range(5):
         assert httpx.get(server.url + "/").status_code == 200
     wait_for(lambda: web_gets(sock) == 5, 10, "5 requests counted")
@@ -529,7 +513,7 @@ def test_many_more_workers_than_at_start_all_count(serve, tmp_path):
     # One worker at start; the registry used to have 2 * (1 + 16) slots.
     n = 40
     # preload: the workers are forks of the master, not 40 imports
-    server, sock = reload_instance(serve, tmp_path, workers=1, preload="on")
+    server, sock = metrics_instance(serve, tmp_path, 1, fixed_port=True, preload="on")
     for k in range(2, n + 1):
         server.proc.send_signal(signal.SIGTTIN)  # one at a time: they coalesce
         server.wait_log(f"SIGTTIN: {k} workers", timeout=30)

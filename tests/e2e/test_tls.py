@@ -775,11 +775,10 @@ def test_verify_depth_counts_intermediate_cas(serve, certs, depth, ok):
 
 def test_handshake_failures_are_counted_by_reason(serve, certs, tmp_path):
     from conftest import wait_for
-    from test_metrics import parse, scrape, value
+    from test_metrics import metrics_socket, parse, scrape, value
 
     port = free_port()
-    sock = tmp_path / "metrics.sock"
-    metrics = {"unix": str(sock), "routes": [{"path": "/metrics", "metrics": {}}]}
+    sock, metrics = metrics_socket(tmp_path)
     serve("listen_app:app", listener=metrics, listeners=[  # readiness probed on the socket
         {**tls_listener(certs, port, client_ca=str(certs / "ca.pem"), verify_client="required",
                         crl=str(certs / "crl.pem"), min_version="1.3"), "name": "edge"},
