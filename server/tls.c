@@ -6,7 +6,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <signal.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -320,13 +319,11 @@ static int setup_protocol(SSL_CTX *ctx, const struct sl_tls_config *t, const cha
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
 #ifdef SSL_OP_ENABLE_KTLS
     /* Tried per connection after the handshake; no module: plain records.
-     * A kTLS socket is written by OpenSSL's write(2) (see nosig_write):
-     * SIGPIPE is ignored unless the embedder handles it (CPython ignores it). */
-    struct sigaction sa;
-    if (t->ktls && sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
-    if (t->ktls)
+     * A kTLS socket is written by OpenSSL's write(2) (see nosig_write). */
+    if (t->ktls) {
+        sl_transport_ignore_sigpipe();
         SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+    }
 #endif
     /* Released buffers: an idle connection holds no 16 KiB record buffers.
      * Partial and moving writes: the output queue retries from its own

@@ -38,9 +38,7 @@ static ssize_t plain_writev(int fd, void *ctx, const struct iovec *iov, int iovc
     return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
-/* sendfile(2) has no MSG_NOSIGNAL: SIGPIPE is ignored once, before the
- * first call, unless the embedder handles it (CPython ignores it too). */
-static void ignore_sigpipe(void)
+void sl_transport_ignore_sigpipe(void)
 {
     static atomic_bool done;
     struct sigaction sa;
@@ -55,7 +53,7 @@ static ssize_t plain_sendfile(int fd, void *ctx, int file_fd, off_t *off, size_t
 {
     ssize_t n;
     (void)ctx;
-    ignore_sigpipe();
+    sl_transport_ignore_sigpipe(); /* sendfile(2) has no MSG_NOSIGNAL */
     do
         n = sendfile(fd, file_fd, off, len);
     while (n < 0 && errno == EINTR);

@@ -60,6 +60,12 @@ struct sl_transport {
     void (*close)(int fd, void *ctx);
 };
 
+/* For writes that cannot say MSG_NOSIGNAL (sendfile(2), a kTLS socket's
+ * OpenSSL write): ignores SIGPIPE, once, unless the embedder installed a
+ * handler. The saltare master ignores it for its whole tree already
+ * (program/master.c); this keeps the contract for any other user. */
+void sl_transport_ignore_sigpipe(void);
+
 /* Plain sockets: ctx is unused (NULL). */
 extern const struct sl_transport sl_transport_plain;
 
